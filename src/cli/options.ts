@@ -1,0 +1,43 @@
+import type { Argv, Options } from 'yargs';
+import { forEachField } from '../config/fields.js';
+import { loadConfig } from '../config/load.js';
+import { schema } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/** Arguments every command that reads configuration accepts. */
+export interface ConfigArgs {
+  readonly config?: string;
+  readonly [flag: string]: unknown;
+}
+
+/** Adds `--config` and the flags derived from the config schema (each with its env name in the help). */
+export function withConfigOptions(yargs: Argv): Argv<ConfigArgs> {
+  const options: Record<string, Options> = {
+    config: { type: 'string', describe: 'JSON config file (env MCP_WARDEN_CONFIG)' },
+  };
+  forEachField(schema, (path, field) => {
+    if (!field.flag) return;
+    const env = field.env ? ` (env ${field.env})` : '';
+    options[field.flag] = { type: 'string', array: path === 'upstreams', describe: `${field.doc} [${path}]${env}`, group: 'Configuration:' };
+  });
+  return yargs.options(options);
+}
+
+/**
+ * Loads the configuration for a command: flags > env > file > defaults. On problems prints every
+ * one with its key path and exits 2, so no command runs on a config it cannot trust.
+ */
+export async function configFromArgs(args: ConfigArgs): Promise<Config> {
+  const result = await loadConfig({ file: args.config ?? null, env: process.env, flags: args });
+  if (result.ok) return result.config;
+  printProblems(result.problems);
+  process.exit(EXIT.usage);
+}
+
+export function printProblems(problems: readonly { path: string; message: string }[]): void {
+  process.stderr.write(`mcp-warden: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n`);
+  for (const p of problems) process.stderr.write(`  ${p.path}: ${p.message}\n`);
+}

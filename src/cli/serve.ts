@@ -1,0 +1,35 @@
+import type { CommandModule } from 'yargs';
+import { createWarden } from '../warden.js';
+import { configFromArgs, EXIT, withConfigOptions } from './options.js';
+import type { ConfigArgs } from './options.js';
+
+/** `mcp-warden [serve]`: run the proxy until SIGTERM/SIGINT, then shut down gracefully. */
+export const serveCommand: CommandModule<object, ConfigArgs> = {
+  command: ['serve', '$0'],
+  describe: 'Run the proxy (the default command)',
+  builder: (yargs) =>
+    withConfigOptions(yargs)
+      .example('$0 --upstream http://127.0.0.1:3000/mcp', 'Protect a local MCP server on the default port 8080')
+      .example('$0 serve --config proxy.json --store redis --redis-url redis://127.0.0.1:6379', 'Use a config file and share state through Redis')
+      .example('MCP_WARDEN_PORT=9000 $0', 'Configure through the environment'),
+  handler: async (args) => {
+    const config = await configFromArgs(args);
+    const warden = await createWarden(config);
+    warden.logger.info({ url: warden.url, mcp: warden.mcpUrl, upstreams: config.upstreams, store: config.store.type }, 'mcp-warden listening');
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      warden.logger.info({ signal }, 'shutting down');
+      warden.close().then(
+        () => process.exit(EXIT.ok),
+        (err: unknown) => {
+          warden.logger.error({ err }, 'shutdown failed');
+          process.exit(EXIT.failure);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  },
+};

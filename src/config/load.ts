@@ -1,0 +1,104 @@
+import { readFile } from 'node:fs/promises';
+import { forEachField } from './fields.js';
+import type { Problem } from './fields.js';
+import { schema } from './schema.js';
+import type { Config } from './schema.js';
+import { deepFreeze, validateConfig } from './validate.js';
+import type { ValidationResult } from './validate.js';
+
+/** Where configuration comes from; every layer is optional. */
+export interface ConfigSources {
+  /** Path of a JSON config file (`--config`, or `MCP_WARDEN_CONFIG`). */
+  readonly file?: string | null;
+  /** Environment variables; only `MCP_WARDEN_*` names from the schema are read. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** CLI flag values by flag name (`port`, `upstream`, ...), as yargs parsed them. */
+  readonly flags?: Readonly<Record<string, unknown>>;
+}
+
+type Raw = Record<string, unknown>;
+
+/**
+ * Loads configuration with precedence flags > `MCP_WARDEN_*` env > JSON file > defaults,
+ * validates it, and reads `...File` secrets. Never throws for bad input: every problem is returned.
+ */
+export async function loadConfig(sources: ConfigSources = {}): Promise<ValidationResult> {
+  const env = sources.env ?? {};
+  const problems: Problem[] = [];
+  const file = sources.file ?? env.MCP_WARDEN_CONFIG ?? null;
+  const raw: Raw = file ? await readJsonFile(file, problems) : {};
+  forEachField(schema, (path, field) => {
+    const fromEnv = field.env ? env[field.env] : undefined;
+    if (fromEnv !== undefined) setPath(raw, path, field.fromString(fromEnv));
+    const fromFlag = field.flag ? sources.flags?.[field.flag] : undefined;
+    if (Array.isArray(fromFlag)) setPath(raw, path, fromFlag.map(String));
+    else if (fromFlag !== undefined) setPath(raw, path, field.fromString(String(fromFlag)));
+  });
+  if (problems.length) return { ok: false, problems };
+  const result = validateConfig(raw);
+  return result.ok ? readSecretFiles(result.config) : result;
+}
+
+async function readJsonFile(path: string, problems: Problem[]): Promise<Raw> {
+  let textContent: string;
+  try {
+    textContent = await readFile(path, 'utf8');
+  } catch (err) {
+    problems.push({ path: '(file)', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` });
+    return {};
+  }
+  try {
+    const parsed: unknown = JSON.parse(textContent);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as Raw;
+    problems.push({ path: '(file)', message: `${path} must hold a JSON object` });
+  } catch (err) {
+    problems.push({ path: '(file)', message: `${path} is not valid JSON: ${(err as Error).message}` });
+  }
+  return {};
+}
+
+function setPath(target: Raw, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Raw;
+  }
+  node[keys[keys.length - 1] ?? ''] = value;
+}
+
+async function readSecret(path: string, key: string, problems: Problem[]): Promise<string | null> {
+  try {
+    // A trailing newline is how editors and `echo` leave files; it is never part of a secret.
+    const value = (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
+    if (value) return value;
+    problems.push({ path: key, message: `${path} is empty` });
+  } catch (err) {
+    problems.push({ path: key, message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` });
+  }
+  return null;
+}
+
+async function checkReadable(path: string | null, key: string, problems: Problem[]): Promise<void> {
+  if (path !== null) await readSecret(path, key, problems);
+}
+
+/** Replaces every `...File` secret by the file's content; unreadable files are problems. */
+async function readSecretFiles(config: Config): Promise<ValidationResult> {
+  const problems: Problem[] = [];
+  const tokenSecret = config.tokens.secretFile
+    ? await readSecret(config.tokens.secretFile, 'tokens.secretFile', problems)
+    : config.tokens.secret;
+  if (tokenSecret !== null && Buffer.byteLength(tokenSecret) < 32) problems.push({ path: 'tokens.secretFile', message: 'the secret must be at least 32 bytes' });
+  const clients = await Promise.all(
+    config.clients.map(async (client, i) =>
+      client.secretFile ? { ...client, secret: await readSecret(client.secretFile, `clients[${i}].secretFile`, problems) } : client,
+    ),
+  );
+  await checkReadable(config.tls.certFile, 'tls.certFile', problems);
+  await checkReadable(config.tls.keyFile, 'tls.keyFile', problems);
+  if (problems.length) return { ok: false, problems };
+  const tokens = { ...config.tokens, secret: tokenSecret, secretFile: null };
+  return { ok: true, config: deepFreeze({ ...config, tokens, clients }) };
+}

@@ -1,0 +1,116 @@
+import {
+  bool, duration, enumList, headerMap, int, limit, oneOf, optionalHeaderName, optionalHostPort,
+  optionalHostPortList, optionalInt, optionalLimit, optionalText, optionalUrl, records, text, textList,
+  trustProxy, urlList,
+} from './fields.js';
+import type { Resolved } from './fields.js';
+
+const HTTP = ['http:', 'https:'] as const;
+const SCOPE = { pattern: /^[\x21\x23-\x5b\x5d-\x7e]+$/, message: 'must be an OAuth scope token (RFC 6749 §3.3)' };
+const CLIENT_ID = { pattern: /^[A-Za-z0-9._~-]{1,64}$/, message: 'must be 1-64 characters of A-Z a-z 0-9 . _ ~ -' };
+
+/** A client allowed to get tokens: from the config file (store-managed clients have the same shape). */
+const clientShape = {
+  id: text({ doc: 'Client id (the token `sub` and `client_id`).', default: undefined, example: 'agent-1' }, CLIENT_ID),
+  secret: optionalText({ doc: 'Client secret, inline. Prefer secretFile or secretHash.', default: null, secret: true, example: 'change-me-to-a-long-random-secret' }),
+  secretFile: optionalText({ doc: 'Path of a file holding the client secret.', default: null, example: null }),
+  secretHash: optionalText({ doc: 'scrypt hash of the secret, from `mcp-warden client hash-secret`.', default: null, example: null }),
+  scopes: textList({ doc: 'Scopes this client may request.', default: ['mcp'] }, SCOPE),
+  maxSessions: optionalInt(1, 100_000, { doc: 'Override of sessions.maxConcurrent for this client.', default: null, example: 5 }),
+  rateLimit: optionalLimit({ doc: 'Override of rateLimits.client for this client.', default: null, example: { points: 600, duration: '1m' } }),
+};
+
+const issuerShape = {
+  issuer: text({ doc: 'Expected `iss` of the identity provider.', default: undefined, example: 'https://idp.example' }),
+  jwksUri: text({ doc: 'JWKS URL of the identity provider.', default: undefined, example: 'https://idp.example/.well-known/jwks.json' }, { pattern: /^https?:\/\//, message: 'must be an http(s) URL' }),
+  audience: text({ doc: 'Expected `aud`.', default: undefined, example: 'mcp-warden' }),
+  scopes: textList({ doc: 'Scopes granted to identities from this issuer when the token carries no `scope` claim.', default: ['mcp'] }, SCOPE),
+};
+
+/**
+ * Every configuration key, once: its type, default, environment variable, CLI flag and doc line.
+ * The CLI flags, `proxy.config.example.json` and the README reference are derived from it.
+ */
+export const schema = {
+  listen: {
+    host: text({ doc: 'Address to listen on.', default: '127.0.0.1', env: 'MCP_WARDEN_HOST', flag: 'host' }),
+    port: int(0, 65535, { doc: 'Port to listen on (0 picks a free one).', default: 8080, env: 'MCP_WARDEN_PORT', flag: 'port' }),
+  },
+  publicUrl: optionalUrl(HTTP, { doc: 'Origin clients use to reach the proxy; defaults to the listen address.', default: null, example: 'http://127.0.0.1:8080', env: 'MCP_WARDEN_PUBLIC_URL', flag: 'public-url' }),
+  mcpPath: text({ doc: 'Path of the proxied MCP endpoint.', default: '/mcp', env: 'MCP_WARDEN_MCP_PATH', flag: 'mcp-path' }, { pattern: /^\/[A-Za-z0-9._~\/-]*$/, message: 'must be a path starting with "/"' }),
+  upstreams: urlList(HTTP, 1, { doc: 'Upstream MCP endpoint URLs; a new session picks one round robin and stays on it.', default: ['http://127.0.0.1:3000/mcp'], env: 'MCP_WARDEN_UPSTREAMS', flag: 'upstream' }),
+  upstreamHeaders: headerMap({ doc: 'Headers added to every upstream request (e.g. an upstream credential).', default: {}, example: { 'X-Upstream-Key': 'change-me' } }),
+  identityHeaders: {
+    clientId: optionalHeaderName({ doc: 'Upstream header carrying the client id (null: not sent).', default: 'X-MCP-Client-Id' }),
+    scopes: optionalHeaderName({ doc: 'Upstream header carrying the granted scopes (null: not sent).', default: 'X-MCP-Scopes' }),
+  },
+  store: {
+    type: oneOf(['memory', 'redis'], { doc: 'Where sessions, token state and counters live.', default: 'memory', env: 'MCP_WARDEN_STORE', flag: 'store' }),
+    url: optionalUrl(['redis:', 'rediss:'], { doc: 'Redis URL (standalone).', default: null, example: 'redis://127.0.0.1:6379', env: 'MCP_WARDEN_REDIS_URL', flag: 'redis-url' }),
+    sentinels: optionalHostPortList({ doc: 'Redis Sentinel nodes ("host:port").', default: null, example: null, env: 'MCP_WARDEN_REDIS_SENTINELS' }),
+    sentinelName: text({ doc: 'Master name the sentinels watch.', default: 'mymaster', env: 'MCP_WARDEN_REDIS_SENTINEL_NAME' }),
+    cluster: optionalHostPortList({ doc: 'Redis Cluster seed nodes ("host:port").', default: null, example: null, env: 'MCP_WARDEN_REDIS_CLUSTER' }),
+    password: optionalText({ doc: 'Redis password (Sentinel/Cluster; for a URL put it in the URL).', default: null, secret: true, example: null, env: 'MCP_WARDEN_REDIS_PASSWORD' }),
+    keyPrefix: text({ doc: 'Prefix of every Redis key.', default: 'mcpw:', env: 'MCP_WARDEN_REDIS_KEY_PREFIX' }, { pattern: /^[A-Za-z0-9:._-]{1,32}$/, message: 'must be 1-32 characters of A-Z a-z 0-9 : . _ -' }),
+    commandTimeout: duration({ doc: 'Longest a Redis command may take before the request fails closed (503).', default: '1s' }),
+    maxEntries: int(1000, 10_000_000, { doc: 'Memory store: most entries kept (oldest dropped first).', default: 100_000 }),
+  },
+  tokens: {
+    issuer: optionalText({ doc: 'Token `iss`; defaults to publicUrl.', default: null, example: 'http://127.0.0.1:8080', env: 'MCP_WARDEN_TOKEN_ISSUER' }),
+    algorithm: oneOf(['HS256', 'EdDSA', 'ES256'], { doc: 'Signing algorithm of access tokens.', default: 'HS256', env: 'MCP_WARDEN_TOKEN_ALGORITHM' }),
+    secret: optionalText({ doc: 'HS256 signing secret (at least 32 bytes). Without one, Redis shares a generated one.', default: null, secret: true, example: 'replace-with-at-least-32-random-bytes-0000', env: 'MCP_WARDEN_TOKEN_SECRET' }),
+    secretFile: optionalText({ doc: 'Path of a file holding the signing secret.', default: null, example: null, env: 'MCP_WARDEN_TOKEN_SECRET_FILE' }),
+    accessTtl: duration({ doc: 'Lifetime of access tokens.', default: '1h', env: 'MCP_WARDEN_ACCESS_TTL' }, 10_000),
+    refreshTtl: duration({ doc: 'Lifetime of refresh tokens.', default: '30d', env: 'MCP_WARDEN_REFRESH_TTL' }, 60_000),
+    issueRefreshTokens: bool({ doc: 'Issue refresh tokens with client_credentials (RFC 6749 §4.4.3 says SHOULD NOT).', default: false, env: 'MCP_WARDEN_ISSUE_REFRESH_TOKENS' }),
+    requiredScope: optionalText({ doc: 'Scope a token needs on the MCP path (null: any).', default: 'mcp', env: 'MCP_WARDEN_REQUIRED_SCOPE' }, SCOPE),
+    clockSkew: duration({ doc: 'Clock skew tolerated on exp/nbf/iat.', default: '30s' }, 0),
+    trustedIssuers: records(issuerShape, { doc: 'External identity providers whose JWTs are accepted.', default: [], example: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/.well-known/jwks.json', audience: 'mcp-warden', scopes: ['mcp'] }] }),
+  },
+  clients: records(clientShape, { doc: 'Clients defined in the file (more can live in the store: `mcp-warden client add`).', default: [], example: [{ id: 'agent-1', secret: 'change-me-to-a-long-random-secret', secretFile: null, secretHash: null, scopes: ['mcp'], maxSessions: 5, rateLimit: { points: 600, duration: '1m' } }] }),
+  sessions: {
+    idleTimeout: duration({ doc: 'A session unused this long ends (sliding).', default: '1h', env: 'MCP_WARDEN_SESSION_IDLE_TIMEOUT' }, 1000),
+    maxLifetime: duration({ doc: 'A session ends this long after creation, used or not.', default: '24h', env: 'MCP_WARDEN_SESSION_MAX_LIFETIME' }, 1000),
+    maxConcurrent: int(1, 100_000, { doc: 'Open sessions per client.', default: 10, env: 'MCP_WARDEN_SESSION_MAX_CONCURRENT' }),
+    onLimit: oneOf(['reject', 'evict-oldest'], { doc: 'At maxConcurrent: refuse the new session (429) or end the oldest.', default: 'reject' }),
+    bindTo: enumList(['client', 'userAgent', 'address'], { doc: 'What a session is bound to besides the client (always).', default: ['client'] }),
+    addressPrefixV4: int(0, 32, { doc: 'Bits of an IPv4 address compared by the "address" binding.', default: 24 }),
+    addressPrefixV6: int(0, 128, { doc: 'Bits of an IPv6 address compared by the "address" binding.', default: 64 }),
+    maxStreams: int(1, 10_000, { doc: 'Concurrent GET streams per client on one replica.', default: 20 }),
+  },
+  rateLimits: {
+    client: limit({ doc: 'Requests per client on the MCP path.', default: { points: 600, duration: '1m' } }),
+    sessionCreate: limit({ doc: 'Sessions a client may create.', default: { points: 10, duration: '1m' } }),
+    failedAttempts: limit({ doc: 'Failed attempts per source address before it is blocked for `block`.', default: { points: 20, duration: '1m', block: '5m' } }, true),
+    tokenEndpoint: limit({ doc: 'Token and revocation requests per source address and per client_id.', default: { points: 30, duration: '1m' } }),
+  },
+  security: {
+    requireSecureTransport: bool({ doc: 'Refuse plain HTTP unless a trusted proxy says X-Forwarded-Proto: https.', default: false, env: 'MCP_WARDEN_REQUIRE_SECURE_TRANSPORT' }),
+    allowedOrigins: textList({ doc: 'Browser origins allowed on the MCP path; any other Origin gets 403.', default: [] }),
+    trustProxy: trustProxy({ doc: 'X-Forwarded-For trust: false, a hop count, or CIDRs of trusted proxies.', default: false, env: 'MCP_WARDEN_TRUST_PROXY' }),
+    maxBodyBytes: int(1024, 1 << 30, { doc: 'Largest request body.', default: 4_194_304, env: 'MCP_WARDEN_MAX_BODY_BYTES' }),
+    maxHeaderBytes: int(1024, 1 << 20, { doc: 'Largest request head (all headers).', default: 16_384 }),
+    upstreamTimeout: duration({ doc: 'Longest wait for upstream response headers (streams may then idle).', default: '60s', env: 'MCP_WARDEN_UPSTREAM_TIMEOUT' }, 100),
+    headersTimeout: duration({ doc: 'Longest a client may take to send its request headers.', default: '10s' }, 100),
+    requestTimeout: duration({ doc: 'Longest a client may take to send a whole request.', default: '30s' }, 100),
+  },
+  tls: {
+    certFile: optionalText({ doc: 'PEM certificate: serve HTTPS.', default: null, example: null, env: 'MCP_WARDEN_TLS_CERT_FILE' }),
+    keyFile: optionalText({ doc: 'PEM private key for certFile.', default: null, example: null, env: 'MCP_WARDEN_TLS_KEY_FILE' }),
+  },
+  admin: {
+    listen: optionalHostPort({ doc: 'Separate "host:port" for /metrics (otherwise served on the main listener).', default: null, example: null, env: 'MCP_WARDEN_ADMIN_LISTEN' }),
+  },
+  health: {
+    checkUpstream: bool({ doc: '/readyz also requires the upstreams to accept a connection.', default: false }),
+  },
+  shutdownGrace: duration({ doc: 'On SIGTERM, how long in-flight requests may take to finish.', default: '10s', env: 'MCP_WARDEN_SHUTDOWN_GRACE' }, 0),
+  log: {
+    level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { doc: 'Log level.', default: 'info', env: 'MCP_WARDEN_LOG_LEVEL', flag: 'log-level' }),
+  },
+};
+
+/** The validated, typed, frozen configuration (durations in milliseconds). */
+export type Config = Resolved<typeof schema>;
+export type ClientConfig = Config['clients'][number];
+export type IssuerConfig = Config['tokens']['trustedIssuers'][number];

@@ -1,0 +1,94 @@
+import { parseGroup } from './fields.js';
+import type { Problem } from './fields.js';
+import { schema } from './schema.js';
+import type { Config } from './schema.js';
+import { isSecretHash } from '../auth/secret-hash.js';
+
+export type ValidationResult = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly problems: readonly Problem[] };
+
+const RESERVED_PATHS = ['/oauth', '/.well-known', '/healthz', '/readyz', '/metrics'];
+
+/**
+ * Validates a merged raw configuration. Pure: no I/O, no globals. Reports every problem with its
+ * key path, and returns a deep-frozen config only when there is none.
+ */
+export function validateConfig(raw: unknown): ValidationResult {
+  const problems: Problem[] = [];
+  const config = parseGroup(schema, raw, '', problems, { partial: true });
+  if (!config) return { ok: false, problems };
+  // Each area's cross-key rules run when that area parsed cleanly, so one run lists every problem.
+  const structural = [...problems];
+  const clean = (area: string): boolean => !structural.some((p) => p.path === area || p.path.startsWith(`${area}.`) || p.path.startsWith(`${area}[`));
+  const checks = [['store', checkStore], ['tokens', checkTokens], ['clients', checkClients], ['mcpPath', checkPaths], ['security', checkOrigins], ['tls', checkTls]] as const;
+  for (const [area, check] of checks) if (clean(area)) check(config, problems);
+  return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) };
+}
+
+function checkStore({ store }: Config, problems: Problem[]): void {
+  if (store.type !== 'redis') return;
+  const given = [store.url, store.sentinels, store.cluster].filter((x) => x !== null).length;
+  if (given !== 1) problems.push({ path: 'store', message: 'a redis store needs exactly one of "url", "sentinels" or "cluster"' });
+}
+
+function checkTokens({ tokens }: Config, problems: Problem[]): void {
+  if (tokens.secret !== null && tokens.secretFile !== null) {
+    problems.push({ path: 'tokens.secret', message: 'give either "secret" or "secretFile", not both' });
+  }
+  if (tokens.secret !== null && Buffer.byteLength(tokens.secret) < 32) {
+    problems.push({ path: 'tokens.secret', message: 'must be at least 32 bytes' });
+  }
+  if (tokens.algorithm !== 'HS256' && (tokens.secret !== null || tokens.secretFile !== null)) {
+    problems.push({ path: 'tokens.secret', message: `is only used with HS256; ${tokens.algorithm} keys are generated and kept in the store` });
+  }
+  tokens.trustedIssuers.forEach((issuer, i) => {
+    if (tokens.issuer !== null && issuer.issuer === tokens.issuer) {
+      problems.push({ path: `tokens.trustedIssuers[${i}].issuer`, message: 'must differ from tokens.issuer' });
+    }
+  });
+}
+
+function checkClients({ clients }: Config, problems: Problem[]): void {
+  const seen = new Set<string>();
+  clients.forEach((client, i) => {
+    const path = `clients[${i}]`;
+    if (seen.has(client.id)) problems.push({ path: `${path}.id`, message: `duplicates client "${client.id}"` });
+    seen.add(client.id);
+    const given = [client.secret, client.secretFile, client.secretHash].filter((x) => x !== null).length;
+    if (given !== 1) problems.push({ path, message: 'needs exactly one of "secret", "secretFile" or "secretHash"' });
+    if (client.secret !== null && Buffer.byteLength(client.secret) < 16) problems.push({ path: `${path}.secret`, message: 'must be at least 16 bytes' });
+    if (client.secretHash !== null && !isSecretHash(client.secretHash)) {
+      problems.push({ path: `${path}.secretHash`, message: 'must be a hash made by `mcp-warden client hash-secret`' });
+    }
+  });
+}
+
+function checkPaths({ mcpPath }: Config, problems: Problem[]): void {
+  if (RESERVED_PATHS.some((p) => mcpPath === p || mcpPath.startsWith(`${p}/`))) {
+    problems.push({ path: 'mcpPath', message: `must not be under ${RESERVED_PATHS.join(', ')}` });
+  }
+}
+
+function checkOrigins({ security }: Config, problems: Problem[]): void {
+  security.allowedOrigins.forEach((origin, i) => {
+    let ok = false;
+    try {
+      ok = new URL(origin).origin === origin;
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push({ path: `security.allowedOrigins[${i}]`, message: 'must be an origin such as "https://app.example" (scheme, host, optional port)' });
+  });
+}
+
+function checkTls({ tls }: Config, problems: Problem[]): void {
+  if ((tls.certFile === null) !== (tls.keyFile === null)) problems.push({ path: 'tls', message: 'needs both "certFile" and "keyFile", or neither' });
+}
+
+/** Freezes an object and everything reachable from it. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

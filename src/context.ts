@@ -1,0 +1,101 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from './observability/logger.js';
+import type { RpcPeek } from './http/jsonrpc.js';
+
+/** How refusals on a route are written: JSON-RPC (MCP path), RFC 6749 JSON (OAuth), plain JSON. */
+export type RouteKind = 'mcp' | 'oauth' | 'plain';
+
+/** The proxy's public addresses, fixed once the listener is up. */
+export interface Site {
+  /** Origin clients use, e.g. `https://mcp.example`. */
+  readonly origin: string;
+  /** Public MCP URL (`origin + mcpPath`): the RFC 8707 resource and the token audience. */
+  readonly resource: string;
+  /** RFC 9728 metadata URL for `resource` (path-suffixed form), used in `WWW-Authenticate`. */
+  readonly resourceMetadataUrl: string;
+  /** Token issuer (`iss`) and RFC 8414 issuer. */
+  readonly issuer: string;
+  /** Scope the MCP path requires, announced in challenges. */
+  readonly requiredScope: string | null;
+}
+
+/** Who made a request, as proven by its bearer token. */
+export interface Identity {
+  readonly clientId: string;
+  readonly scopes: readonly string[];
+  /** Grant id (`gid`): shared by a client_credentials grant and its refreshed tokens; null for external issuers. */
+  readonly grantId: string | null;
+  readonly jti: string | null;
+  readonly issuedAtMs: number;
+  readonly expiresAtMs: number;
+  /** `self` for our own tokens, else the external issuer. */
+  readonly issuer: string;
+}
+
+/**
+ * Everything one request carries through the stages. Created fully shaped by `createContext`;
+ * each field says which stage fills it. Nothing is ever added to `req` or `res`.
+ */
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Request id for logs (`reqId`). */
+  readonly id: string;
+  /** Injected clock time when the request arrived (ms). */
+  readonly startedAt: number;
+  /** Child logger carrying `reqId`. */
+  readonly log: Logger;
+  readonly site: Site;
+  /** Route template for logs and metrics (never the raw path): set by the router. */
+  route: string;
+  /** How refusals are written: set by the router. */
+  kind: RouteKind;
+  /** resolve-client-address: the socket address, or X-Forwarded-For as far as trustProxy allows. */
+  clientAddress: string;
+  /** read when a stage needed the body (initialize check): the bytes and the JSON-RPC peek. */
+  body: Buffer | null;
+  message: RpcPeek | null;
+  /** authenticate: the verified identity. */
+  identity: Identity | null;
+  /** resolve-session: the upstream session id to send upstream (never the client's own header). */
+  upstreamSessionId: string | null;
+  /** forward: the upstream MCP URL this request goes to. */
+  upstream: string | null;
+  /** forward: the upstream's response head, editable by the response stages before it is sent. */
+  response: UpstreamResponse | null;
+  /** forward: injected clock time when upstream response headers arrived. */
+  upstreamAt: number | null;
+}
+
+/** The upstream response head as the response stages see and rewrite it. */
+export interface UpstreamResponse {
+  status: number;
+  readonly headers: Record<string, string | string[]>;
+}
+
+export function createContext(req: IncomingMessage, res: ServerResponse, init: { id: string; startedAt: number; log: Logger; site: Site }): RequestContext {
+  return {
+    req,
+    res,
+    id: init.id,
+    startedAt: init.startedAt,
+    log: init.log,
+    site: init.site,
+    route: 'unknown',
+    kind: 'plain',
+    clientAddress: req.socket.remoteAddress ?? '',
+    body: null,
+    message: null,
+    identity: null,
+    upstreamSessionId: null,
+    upstream: null,
+    response: null,
+    upstreamAt: null,
+  };
+}
+
+/** Reads a field an earlier stage must have set; a null here is a bug in the stage order (500). */
+export function need<T>(value: T | null, what: string): T {
+  if (value === null) throw new Error(`stage order bug: ${what} is not set`);
+  return value;
+}

@@ -1,0 +1,65 @@
+import type { IncomingMessage } from 'node:http';
+import { WardenError } from '../errors.js';
+
+/** What the proxy needs to know about a JSON-RPC request body, without keeping the parse tree. */
+export interface RpcPeek {
+  /** The request id to echo in refusals: a number or a short string, else null. */
+  readonly id: string | number | null;
+  readonly method: string | null;
+  /** An `initialize` request (alone): the only kind that may create a session. */
+  readonly isInitialize: boolean;
+  /** A JSON array (2025-03-26 batch). */
+  readonly isBatch: boolean;
+}
+
+const MAX_ECHOED_ID_LENGTH = 128;
+
+/**
+ * Reads a request body up to `maxBytes`. Stops reading as soon as the cap is passed (413) instead
+ * of buffering the whole body first; a declared Content-Length over the cap is refused unread.
+ */
+export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > maxBytes) throw new WardenError('BODY_TOO_LARGE');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    if (size > maxBytes) throw new WardenError('BODY_TOO_LARGE');
+    chunks.push(buf);
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+}
+
+function echoableId(id: unknown): string | number | null {
+  if (typeof id === 'number' && Number.isSafeInteger(id)) return id;
+  if (typeof id === 'string' && id.length <= MAX_ECHOED_ID_LENGTH) return id;
+  return null;
+}
+
+function isMessage(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Classifies a JSON-RPC body: one message or a batch, and whether it is `initialize`.
+ * Returns `null` for bodies that are not JSON, or not JSON-RPC objects or arrays of them.
+ */
+export function peekMessage(body: Buffer): { ok: true; value: RpcPeek } | { ok: false; reason: 'json' | 'shape' } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'json' };
+  }
+  if (Array.isArray(parsed)) {
+    if (parsed.length === 0 || !parsed.every(isMessage)) return { ok: false, reason: 'shape' };
+    const hasInitialize = parsed.some((m) => m.method === 'initialize');
+    // MCP 2025-03-26: initialize MUST NOT be part of a batch.
+    return hasInitialize ? { ok: false, reason: 'shape' } : { ok: true, value: { id: null, method: null, isInitialize: false, isBatch: true } };
+  }
+  if (!isMessage(parsed)) return { ok: false, reason: 'shape' };
+  const method = typeof parsed.method === 'string' ? parsed.method : null;
+  return { ok: true, value: { id: echoableId(parsed.id), method, isInitialize: method === 'initialize', isBatch: false } };
+}

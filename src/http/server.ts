@@ -1,0 +1,79 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { createContext } from '../context.js';
+import type { RequestContext, RouteKind, Site } from '../context.js';
+import { asWardenError, WardenError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { sendError } from './reply.js';
+
+/** Handles one request on a route; throws a refusal to answer with an error. */
+export type Handler = (ctx: RequestContext) => Promise<void> | void;
+
+/** One path: its template for logs and metrics, how refusals are written, a handler per method. */
+export interface Route {
+  readonly template: string;
+  readonly kind: RouteKind;
+  readonly methods: Readonly<Partial<Record<string, Handler>>>;
+}
+
+/** What the request handler reports when a request ends. */
+export interface Outcome {
+  readonly ctx: RequestContext;
+  /** The refusal sent, or null when the request was answered normally. */
+  readonly error: WardenError | null;
+}
+
+export interface RouterDeps {
+  readonly routes: readonly (Route & { readonly path: string })[];
+  readonly site: Site;
+  readonly log: Logger;
+  readonly clock: () => number;
+  /** Called before a refusal is written: security event, metrics, failed-attempt budget. */
+  readonly onRefusal: (ctx: RequestContext, err: WardenError) => Promise<void> | void;
+  /** Called once per request when it is over: access log, metrics. */
+  readonly onDone: (outcome: Outcome) => void;
+}
+
+const NOT_FOUND: Route = { template: '(unmatched)', kind: 'plain', methods: {} };
+
+/**
+ * The listener's request handler: finds the route, creates the request context, runs the
+ * handler and turns anything thrown into one refusal through `sendError`.
+ */
+export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const table = new Map(deps.routes.map((r) => [r.path, r]));
+  const allowed = new Map(deps.routes.map((r) => [r.path, Object.keys(r.methods).join(', ')]));
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    const route = table.get(path) ?? NOT_FOUND;
+    const id = randomUUID();
+    const ctx = createContext(req, res, { id, startedAt: deps.clock(), log: deps.log.child({ reqId: id }), site: deps.site });
+    ctx.route = route.template;
+    ctx.kind = route.kind;
+    let error: WardenError | null = null;
+    try {
+      const handler = route.methods[req.method ?? ''];
+      if (route === NOT_FOUND) throw new WardenError('NOT_FOUND');
+      if (!handler) throw new WardenError('METHOD_NOT_ALLOWED', { allow: allowed.get(path) ?? '' });
+      await handler(ctx);
+    } catch (err) {
+      error = asWardenError(err);
+      if (error.code === 'INTERNAL') ctx.log.error({ err: error.detail.cause }, 'unexpected error');
+      try {
+        await deps.onRefusal(ctx, error);
+      } catch (bookkeeping) {
+        ctx.log.error({ err: bookkeeping }, 'refusal bookkeeping failed');
+      }
+      sendError(ctx, error);
+    } finally {
+      deps.onDone({ ctx, error });
+    }
+  }
+
+  return (req, res) => {
+    void handle(req, res);
+  };
+}

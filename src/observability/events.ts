@@ -1,0 +1,66 @@
+import type { Logger } from 'pino';
+import { shortHash } from './short-hash.js';
+
+/** Every security event name (DESIGN §9). No event name is spelled anywhere else. */
+const LEVELS = {
+  'auth.failed': 'warn',
+  'token.issued': 'info',
+  'token.refreshed': 'info',
+  'token.revoked': 'info',
+  'token.refused': 'warn',
+  'refresh.reuse': 'warn',
+  'session.created': 'info',
+  'session.ended': 'info',
+  'session.evicted': 'info',
+  'session.revoked': 'info',
+  'session.not_found': 'warn',
+  'session.binding_mismatch': 'warn',
+  'session.limited': 'warn',
+  'rate.limited': 'warn',
+  'address.blocked': 'warn',
+  'origin.refused': 'warn',
+  'transport.refused': 'warn',
+  'request.refused': 'info',
+  'request.failed': 'error',
+  'upstream.failed': 'error',
+  'store.unavailable': 'error',
+  'keys.rotated': 'info',
+  'keys.generated': 'warn',
+} as const;
+
+/** Every security event name (DESIGN §9), with its log level. No event name is spelled anywhere else. */
+export const SECURITY_EVENTS = Object.keys(LEVELS) as readonly SecurityEvent[];
+
+export type SecurityEvent = keyof typeof LEVELS;
+
+/** Fields an event may carry. Ids are hashed here; tokens and secrets have no field at all. */
+export interface EventFields {
+  readonly reason?: string;
+  readonly clientId?: string | null;
+  readonly address?: string;
+  readonly route?: string;
+  readonly status?: number;
+  readonly code?: string;
+  readonly limiter?: string;
+  /** Hashed before logging. */
+  readonly sessionId?: string | null;
+  /** Hashed before logging. */
+  readonly jti?: string | null;
+  /** Hashed before logging. */
+  readonly grantId?: string | null;
+  readonly count?: number;
+  readonly kid?: string;
+}
+
+/**
+ * Logs a security event as one JSON line with a stable `event` name. Session ids, token ids and
+ * grant ids appear only as short hashes, so logs can correlate without holding anything usable.
+ */
+export function logEvent(log: Logger, event: SecurityEvent, fields: EventFields = {}): void {
+  const { sessionId, jti, grantId, ...rest } = fields;
+  const line: Record<string, unknown> = { event, ...rest };
+  if (sessionId) line.session = shortHash(sessionId);
+  if (jti) line.jti = shortHash(jti);
+  if (grantId) line.grant = shortHash(grantId);
+  log[LEVELS[event]](line, event);
+}

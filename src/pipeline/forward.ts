@@ -1,0 +1,177 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Readable, Transform } from 'node:stream';
+import { createProxyServer } from 'http-proxy-3';
+import type { RequestContext } from '../context.js';
+import { need } from '../context.js';
+import { WardenError } from '../errors.js';
+import { runResponseStages } from './stage.js';
+import type { ResponseStage } from './stage.js';
+
+/** What `forward` needs, built once at startup. */
+export interface ForwardDeps {
+  readonly upstreamTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  /** Added to every upstream request (e.g. an upstream credential). */
+  readonly upstreamHeaders: Readonly<Record<string, string>>;
+  /** Header names the proxy sets from the identity; client-sent copies are removed. */
+  readonly identityHeaders: { readonly clientId: string | null; readonly scopes: string | null };
+  readonly responseStages: readonly ResponseStage[];
+  readonly clock: () => number;
+  /** Called when the upstream response head arrives and when the exchange ends (metrics). */
+  readonly onStream?: (delta: 1 | -1) => void;
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) and headers a client must not be able to set upstream.
+const REQUEST_DROP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'transfer-encoding',
+  'authorization', 'mcp-session-id', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip'];
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
+
+/** One outgoing request, from `proxy.web` until the client's response is done. */
+interface Exchange {
+  readonly ctx: RequestContext;
+  readonly resolve: () => void;
+  readonly reject: (err: WardenError) => void;
+  timer: NodeJS.Timeout | null;
+  upstreamReq: http.ClientRequest | null;
+  /** Set once the client got a refusal (timeout, error): a late upstream head is discarded. */
+  refused: boolean;
+}
+
+/** Counts a chunked request body as it streams and fails once it passes the cap (413 unbuffered). */
+function bodyCap(maxBytes: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      done(seen > maxBytes ? new WardenError('BODY_TOO_LARGE') : null, chunk);
+    },
+  });
+}
+
+/**
+ * The forward stage: rewrites the request head for the upstream (strips the client's token,
+ * session id and identity headers; adds the proxy's), streams the body, runs the response stages
+ * on the upstream head, then streams the response back unbuffered. Resolves when the client's
+ * response is over; rejects with a refusal when the upstream fails before answering.
+ * This is the only module that imports http-proxy.
+ */
+export function forward(deps: ForwardDeps) {
+  const agents = {
+    // Each open SSE stream holds one upstream socket for its lifetime: no socket cap, keep-alive on.
+    http: new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
+    https: new https.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
+  };
+  const proxy = createProxyServer({ selfHandleResponse: true, changeOrigin: true, ignorePath: true, xfwd: false });
+  const exchanges = new WeakMap<IncomingMessage, Exchange>();
+  const drop = [...REQUEST_DROP, ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())];
+  const extra = Object.entries(deps.upstreamHeaders).map(([k, v]) => [k.toLowerCase(), v] as const);
+  const targets = new Map<string, URL>();
+
+  proxy.on('proxyReq', (upstreamReq, req) => {
+    const exchange = exchanges.get(req);
+    if (exchange) exchange.upstreamReq = upstreamReq;
+  });
+  proxy.on('proxyRes', (upstreamRes, req) => {
+    const exchange = exchanges.get(req);
+    if (exchange) void respond(exchange, upstreamRes);
+  });
+  // Per-request errors go to the callback given to proxy.web; this listener only keeps a stray one from crashing the process.
+  proxy.on('error', () => {});
+
+  function upstreamHead(ctx: RequestContext, headers: IncomingHttpHeaders, upstreamSessionId: string | null): IncomingHttpHeaders {
+    const out: IncomingHttpHeaders = { ...headers };
+    for (const name of drop) delete out[name];
+    const { clientId, scopes } = deps.identityHeaders;
+    if (ctx.identity && clientId) out[clientId.toLowerCase()] = ctx.identity.clientId;
+    if (ctx.identity && scopes) out[scopes.toLowerCase()] = ctx.identity.scopes.join(' ');
+    if (upstreamSessionId) out['mcp-session-id'] = upstreamSessionId;
+    out['x-forwarded-for'] = ctx.clientAddress;
+    out['x-forwarded-proto'] = ctx.site.origin.startsWith('https:') ? 'https' : 'http';
+    for (const [name, value] of extra) out[name] = value;
+    if (ctx.body) out['content-length'] = String(ctx.body.length);
+    return out;
+  }
+
+  async function respond(exchange: Exchange, upstreamRes: IncomingMessage): Promise<void> {
+    const { ctx } = exchange;
+    if (exchange.timer) clearTimeout(exchange.timer);
+    if (exchange.refused) {
+      upstreamRes.destroy();
+      return;
+    }
+    ctx.upstreamAt = deps.clock();
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(upstreamRes.headers)) {
+      if (value !== undefined && !RESPONSE_DROP.has(name)) headers[name] = value;
+    }
+    ctx.response = { status: upstreamRes.statusCode ?? 502, headers };
+    try {
+      await runResponseStages(deps.responseStages, ctx);
+    } catch (err) {
+      upstreamRes.destroy();
+      exchange.reject(err instanceof WardenError ? err : new WardenError('INTERNAL', { cause: err }));
+      return;
+    }
+    const { res } = ctx;
+    if (res.destroyed) {
+      upstreamRes.destroy();
+      exchange.resolve();
+      return;
+    }
+    res.writeHead(ctx.response.status, ctx.response.headers);
+    // Send the head now: a GET stream's headers must not wait for its first event.
+    res.flushHeaders();
+    const isStream = String(headers['content-type'] ?? '').startsWith('text/event-stream');
+    if (isStream) deps.onStream?.(1);
+    upstreamRes.on('error', () => {});
+    upstreamRes.once('aborted', () => (isStream ? res.end() : res.destroy()));
+    res.once('close', () => {
+      if (isStream) deps.onStream?.(-1);
+      exchange.resolve();
+    });
+    upstreamRes.pipe(res);
+  }
+
+  return async function forward(ctx: RequestContext): Promise<void> {
+    const upstream = need(ctx.upstream, 'ctx.upstream');
+    let target = targets.get(upstream);
+    if (!target) targets.set(upstream, (target = new URL(upstream)));
+    const { req, res } = ctx;
+    // http-proxy copies req.headers into the upstream request; give it the rewritten head.
+    req.headers = upstreamHead(ctx, req.headers, ctx.upstreamSessionId);
+    const chunked = ctx.body === null && req.headers['content-length'] === undefined && req.method !== 'GET' && req.method !== 'DELETE';
+    const buffer = ctx.body ? Readable.from([ctx.body]) : chunked ? req.pipe(bodyCap(deps.maxBodyBytes)) : undefined;
+
+    await new Promise<void>((resolve, rejectWith) => {
+      const reject = (err: WardenError): void => {
+        exchange.refused = true;
+        rejectWith(err);
+      };
+      const exchange: Exchange = { ctx, resolve, reject, timer: null, upstreamReq: null, refused: false };
+      exchanges.set(req, exchange);
+      exchange.timer = setTimeout(() => {
+        exchange.upstreamReq?.destroy();
+        reject(new WardenError('UPSTREAM_TIMEOUT', { reason: 'timeout' }));
+      }, deps.upstreamTimeoutMs);
+      const fail = (err: Error): void => {
+        if (exchange.timer) clearTimeout(exchange.timer);
+        // A client that hung up is not an upstream failure; http-proxy already aborted upstream.
+        if (res.destroyed || req.socket.destroyed) return resolve();
+        if (err instanceof WardenError) return reject(err);
+        const code = (err as NodeJS.ErrnoException).code;
+        reject(new WardenError('UPSTREAM_UNAVAILABLE', { reason: code === 'ECONNREFUSED' ? 'refused' : 'reset', cause: err }));
+      };
+      buffer?.on('error', (err) => {
+        exchange.upstreamReq?.destroy();
+        fail(err);
+      });
+      res.once('close', () => {
+        if (exchange.timer) clearTimeout(exchange.timer);
+        resolve();
+      });
+      proxy.web(req, res, { target, agent: target.protocol === 'https:' ? agents.https : agents.http, buffer }, fail);
+    });
+  };
+}

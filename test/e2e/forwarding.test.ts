@@ -1,0 +1,206 @@
+import t from 'tap';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { startDemoServer } from '../../demo/mcp-server.js';
+import { connectClient } from '../fixtures/mcp-client.js';
+import { freePort } from '../fixtures/redis.js';
+import { startWarden } from '../fixtures/warden.js';
+
+/** A plain HTTP upstream for faults the SDK server cannot produce on demand. */
+async function rawUpstream(handler: http.RequestListener): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+const ACCEPT = 'application/json, text/event-stream';
+
+t.test('SDK client through the proxy: tools, progress over SSE, GET stream, DELETE', async (t) => {
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const { client, transport, close } = await connectClient(proxy.mcpUrl);
+  t.teardown(close);
+
+  const { tools } = await client.listTools();
+  t.same(tools.map((x) => x.name).sort(), ['add', 'countdown', 'echo', 'gated', 'whoami']);
+  const echo = await client.callTool({ name: 'echo', arguments: { message: 'hi' } });
+  t.same(echo.content, [{ type: 'text', text: 'echo: hi' }]);
+  const sum = await client.callTool({ name: 'add', arguments: { a: 2, b: 40 } });
+  t.same(sum.content, [{ type: 'text', text: '42' }]);
+
+  const events: string[] = [];
+  const countdown = await client.callTool({ name: 'countdown', arguments: { from: 3 } }, undefined, {
+    onprogress: (p) => events.push(`progress ${p.progress}`),
+  });
+  events.push('result');
+  t.same(events, ['progress 1', 'progress 2', 'progress 3', 'result'], 'progress notifications arrive in order before the result');
+  t.same(countdown.content, [{ type: 'text', text: 'liftoff' }]);
+
+  t.ok(upstream.requests.some((r) => r.method === 'GET' && String(r.headers.accept).includes('text/event-stream')), 'the standalone GET stream reached the upstream');
+  const versions = upstream.requests.filter((r) => r.method === 'POST').map((r) => r.headers['mcp-protocol-version']);
+  t.ok(versions.slice(1).every((v) => v === '2025-11-25'), 'MCP-Protocol-Version passes through unchanged');
+  t.equal(upstream.sessionIds().length, 1);
+  await transport.terminateSession();
+  t.equal(upstream.sessionIds().length, 0, 'DELETE reached the upstream and ended its session');
+});
+
+t.test('SSE is not buffered: event 1 reaches the client before the upstream may send event 2', async (t) => {
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const { client, close } = await connectClient(proxy.mcpUrl);
+  t.teardown(close);
+  let release: () => void = () => {};
+  const first = new Promise<void>((resolve) => {
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      if (n.params.data === 'first') resolve();
+    });
+  });
+  const call = client.callTool({ name: 'gated', arguments: {} });
+  await first;
+  // Only now may the upstream continue: if the proxy buffered, 'first' could never have arrived.
+  release = upstream.gate().release;
+  release();
+  const result = await call;
+  t.same(result.content, [{ type: 'text', text: 'done' }]);
+});
+
+t.test('a GET stream gets its headers before any event, and a client abort closes the upstream request', async (t) => {
+  let upstreamClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (upstreamClosed = resolve));
+  const seen: http.IncomingHttpHeaders[] = [];
+  const upstream = await rawUpstream((req, res) => {
+    seen.push(req.headers);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.flushHeaders();
+    req.on('close', () => upstreamClosed());
+  });
+  const proxy = await startWarden({ upstreams: [upstream.url] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const abort = new AbortController();
+  // Resolves on response headers: the upstream never sends an event, so nothing but the head can arrive.
+  const res = await fetch(proxy.mcpUrl, { headers: { accept: 'text/event-stream', 'last-event-id': 'stream-1_42', 'mcp-protocol-version': '2025-11-25' }, signal: abort.signal });
+  t.equal(res.status, 200);
+  t.equal(res.headers.get('content-type'), 'text/event-stream');
+  t.equal(seen[0]?.['last-event-id'], 'stream-1_42', 'Last-Event-ID passes through');
+  t.equal(seen[0]?.['mcp-protocol-version'], '2025-11-25');
+  abort.abort();
+  await closed;
+  t.pass('upstream saw the request closed after the client hung up');
+});
+
+t.test('an idle SSE stream outlives the upstream timeout; slow headers get 504', async (t) => {
+  const upstream = await rawUpstream((req, res) => {
+    if (req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+      setTimeout(() => res.end('data: late\n\n'), 600);
+      return;
+    }
+    // POST: never answer.
+  });
+  const proxy = await startWarden({ upstreams: [upstream.url], security: { upstreamTimeout: 200 } });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const stream = await fetch(proxy.mcpUrl, { headers: { accept: 'text/event-stream' } });
+  t.equal(await stream.text(), 'data: late\n\n', 'event sent after 3x the timeout still arrives');
+  const slow = await fetch(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify(INIT) });
+  t.equal(slow.status, 504);
+  t.same(await slow.json(), { jsonrpc: '2.0', error: { code: -32000, message: 'Upstream MCP server timed out' }, id: null });
+  t.equal(proxy.logs.events('upstream.failed').length, 1);
+});
+
+t.test('upstream refused → 502 JSON-RPC; reset mid-response → connection cut; the process survives', async (t) => {
+  const deadPort = await freePort();
+  const proxy = await startWarden({ upstreams: [`http://127.0.0.1:${deadPort}/mcp`] });
+  t.teardown(() => proxy.close());
+  const res = await fetch(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify({ ...INIT, id: 'abc' }) });
+  t.equal(res.status, 502);
+  t.same(await res.json(), { jsonrpc: '2.0', error: { code: -32000, message: 'Upstream MCP server unavailable' }, id: null });
+  t.match(proxy.logs.events('upstream.failed')[0], { reason: 'refused', code: 'UPSTREAM_UNAVAILABLE' });
+
+  const resetting = await rawUpstream((req) => req.socket.destroy());
+  t.teardown(() => resetting.close());
+  const proxy2 = await startWarden({ upstreams: [resetting.url] });
+  t.teardown(() => proxy2.close());
+  const reset = await fetch(proxy2.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  t.equal(reset.status, 502);
+  const health = await fetch(`${proxy2.url}/healthz`);
+  t.equal(health.status, 200, 'still serving');
+});
+
+t.test('body caps: declared and streamed bodies over maxBodyBytes get 413 and are not forwarded', async (t) => {
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url], security: { maxBodyBytes: 2048 } });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const big = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list', params: { pad: 'x'.repeat(5000) } });
+  const declared = await fetch(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: big });
+  t.equal(declared.status, 413);
+  t.match(await declared.json(), { jsonrpc: '2.0', error: { code: -32000 } });
+
+  // Chunked: no Content-Length, so the cap applies while streaming.
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = http.request(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': 'x' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    Readable.from([Buffer.from(big.slice(0, 1500)), Buffer.from(big.slice(1500))]).pipe(req);
+  });
+  t.equal(status, 413);
+  t.notOk(upstream.requests.some((r) => r.method === 'POST'), 'nothing reached the upstream with a complete body');
+});
+
+t.test('routing: unknown path 404, wrong method 405 with Allow, 202 stays 202', async (t) => {
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const missing = await fetch(`${proxy.url}/nope`);
+  t.equal(missing.status, 404);
+  t.same(await missing.json(), { error: 'not_found', message: 'Not found' });
+  const put = await fetch(proxy.mcpUrl, { method: 'PUT', body: '{}' });
+  t.equal(put.status, 405);
+  t.equal(put.headers.get('allow'), 'POST, GET, DELETE, OPTIONS');
+  t.match(await put.json(), { jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed' }, id: null });
+
+  const init = await fetch(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify(INIT) });
+  t.equal(init.status, 200);
+  const sid = init.headers.get('mcp-session-id') ?? '';
+  await init.text();
+  const note = await fetch(proxy.mcpUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  });
+  t.equal(note.status, 202);
+  t.equal(await note.text(), '');
+});
