@@ -1,0 +1,52 @@
+/**
+ * Every store key name, built only here. Keys derived from a principal carry it as a Redis
+ * Cluster hash tag (`{principal}`), so one request's lookups share a slot and can be one round trip.
+ */
+export interface KeyLayout {
+  session(principal: string, key: string): string;
+  /** Sorted set of a principal's session keys by creation time: caps and evicts. */
+  sessionIndex(principal: string): string;
+  revokedToken(principal: string, jti: string): string;
+  revokedGrant(principal: string, grantId: string): string;
+  /** "Tokens issued and sessions created before T are invalid." */
+  cutoff(principal: string): string;
+  refreshToken(principal: string, hash: string): string;
+  readonly clients: string;
+  readonly keys: string;
+  secret(name: string): string;
+  limiterPrefix(name: string): string;
+}
+
+export function keyLayout(prefix: string): KeyLayout {
+  const tagged = (principal: string): string => `${prefix}{${principal}}`;
+  return {
+    session: (p, key) => `${tagged(p)}:s:${key}`,
+    sessionIndex: (p) => `${tagged(p)}:ss`,
+    revokedToken: (p, jti) => `${tagged(p)}:rj:${jti}`,
+    revokedGrant: (p, gid) => `${tagged(p)}:rg:${gid}`,
+    cutoff: (p) => `${tagged(p)}:cut`,
+    refreshToken: (p, hash) => `${tagged(p)}:rt:${hash}`,
+    clients: `${prefix}clients`,
+    keys: `${prefix}keys`,
+    secret: (name) => `${prefix}secret:${name}`,
+    limiterPrefix: (name) => `${prefix}rl:${name}`,
+  };
+}
+
+/** Session records as one compact string: `created|upstream|grant|fingerprint|upstreamSessionId`. */
+export function encodeSession(r: { createdAt: number; upstream: number; grantId: string; fingerprint: string; upstreamSessionId: string }): string {
+  return `${r.createdAt}|${r.upstream}|${r.grantId}|${r.fingerprint}|${r.upstreamSessionId}`;
+}
+
+/** Decodes {@link encodeSession}; null for anything malformed (treated as no session). */
+export function decodeSession(principal: string, key: string, value: string): { principal: string; key: string; createdAt: number; upstream: number; grantId: string; fingerprint: string; upstreamSessionId: string } | null {
+  const parts = value.split('|');
+  if (parts.length < 5) return null;
+  const [created, upstream, grantId = '', fingerprint = ''] = parts;
+  // The upstream id is visible ASCII and may itself contain "|": it is everything after the 4th.
+  const upstreamSessionId = parts.slice(4).join('|');
+  const createdAt = Number(created);
+  const index = Number(upstream);
+  if (!Number.isSafeInteger(createdAt) || !Number.isSafeInteger(index) || !upstreamSessionId) return null;
+  return { principal, key, createdAt, upstream: index, grantId, fingerprint, upstreamSessionId };
+}

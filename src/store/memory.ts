@@ -1,0 +1,240 @@
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { decodeSession, encodeSession, keyLayout } from './keys.js';
+import type {
+  CreateResult, LimiterOptions, RefreshRecord, RefreshUse, RequestState, SessionInfo, SessionLimits, SessionRecord,
+  StateQuery, Store, StoredClient, StoredKey,
+} from './store.js';
+
+interface Entry {
+  value: string;
+  expiresAt: number;
+}
+
+/**
+ * A Map with per-entry expiry and a size bound: the oldest entries go first when it is full, so
+ * traffic can never grow it without limit. Expired entries are dropped on read and by sweeps.
+ */
+export class TtlMap {
+  readonly #entries = new Map<string, Entry>();
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: string, now: number): string | undefined {
+    const entry = this.#entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= now) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  expiresAt(key: string, now: number): number | undefined {
+    return this.get(key, now) === undefined ? undefined : this.#entries.get(key)?.expiresAt;
+  }
+
+  set(key: string, value: string, expiresAt: number): void {
+    // Re-inserting moves the key to the end: Map order is then roughly oldest-first.
+    this.#entries.delete(key);
+    this.#entries.set(key, { value, expiresAt });
+    while (this.#entries.size > this.#max) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done) break;
+      this.#entries.delete(oldest.value);
+    }
+  }
+
+  setExpiry(key: string, expiresAt: number): void {
+    const entry = this.#entries.get(key);
+    if (entry) entry.expiresAt = expiresAt;
+  }
+
+  delete(key: string): boolean {
+    return this.#entries.delete(key);
+  }
+
+  sweep(now: number): void {
+    for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key);
+  }
+
+  *keys(prefix: string, now: number): Generator<string> {
+    for (const [key, entry] of this.#entries) if (entry.expiresAt > now && key.startsWith(prefix)) yield key;
+  }
+}
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * The embedded store for a single process. Same semantics as the Redis store (the contract suite
+ * runs against both), with traffic-derived entries in a bounded {@link TtlMap}. Clients, keys and
+ * secrets are operator data and are kept apart, so traffic can never evict them.
+ */
+export function createMemoryStore(options: { maxEntries: number; clock: () => number }): Store {
+  const keys = keyLayout('');
+  const data = new TtlMap(options.maxEntries);
+  // Session index per principal: key -> createdAt (kept small: bounded by the session cap).
+  const indexes = new Map<string, Map<string, number>>();
+  const clients = new Map<string, StoredClient>();
+  const ring: StoredKey[] = [];
+  const secrets = new Map<string, string>();
+  const sweeper = setInterval(() => sweep(options.clock()), SWEEP_INTERVAL_MS).unref();
+
+  function sweep(now: number): void {
+    data.sweep(now);
+    for (const [principal, index] of indexes) {
+      for (const key of index.keys()) if (data.get(keys.session(principal, key), now) === undefined) index.delete(key);
+      if (index.size === 0) indexes.delete(principal);
+    }
+  }
+
+  function liveSessions(principal: string, now: number): Map<string, number> {
+    const index = indexes.get(principal) ?? new Map<string, number>();
+    for (const key of index.keys()) if (data.get(keys.session(principal, key), now) === undefined) index.delete(key);
+    return index;
+  }
+
+  function deleteSession(principal: string, key: string): boolean {
+    indexes.get(principal)?.delete(key);
+    return data.delete(keys.session(principal, key));
+  }
+
+  function readSession(principal: string, key: string, now: number): SessionRecord | null {
+    const value = data.get(keys.session(principal, key), now);
+    return value === undefined ? null : decodeSession(principal, key, value);
+  }
+
+  return {
+    kind: 'memory',
+
+    async loadRequestState(q: StateQuery): Promise<RequestState> {
+      const revoked = (q.jti !== null && data.get(keys.revokedToken(q.principal, q.jti), q.now) !== undefined)
+        || (q.grantId !== null && data.get(keys.revokedGrant(q.principal, q.grantId), q.now) !== undefined);
+      const clientCutoff = Number(data.get(keys.cutoff(q.principal), q.now) ?? 0);
+      let session: SessionRecord | null = null;
+      if (q.sessionKey !== null) {
+        session = readSession(q.principal, q.sessionKey, q.now);
+        if (session) data.setExpiry(keys.session(q.principal, q.sessionKey), Math.min(q.now + q.idleTimeoutMs, session.createdAt + q.maxLifetimeMs));
+      }
+      return { revoked, clientCutoff, session };
+    },
+
+    async countSessions(principal, now) {
+      return liveSessions(principal, now).size;
+    },
+
+    async createSession(record: SessionRecord, limits: SessionLimits): Promise<CreateResult> {
+      const index = liveSessions(record.principal, limits.now);
+      const evicted: string[] = [];
+      if (index.size >= limits.maxConcurrent) {
+        if (limits.onLimit === 'reject') return { created: false };
+        const oldestFirst = [...index.entries()].sort((a, b) => a[1] - b[1]);
+        for (const [key] of oldestFirst.slice(0, index.size - limits.maxConcurrent + 1)) {
+          deleteSession(record.principal, key);
+          evicted.push(key);
+        }
+      }
+      data.set(keys.session(record.principal, record.key), encodeSession(record), Math.min(limits.now + limits.idleTimeoutMs, record.createdAt + limits.maxLifetimeMs));
+      index.set(record.key, record.createdAt);
+      indexes.set(record.principal, index);
+      return { created: true, evicted };
+    },
+
+    async deleteSession(principal, key) {
+      return deleteSession(principal, key);
+    },
+
+    async listSessions(principal, now): Promise<SessionInfo[]> {
+      const principals = principal === null ? [...indexes.keys()] : [principal];
+      const out: SessionInfo[] = [];
+      for (const p of principals) {
+        for (const key of liveSessions(p, now).keys()) {
+          const record = readSession(p, key, now);
+          const expiresAt = data.expiresAt(keys.session(p, key), now);
+          if (record && expiresAt !== undefined) out.push({ ...record, expiresAt });
+        }
+      }
+      return out;
+    },
+
+    async revokeToken(principal, jti, expiresAt, now) {
+      if (expiresAt > now) data.set(keys.revokedToken(principal, jti), '1', expiresAt);
+    },
+
+    async revokeGrant(principal, grantId, ttlMs, now) {
+      data.set(keys.revokedGrant(principal, grantId), '1', now + ttlMs);
+      let ended = 0;
+      for (const key of [...liveSessions(principal, now).keys()]) {
+        if (readSession(principal, key, now)?.grantId === grantId && deleteSession(principal, key)) ended++;
+      }
+      return ended;
+    },
+
+    async revokePrincipal(principal, cutoff, ttlMs) {
+      data.set(keys.cutoff(principal), String(cutoff), cutoff + ttlMs);
+      let ended = 0;
+      for (const key of [...(indexes.get(principal)?.keys() ?? [])]) if (deleteSession(principal, key)) ended++;
+      return ended;
+    },
+
+    async putRefreshToken(principal, hash, record: RefreshRecord, now) {
+      if (record.expiresAt > now) data.set(keys.refreshToken(principal, hash), JSON.stringify({ ...record, used: false }), record.expiresAt);
+    },
+
+    async useRefreshToken(principal, hash, now): Promise<RefreshUse> {
+      const key = keys.refreshToken(principal, hash);
+      const value = data.get(key, now);
+      if (value === undefined) return { status: 'unknown' };
+      const { used, ...record } = JSON.parse(value) as RefreshRecord & { used: boolean };
+      if (used) return { status: 'reused', record };
+      // Kept after use, until it would have expired: a second use is how theft shows itself.
+      data.set(key, JSON.stringify({ ...record, used: true }), record.expiresAt);
+      return { status: 'ok', record };
+    },
+
+    async getClient(id) {
+      return clients.get(id) ?? null;
+    },
+    async putClient(client) {
+      clients.set(client.id, client);
+    },
+    async deleteClient(id) {
+      return clients.delete(id);
+    },
+    async listClients() {
+      return [...clients.values()];
+    },
+
+    async getKeys() {
+      return [...ring];
+    },
+    async addKey(key, onlyIfNone) {
+      if (onlyIfNone && ring.length > 0) return false;
+      ring.push(key);
+      return true;
+    },
+    async initSecret(name, value) {
+      const existing = secrets.get(name);
+      if (existing !== undefined) return existing;
+      secrets.set(name, value);
+      return value;
+    },
+
+    limiter(o: LimiterOptions): RateLimiterAbstract {
+      return new RateLimiterMemory({ keyPrefix: o.keyPrefix, points: o.points, duration: o.durationMs / 1000, blockDuration: (o.blockMs ?? 0) / 1000 });
+    },
+
+    async ping() {},
+
+    async close() {
+      clearInterval(sweeper);
+    },
+  };
+}

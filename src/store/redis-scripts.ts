@@ -1,0 +1,130 @@
+/**
+ * Lua scripts of the Redis store. Each touches only keys of one principal (one `{principal}` hash
+ * tag, so one Cluster slot), and each is one round trip. Timestamps are epoch milliseconds; they
+ * fit Lua's doubles exactly and are formatted with %d before going back to Redis.
+ */
+
+/** The hot path: revocation state of a token plus the session, slid to its next idle expiry. */
+export const LOAD_STATE = {
+  numberOfKeys: 4,
+  // KEYS: revoked token, revoked grant, cutoff, session. ARGV: now, idle ms, max lifetime ms, has session.
+  lua: `
+local revoked = redis.call('EXISTS', KEYS[1], KEYS[2])
+local cutoff = redis.call('GET', KEYS[3])
+local session = false
+if ARGV[4] == '1' then
+  session = redis.call('GET', KEYS[4])
+  if session then
+    local created = tonumber(string.match(session, '^(%d+)|'))
+    if created then
+      local expires = math.min(tonumber(ARGV[1]) + tonumber(ARGV[2]), created + tonumber(ARGV[3]))
+      redis.call('PEXPIREAT', KEYS[4], string.format('%d', expires))
+    end
+  end
+end
+return {revoked, cutoff or '', session or ''}
+`,
+};
+
+// Shared by the session scripts: members of the index whose record expired are pruned, live ones
+// returned oldest first. Records are built from ARGV[1] (the principal's session key prefix).
+const LIVE_SESSIONS = `
+local function live_sessions(index, prefix)
+  local live = {}
+  for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    if redis.call('EXISTS', prefix .. member) == 1 then
+      live[#live + 1] = member
+    else
+      redis.call('ZREM', index, member)
+    end
+  end
+  return live
+end
+`;
+
+export const COUNT_SESSIONS = {
+  numberOfKeys: 1,
+  // KEYS: index. ARGV: session key prefix.
+  lua: `${LIVE_SESSIONS}
+return #live_sessions(KEYS[1], ARGV[1])
+`,
+};
+
+/** Creates a session under the cap: refuses (reject) or ends the oldest (evict), atomically. */
+export const CREATE_SESSION = {
+  numberOfKeys: 2,
+  // KEYS: index, new session. ARGV: prefix, member, value, expire-at, created, max, evict?, index ttl.
+  lua: `${LIVE_SESSIONS}
+local live = live_sessions(KEYS[1], ARGV[1])
+local max = tonumber(ARGV[6])
+local result = {1}
+if #live >= max then
+  if ARGV[7] ~= '1' then return {0} end
+  for i = 1, #live - max + 1 do
+    redis.call('DEL', ARGV[1] .. live[i])
+    redis.call('ZREM', KEYS[1], live[i])
+    result[#result + 1] = live[i]
+  end
+end
+redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[5], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+return result
+`,
+};
+
+/** Revokes a grant and ends the sessions it created (bounded by the session cap). */
+export const REVOKE_GRANT = {
+  numberOfKeys: 2,
+  // KEYS: revoked grant, index. ARGV: prefix, grant id, ttl ms.
+  lua: `${LIVE_SESSIONS}
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+local ended = 0
+for _, member in ipairs(live_sessions(KEYS[2], ARGV[1])) do
+  local record = redis.call('GET', ARGV[1] .. member)
+  if record and string.match(record, '^%d+|%d+|([^|]*)|') == ARGV[2] then
+    redis.call('DEL', ARGV[1] .. member)
+    redis.call('ZREM', KEYS[2], member)
+    ended = ended + 1
+  end
+end
+return ended
+`,
+};
+
+/** Sets the principal's cutoff and ends all its sessions. */
+export const REVOKE_PRINCIPAL = {
+  numberOfKeys: 2,
+  // KEYS: cutoff, index. ARGV: prefix, cutoff, ttl ms.
+  lua: `${LIVE_SESSIONS}
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local live = live_sessions(KEYS[2], ARGV[1])
+for _, member in ipairs(live) do redis.call('DEL', ARGV[1] .. member) end
+redis.call('DEL', KEYS[2])
+return #live
+`,
+};
+
+/** Marks a refresh token used; reports a second use. Values are `0|json` (fresh) or `1|json` (used). */
+export const USE_REFRESH = {
+  numberOfKeys: 1,
+  lua: `
+local value = redis.call('GET', KEYS[1])
+if not value then return {0, ''} end
+local body = string.sub(value, 3)
+if string.sub(value, 1, 1) == '1' then return {2, body} end
+redis.call('SET', KEYS[1], '1|' .. body, 'KEEPTTL')
+return {1, body}
+`,
+};
+
+/** Adds a signing key, optionally only when the ring is empty. */
+export const ADD_KEY = {
+  numberOfKeys: 1,
+  // KEYS: ring hash. ARGV: kid, material json, only-if-none.
+  lua: `
+if ARGV[3] == '1' and redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`,
+};

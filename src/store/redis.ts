@@ -1,0 +1,236 @@
+import { Cluster, Redis } from 'ioredis';
+import type { RedisOptions, Result } from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import type { Config } from '../config/schema.js';
+import { WardenError } from '../errors.js';
+import { decodeSession, encodeSession, keyLayout } from './keys.js';
+import { ADD_KEY, COUNT_SESSIONS, CREATE_SESSION, LOAD_STATE, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
+import type { RefreshRecord, SessionInfo, Store, StoredClient, StoredKey } from './store.js';
+
+type Reply = string | number | (string | number)[];
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    mcpwLoadState(...args: (string | number)[]): Result<[number, string, string], Context>;
+    mcpwCountSessions(...args: (string | number)[]): Result<number, Context>;
+    mcpwCreateSession(...args: (string | number)[]): Result<(number | string)[], Context>;
+    mcpwRevokeGrant(...args: (string | number)[]): Result<number, Context>;
+    mcpwRevokePrincipal(...args: (string | number)[]): Result<number, Context>;
+    mcpwUseRefresh(...args: (string | number)[]): Result<[number, string], Context>;
+    mcpwAddKey(...args: (string | number)[]): Result<number, Context>;
+  }
+}
+
+export type RedisClient = Redis | Cluster;
+
+/**
+ * Client options that fail fast when Redis is gone: no offline queue (a command on a dead
+ * connection is refused at once instead of waiting ~73 s), one retry, a command timeout for a
+ * Redis that hangs; reconnection keeps trying in the background so service resumes by itself.
+ */
+function clientOptions(store: Config['store']): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    commandTimeout: store.commandTimeout,
+    retryStrategy: (times) => Math.min(100 * times, 1_000),
+    ...(store.password ? { password: store.password } : {}),
+  };
+}
+
+/** Connects to Redis as configured: a URL, Sentinel nodes, or Cluster seed nodes. */
+export function connectRedis(store: Config['store']): RedisClient {
+  const options = clientOptions(store);
+  if (store.cluster) {
+    const { enableOfflineQueue, ...redisOptions } = options;
+    return new Cluster(store.cluster.map((n) => ({ host: n.host, port: n.port })), {
+      enableOfflineQueue,
+      redisOptions,
+      clusterRetryStrategy: (times) => Math.min(100 * times, 1_000),
+    });
+  }
+  if (store.sentinels) return new Redis({ ...options, sentinels: store.sentinels.map((n) => ({ host: n.host, port: n.port })), name: store.sentinelName });
+  return new Redis(store.url ?? 'redis://127.0.0.1:6379', options);
+}
+
+/** Waits until the client is ready, or fails with a clear error after `timeoutMs`. */
+export function waitReady(client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(new Error(`Redis not reachable within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
+}
+
+function defineScripts(client: RedisClient): void {
+  const scripts = { mcpwLoadState: LOAD_STATE, mcpwCountSessions: COUNT_SESSIONS, mcpwCreateSession: CREATE_SESSION, mcpwRevokeGrant: REVOKE_GRANT, mcpwRevokePrincipal: REVOKE_PRINCIPAL, mcpwUseRefresh: USE_REFRESH, mcpwAddKey: ADD_KEY };
+  for (const [name, s] of Object.entries(scripts)) client.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+}
+
+/** Any Redis failure on the request path is the same refusal: fail closed with 503. */
+async function guarded<T>(work: () => Promise<T>, onError: (err: unknown) => void): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof WardenError) throw err;
+    onError(err);
+    throw new WardenError('STORE_UNAVAILABLE', { reason: 'store', retryAfterMs: 2_000, cause: err });
+  }
+}
+
+function asText(value: Reply | undefined): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/**
+ * The shared store: ioredis on a standalone server, Sentinel or Cluster. Every traffic-derived
+ * key has a TTL; clients, signing keys and the generated secret are durable.
+ */
+export function createRedisStore(client: RedisClient, options: { keyPrefix: string; onError?: (err: unknown) => void }): Store {
+  defineScripts(client);
+  const keys = keyLayout(options.keyPrefix);
+  const onError = options.onError ?? (() => {});
+  const run = <T>(work: () => Promise<T>): Promise<T> => guarded(work, onError);
+  const sessionPrefix = (principal: string): string => keys.session(principal, '');
+
+  async function sessionsOf(principal: string, now: number): Promise<SessionInfo[]> {
+    const members = await client.zrange(keys.sessionIndex(principal), '0', '-1');
+    const out: SessionInfo[] = [];
+    for (const key of members) {
+      const [value, ttl] = await Promise.all([client.get(keys.session(principal, key)), client.pttl(keys.session(principal, key))]);
+      const record = value ? decodeSession(principal, key, value) : null;
+      if (record && ttl > 0) out.push({ ...record, expiresAt: now + ttl });
+    }
+    return out;
+  }
+
+  async function allPrincipals(): Promise<string[]> {
+    const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+    const found = new Set<string>();
+    const pattern = `${options.keyPrefix}{*}:ss`;
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', '500');
+        cursor = next;
+        for (const key of batch) {
+          const match = /\{([^}]*)\}:ss$/.exec(key);
+          if (match?.[1] !== undefined) found.add(match[1]);
+        }
+      } while (cursor !== '0');
+    }
+    return [...found];
+  }
+
+  return {
+    kind: 'redis',
+
+    loadRequestState: (q) =>
+      run(async () => {
+        const [revoked, cutoff, session] = await client.mcpwLoadState(
+          keys.revokedToken(q.principal, q.jti ?? ''),
+          keys.revokedGrant(q.principal, q.grantId ?? ''),
+          keys.cutoff(q.principal),
+          keys.session(q.principal, q.sessionKey ?? ''),
+          q.now, q.idleTimeoutMs, q.maxLifetimeMs, q.sessionKey === null ? '0' : '1',
+        );
+        return {
+          revoked: revoked > 0,
+          clientCutoff: Number(cutoff || 0),
+          session: q.sessionKey !== null && session ? decodeSession(q.principal, q.sessionKey, session) : null,
+        };
+      }),
+
+    countSessions: (principal) => run(() => client.mcpwCountSessions(keys.sessionIndex(principal), sessionPrefix(principal))),
+
+    createSession: (record, limits) =>
+      run(async () => {
+        const expiresAt = Math.min(limits.now + limits.idleTimeoutMs, record.createdAt + limits.maxLifetimeMs);
+        const reply = await client.mcpwCreateSession(
+          keys.sessionIndex(record.principal), keys.session(record.principal, record.key),
+          sessionPrefix(record.principal), record.key, encodeSession(record), expiresAt, record.createdAt,
+          limits.maxConcurrent, limits.onLimit === 'evict-oldest' ? '1' : '0', limits.maxLifetimeMs,
+        );
+        if (reply[0] !== 1) return { created: false as const };
+        return { created: true as const, evicted: reply.slice(1).map(String) };
+      }),
+
+    deleteSession: (principal, key) =>
+      run(async () => {
+        const [deleted] = await Promise.all([client.del(keys.session(principal, key)), client.zrem(keys.sessionIndex(principal), key)]);
+        return deleted > 0;
+      }),
+
+    listSessions: (principal, now) =>
+      run(async () => {
+        const principals = principal === null ? await allPrincipals() : [principal];
+        return (await Promise.all(principals.map((p) => sessionsOf(p, now)))).flat();
+      }),
+
+    revokeToken: (principal, jti, expiresAt, now) =>
+      run(async () => {
+        if (expiresAt > now) await client.set(keys.revokedToken(principal, jti), '1', 'PXAT', expiresAt);
+      }),
+
+    revokeGrant: (principal, grantId, ttlMs) =>
+      run(() => client.mcpwRevokeGrant(keys.revokedGrant(principal, grantId), keys.sessionIndex(principal), sessionPrefix(principal), grantId, ttlMs)),
+
+    revokePrincipal: (principal, cutoff, ttlMs) =>
+      run(() => client.mcpwRevokePrincipal(keys.cutoff(principal), keys.sessionIndex(principal), sessionPrefix(principal), cutoff, ttlMs)),
+
+    putRefreshToken: (principal, hash, record: RefreshRecord, now) =>
+      run(async () => {
+        if (record.expiresAt > now) await client.set(keys.refreshToken(principal, hash), `0|${JSON.stringify(record)}`, 'PXAT', record.expiresAt);
+      }),
+
+    useRefreshToken: (principal, hash) =>
+      run(async () => {
+        const [status, body] = await client.mcpwUseRefresh(keys.refreshToken(principal, hash));
+        if (status === 0) return { status: 'unknown' as const };
+        const record = JSON.parse(body) as RefreshRecord;
+        return status === 2 ? { status: 'reused' as const, record } : { status: 'ok' as const, record };
+      }),
+
+    getClient: (id) =>
+      run(async () => {
+        const value = await client.hget(keys.clients, id);
+        return value ? (JSON.parse(value) as StoredClient) : null;
+      }),
+    putClient: (c) => run(async () => void (await client.hset(keys.clients, c.id, JSON.stringify(c)))),
+    deleteClient: (id) => run(async () => (await client.hdel(keys.clients, id)) > 0),
+    listClients: () => run(async () => (await client.hvals(keys.clients)).map((v) => JSON.parse(v) as StoredClient)),
+
+    getKeys: () => run(async () => (await client.hvals(keys.keys)).map((v) => JSON.parse(v) as StoredKey).sort((a, b) => a.createdAt - b.createdAt)),
+    addKey: (key, onlyIfNone) => run(async () => (await client.mcpwAddKey(keys.keys, key.kid, JSON.stringify(key), onlyIfNone ? '1' : '0')) === 1),
+    initSecret: (name, value) =>
+      run(async () => {
+        // SET NX GET (Redis 7): the first replica's value wins and every replica reads the winner.
+        const previous = await client.set(keys.secret(name), value, 'NX', 'GET');
+        return previous ?? value;
+      }),
+
+    limiter: (o) =>
+      new RateLimiterRedis({
+        storeClient: client,
+        keyPrefix: keys.limiterPrefix(o.keyPrefix),
+        points: o.points,
+        duration: o.durationMs / 1000,
+        blockDuration: (o.blockMs ?? 0) / 1000,
+        rejectIfRedisNotReady: true,
+      }),
+
+    ping: () => run(async () => void (await client.ping())),
+
+    close: async () => {
+      client.disconnect();
+    },
+  };
+}

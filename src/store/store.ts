@@ -1,0 +1,158 @@
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Config } from '../config/schema.js';
+import { createMemoryStore } from './memory.js';
+import { connectRedis, createRedisStore, waitReady } from './redis.js';
+
+/**
+ * A proxy session as stored: what the proxy needs to forward a request of this session.
+ * `key` is the store key of the proxy session id (see session/session-id.ts), never the id itself.
+ */
+export interface SessionRecord {
+  readonly key: string;
+  readonly principal: string;
+  readonly grantId: string;
+  /** Index into `upstreams` of the target this session is pinned to (replicas share the list). */
+  readonly upstream: number;
+  readonly upstreamSessionId: string;
+  /** Hash of the optional binding (user agent, address prefix); empty when only bound to the client. */
+  readonly fingerprint: string;
+  readonly createdAt: number;
+}
+
+/** A session as listed by the CLI: the record and when it expires unless used again. */
+export interface SessionInfo extends SessionRecord {
+  readonly expiresAt: number;
+}
+
+/** What the request path needs about a token's caller, loaded in one round trip. */
+export interface StateQuery {
+  readonly principal: string;
+  readonly jti: string | null;
+  readonly grantId: string | null;
+  /** Store key of the presented proxy session id, or null when the request has none. */
+  readonly sessionKey: string | null;
+  readonly now: number;
+  readonly idleTimeoutMs: number;
+  readonly maxLifetimeMs: number;
+}
+
+export interface RequestState {
+  /** The token's jti or grant is revoked. */
+  readonly revoked: boolean;
+  /** Tokens issued before this instant are invalid, and sessions created before it ended (0: none). */
+  readonly clientCutoff: number;
+  /** The session, already slid to its new idle expiry, or null when unknown or expired. */
+  readonly session: SessionRecord | null;
+}
+
+export interface SessionLimits {
+  readonly maxConcurrent: number;
+  readonly onLimit: 'reject' | 'evict-oldest';
+  readonly now: number;
+  readonly idleTimeoutMs: number;
+  readonly maxLifetimeMs: number;
+}
+
+export type CreateResult = { readonly created: true; readonly evicted: readonly string[] } | { readonly created: false };
+
+/** A refresh token as stored (keyed by the SHA-256 of the token, never the token). */
+export interface RefreshRecord {
+  readonly grantId: string;
+  readonly scope: string;
+  readonly audience: string;
+  readonly expiresAt: number;
+}
+
+export type RefreshUse =
+  | { readonly status: 'ok'; readonly record: RefreshRecord }
+  | { readonly status: 'reused'; readonly record: RefreshRecord }
+  | { readonly status: 'unknown' };
+
+/** A client managed through the store (`mcp-warden client add`). */
+export interface StoredClient {
+  readonly id: string;
+  readonly secretHash: string;
+  readonly scopes: readonly string[];
+  readonly maxSessions: number | null;
+  readonly rateLimit: { readonly points: number; readonly durationMs: number } | null;
+  readonly createdAt: number;
+}
+
+/** A signing key of the key ring. Secrets and private keys are JWK/base64url text. */
+export interface StoredKey {
+  readonly kid: string;
+  readonly alg: 'HS256' | 'EdDSA' | 'ES256';
+  readonly createdAt: number;
+  /** HS256: base64url secret. EdDSA/ES256: private JWK as JSON. */
+  readonly material: string;
+}
+
+export interface LimiterOptions {
+  readonly keyPrefix: string;
+  readonly points: number;
+  readonly durationMs: number;
+  readonly blockMs?: number;
+}
+
+/**
+ * Everything mcp-warden keeps. One narrow interface shaped by its callers; `memory` and `redis`
+ * implement it and one contract suite tests both. Every key derived from traffic expires.
+ */
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+  /** Hot path, one round trip: revocation state of the token and the session, slid forward. */
+  loadRequestState(query: StateQuery): Promise<RequestState>;
+  /** Open sessions of a principal (dead ones pruned): the pre-check before forwarding initialize. */
+  countSessions(principal: string, now: number): Promise<number>;
+  /** Stores a new session, enforcing the cap atomically (reject, or evict the oldest). */
+  createSession(record: SessionRecord, limits: SessionLimits): Promise<CreateResult>;
+  deleteSession(principal: string, key: string): Promise<boolean>;
+  listSessions(principal: string | null, now: number): Promise<SessionInfo[]>;
+  /** Revokes one access token until it would have expired anyway. */
+  revokeToken(principal: string, jti: string, expiresAt: number, now: number): Promise<void>;
+  /** Revokes a grant (all its tokens) and ends the sessions it created. */
+  revokeGrant(principal: string, grantId: string, ttlMs: number, now: number): Promise<number>;
+  /** Invalidates everything the principal holds: tokens issued before `cutoff` and all sessions. */
+  revokePrincipal(principal: string, cutoff: number, ttlMs: number): Promise<number>;
+  putRefreshToken(principal: string, hash: string, record: RefreshRecord, now: number): Promise<void>;
+  /** Marks a refresh token used; a second use reports `reused` (the caller then revokes the grant). */
+  useRefreshToken(principal: string, hash: string, now: number): Promise<RefreshUse>;
+  getClient(id: string): Promise<StoredClient | null>;
+  putClient(client: StoredClient): Promise<void>;
+  deleteClient(id: string): Promise<boolean>;
+  listClients(): Promise<StoredClient[]>;
+  getKeys(): Promise<StoredKey[]>;
+  /** Adds a key; with `onlyIfNone`, only when the ring is empty (replicas racing at first start). */
+  addKey(key: StoredKey, onlyIfNone: boolean): Promise<boolean>;
+  /** Stores `value` under `name` unless one exists (SET NX); returns the value that won. */
+  initSecret(name: string, value: string): Promise<string>;
+  /** A rate limiter whose counters live in this store. */
+  limiter(options: LimiterOptions): RateLimiterAbstract;
+  /** For /readyz: resolves when the store answers. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Builds the configured store; for Redis, waits until it answers (startup fails clearly if not). */
+export async function createStore(config: Config['store'], deps: { clock: () => number; onError?: (err: unknown) => void }): Promise<Store> {
+  switch (config.type) {
+    case 'memory':
+      return createMemoryStore({ maxEntries: config.maxEntries, clock: deps.clock });
+    case 'redis': {
+      const client = connectRedis(config);
+      // Connection errors are retried in the background; each one is surfaced as a store error.
+      client.on('error', (err: unknown) => deps.onError?.(err));
+      try {
+        await waitReady(client, 10_000);
+      } catch (err) {
+        client.disconnect();
+        throw err;
+      }
+      return createRedisStore(client, { keyPrefix: config.keyPrefix, onError: deps.onError });
+    }
+    default: {
+      const never: never = config.type;
+      throw new Error(`unknown store ${String(never)}`);
+    }
+  }
+}

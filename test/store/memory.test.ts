@@ -1,0 +1,44 @@
+import t from 'tap';
+import { createMemoryStore, TtlMap } from '../../src/store/memory.js';
+import { storeContract } from '../fixtures/store-contract.js';
+
+t.test('memory store contract', async (t) => {
+  storeContract(t, async () => {
+    let now = 1_700_000_000_000;
+    const store = createMemoryStore({ maxEntries: 10_000, clock: () => now });
+    return {
+      store,
+      now: () => now,
+      elapse: async (ms) => (now += ms),
+      close: () => store.close(),
+    };
+  });
+});
+
+t.test('the memory store stays bounded under a flood', async (t) => {
+  const map = new TtlMap(1_000);
+  for (let i = 0; i < 50_000; i++) map.set(`k${i}`, 'v', Number.MAX_SAFE_INTEGER);
+  t.equal(map.size, 1_000, 'never more than maxEntries');
+  t.equal(map.get('k0', 0), undefined, 'the oldest went first');
+  t.equal(map.get('k49999', 0), 'v');
+
+  const store = createMemoryStore({ maxEntries: 1_000, clock: () => 0 });
+  t.teardown(() => store.close());
+  for (let i = 0; i < 5_000; i++) {
+    await store.revokeToken(`p${i}`, `j${i}`, 10_000, 0);
+  }
+  const first = await store.loadRequestState({ principal: 'p0', jti: 'j0', grantId: null, sessionKey: null, now: 0, idleTimeoutMs: 1, maxLifetimeMs: 1 });
+  const last = await store.loadRequestState({ principal: 'p4999', jti: 'j4999', grantId: null, sessionKey: null, now: 0, idleTimeoutMs: 1, maxLifetimeMs: 1 });
+  t.equal(first.revoked, false, 'evicted under the bound');
+  t.equal(last.revoked, true);
+});
+
+t.test('expired entries are swept', async (t) => {
+  const map = new TtlMap(100);
+  map.set('a', '1', 10);
+  map.set('b', '1', 100);
+  map.sweep(50);
+  t.equal(map.size, 1);
+  t.equal(map.get('b', 99), '1');
+  t.equal(map.get('b', 100), undefined, 'expiry is exclusive');
+});

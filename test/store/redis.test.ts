@@ -1,0 +1,75 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
+import { validateConfig } from '../../src/config/validate.js';
+import { storeContract } from '../fixtures/store-contract.js';
+import { startRedis } from '../fixtures/redis.js';
+
+const redis = await startRedis();
+t.teardown(() => redis.stop());
+
+function storeConfig() {
+  const result = validateConfig({ store: { type: 'redis', url: redis.url, keyPrefix: `t${randomBytes(3).toString('hex')}:` } });
+  if (!result.ok) throw new Error('bad config');
+  return result.config.store;
+}
+
+t.test('redis store contract', async (t) => {
+  storeContract(t, async () => {
+    const config = storeConfig();
+    const client = connectRedis(config);
+    await waitReady(client, 5_000);
+    const store = createRedisStore(client, { keyPrefix: config.keyPrefix });
+    return {
+      store,
+      now: () => Date.now(),
+      // Redis TTLs run on Redis's clock: time has to really pass.
+      elapse: (ms) => new Promise((resolve) => setTimeout(() => resolve(Date.now()), ms)),
+      close: () => store.close(),
+    };
+  });
+});
+
+t.test('every traffic key carries a TTL and the {principal} hash tag', async (t) => {
+  const config = storeConfig();
+  const client = connectRedis(config);
+  await waitReady(client, 5_000);
+  const store = createRedisStore(client, { keyPrefix: config.keyPrefix });
+  t.teardown(() => store.close());
+  const now = Date.now();
+  await store.createSession({ key: 'k1', principal: 'alice', grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: now }, { maxConcurrent: 5, onLimit: 'reject', now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
+  await store.revokeToken('alice', 'j', now + 60_000, now);
+  await store.revokeGrant('alice', 'g2', 60_000, now);
+  await store.revokePrincipal('bob', now, 60_000);
+  await store.putRefreshToken('alice', 'h', { grantId: 'g', scope: 'mcp', audience: 'a', expiresAt: now + 60_000 }, now);
+  const raw = new Redis(redis.url);
+  t.teardown(() => raw.disconnect());
+  const keys = await raw.keys(`${config.keyPrefix}*`);
+  t.ok(keys.length >= 5);
+  for (const key of keys) {
+    t.match(key, /^t[0-9a-f]{6}:\{(alice|bob)\}:/, `${key} is tagged`);
+    t.ok((await raw.pttl(key)) > 0, `${key} expires`);
+  }
+});
+
+t.test('a dead Redis fails fast with STORE_UNAVAILABLE, and the store recovers by itself', async (t) => {
+  const own = await startRedis();
+  t.teardown(() => own.stop());
+  const result = validateConfig({ store: { type: 'redis', url: own.url } });
+  if (!result.ok) throw new Error('bad config');
+  const client = connectRedis(result.config.store);
+  client.on('error', () => {});
+  await waitReady(client, 5_000);
+  const store = createRedisStore(client, { keyPrefix: 'x:' });
+  t.teardown(() => store.close());
+  await store.ping();
+  await own.stop();
+  const started = Date.now();
+  await t.rejects(store.loadRequestState({ principal: 'a', jti: null, grantId: null, sessionKey: null, now: started, idleTimeoutMs: 1, maxLifetimeMs: 1 }), { code: 'STORE_UNAVAILABLE' });
+  t.ok(Date.now() - started < 1_500, `failed within ${Date.now() - started} ms`);
+  await own.start();
+  await waitReady(client, 10_000);
+  await store.ping();
+  t.pass('service resumed without a new client');
+});
