@@ -1,6 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from './observability/logger.js';
 import type { RpcPeek } from './http/jsonrpc.js';
+import type { RequestState, SessionRecord } from './store/store.js';
+import type { LimitResult } from './store/limiters.js';
+import type { Client } from './auth/clients.js';
 
 /** How refusals on a route are written: JSON-RPC (MCP path), RFC 6749 JSON (OAuth), plain JSON. */
 export type RouteKind = 'mcp' | 'oauth' | 'plain';
@@ -21,7 +24,10 @@ export interface Site {
 
 /** Who made a request, as proven by its bearer token. */
 export interface Identity {
+  /** The client id (own tokens) or the identity provider's `sub` (external issuers). */
   readonly clientId: string;
+  /** Store namespace of the identity: the client id, or issuer-qualified for external subjects. */
+  readonly principal: string;
   readonly scopes: readonly string[];
   /** Grant id (`gid`): shared by a client_credentials grant and its refreshed tokens; null for external issuers. */
   readonly grantId: string | null;
@@ -57,9 +63,25 @@ export interface RequestContext {
   message: RpcPeek | null;
   /** authenticate: the verified identity. */
   identity: Identity | null;
+  /** load-state: the client's settings (per-client overrides); null for external identities. */
+  client: Client | null;
+  /** load-state: the `Mcp-Session-Id` the client sent, as sent (the forward stage rewrites the request head). */
+  presentedSessionId: string | null;
+  /** load-state: store key of the presented proxy session id when its shape and tag are valid. */
+  sessionKey: string | null;
+  /** load-state: revocation state of the token and the session record, from one round trip. */
+  state: RequestState | null;
+  /** load-state: the client's rate limit after this request (enforce-rate-limit refuses on it). */
+  limit: LimitResult | null;
+  /** resolve-session: the caller's session, when it presented a valid one. */
+  session: SessionRecord | null;
+  /** resolve-session: an initialize without a session id; the response stage mints the proxy id. */
+  creating: boolean;
   /** resolve-session: the upstream session id to send upstream (never the client's own header). */
   upstreamSessionId: string | null;
-  /** forward: the upstream MCP URL this request goes to. */
+  /** resolve-session: index of the upstream this request goes to. */
+  upstreamIndex: number | null;
+  /** resolve-session: the upstream MCP URL this request goes to. */
   upstream: string | null;
   /** forward: the upstream's response head, editable by the response stages before it is sent. */
   response: UpstreamResponse | null;
@@ -71,6 +93,10 @@ export interface RequestContext {
 export interface UpstreamResponse {
   status: number;
   readonly headers: Record<string, string | string[]>;
+  /** Set once a response stage read the body: it is sent instead of piping the upstream's. */
+  body: Buffer | null;
+  /** Reads the upstream body when it is at most `maxBytes` (else null, and it still streams through). */
+  readBody(maxBytes: number): Promise<Buffer | null>;
 }
 
 export function createContext(req: IncomingMessage, res: ServerResponse, init: { id: string; startedAt: number; log: Logger; site: Site }): RequestContext {
@@ -87,7 +113,15 @@ export function createContext(req: IncomingMessage, res: ServerResponse, init: {
     body: null,
     message: null,
     identity: null,
+    client: null,
+    presentedSessionId: null,
+    sessionKey: null,
+    state: null,
+    limit: null,
+    session: null,
+    creating: false,
     upstreamSessionId: null,
+    upstreamIndex: null,
     upstream: null,
     response: null,
     upstreamAt: null,

@@ -39,6 +39,29 @@ interface Exchange {
   refused: boolean;
 }
 
+/** Reads a body of at most `maxBytes`; past that returns null, leaving what it read in `prefix`. */
+function readSmallBody(stream: IncomingMessage, maxBytes: number, prefix: Buffer[]): Promise<Buffer | null> {
+  if (Number(stream.headers['content-length'] ?? 0) > maxBytes) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    let size = 0;
+    const done = (body: Buffer | null): void => {
+      stream.off('data', onData).off('end', onEnd).off('error', onEnd);
+      resolve(body);
+    };
+    // Not `for await`: leaving that loop early would destroy a stream that must still be piped.
+    const onData = (chunk: Buffer): void => {
+      prefix.push(chunk);
+      size += chunk.length;
+      if (size > maxBytes) {
+        stream.pause();
+        done(null);
+      }
+    };
+    const onEnd = (): void => done(Buffer.concat(prefix.splice(0)));
+    stream.on('data', onData).once('end', onEnd).once('error', onEnd);
+  });
+}
+
 /** Counts a chunked request body as it streams and fails once it passes the cap (413 unbuffered). */
 function bodyCap(maxBytes: number): Transform {
   let seen = 0;
@@ -106,7 +129,15 @@ export function forward(deps: ForwardDeps) {
     for (const [name, value] of Object.entries(upstreamRes.headers)) {
       if (value !== undefined && !RESPONSE_DROP.has(name)) headers[name] = value;
     }
-    ctx.response = { status: upstreamRes.statusCode ?? 502, headers };
+    // Chunks a response stage read but could not keep whole (over its cap): sent before the rest.
+    const prefix: Buffer[] = [];
+    const response = {
+      status: upstreamRes.statusCode ?? 502,
+      headers,
+      body: null as Buffer | null,
+      readBody: (maxBytes: number) => readSmallBody(upstreamRes, maxBytes, prefix).then((body) => (response.body = body)),
+    };
+    ctx.response = response;
     try {
       await runResponseStages(deps.responseStages, ctx);
     } catch (err) {
@@ -120,17 +151,24 @@ export function forward(deps: ForwardDeps) {
       exchange.resolve();
       return;
     }
-    res.writeHead(ctx.response.status, ctx.response.headers);
+    res.once('close', () => exchange.resolve());
+    if (response.body) {
+      delete headers['content-length'];
+      res.writeHead(response.status, { ...headers, 'content-length': String(response.body.length) });
+      res.end(response.body);
+      return;
+    }
+    res.writeHead(response.status, headers);
     // Send the head now: a GET stream's headers must not wait for its first event.
     res.flushHeaders();
     const isStream = String(headers['content-type'] ?? '').startsWith('text/event-stream');
-    if (isStream) deps.onStream?.(1);
+    if (isStream) {
+      deps.onStream?.(1);
+      res.once('close', () => deps.onStream?.(-1));
+    }
     upstreamRes.on('error', () => {});
     upstreamRes.once('aborted', () => (isStream ? res.end() : res.destroy()));
-    res.once('close', () => {
-      if (isStream) deps.onStream?.(-1);
-      exchange.resolve();
-    });
+    for (const chunk of prefix) res.write(chunk);
     upstreamRes.pipe(res);
   }
 

@@ -1,46 +1,86 @@
 import type { Config } from '../config/schema.js';
-import type { RequestContext } from '../context.js';
+import type { ClientRegistry } from '../auth/clients.js';
+import type { VerifyAccessToken } from '../auth/access-token.js';
+import type { FingerprintInput } from '../session/binding.js';
+import type { SessionIds } from '../session/session-id.js';
+import type { StreamGauge } from '../session/streams.js';
+import type { UpstreamPicker } from '../session/upstreams.js';
+import type { Limiters } from '../store/limiters.js';
+import type { Store } from '../store/store.js';
+import { authenticate } from './authenticate.js';
 import { checkTransport } from './check-transport.js';
+import { enforceRateLimit } from './enforce-rate-limit.js';
 import { forward } from './forward.js';
+import { loadState } from './load-state.js';
+import { rejectBlocked } from './reject-blocked.js';
 import { resolveClientAddress } from './resolve-client-address.js';
+import { resolveSession } from './resolve-session.js';
+import { endOnDelete, forgetOnUpstream404, swapSessionId } from './rewrite-response.js';
+import type { RewriteDeps } from './rewrite-response.js';
 import type { ResponseStage, Stage } from './stage.js';
 
 export { runStages } from './stage.js';
 export type { Stage, ResponseStage } from './stage.js';
 
-/** Dependencies built once by the composition root. */
+/** Everything the stages need, built once by the composition root. */
 export interface StageDeps {
+  readonly store: Store;
+  readonly limiters: Limiters;
+  readonly clients: ClientRegistry;
+  readonly verify: VerifyAccessToken;
+  readonly sessionIds: SessionIds;
+  readonly upstreams: UpstreamPicker;
+  readonly streams: StreamGauge;
+  readonly fingerprint: (input: FingerprintInput) => string;
+  readonly endUpstreamSession: RewriteDeps['endUpstreamSession'];
+  readonly onStream?: (delta: 1 | -1) => void;
   readonly clock: () => number;
 }
 
-// Until sessions exist the client's id goes upstream as is and comes back as is.
-function passThroughSession(upstreams: readonly string[]) {
-  return function passThroughSession(ctx: RequestContext): void {
-    const sid = ctx.req.headers['mcp-session-id'];
-    ctx.upstreamSessionId = typeof sid === 'string' ? sid : null;
-    ctx.upstream = upstreams[0] ?? null;
-  };
-}
-
-/** The MCP path's response stages, in order (DESIGN §4 step 9). */
-export function buildResponseStages(): ResponseStage[] {
-  return [];
-}
-
-/** The MCP path's request stages, in DESIGN §4 order. A test pins the names. */
-export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
+/** The stages every route starts with: transport checks, client address, blocked addresses. */
+export function buildEntryStages(config: Config, deps: Pick<StageDeps, 'limiters'>): Stage[] {
   const { security } = config;
   return [
     checkTransport({ maxBodyBytes: security.maxBodyBytes, requireSecureTransport: security.requireSecureTransport, allowedOrigins: security.allowedOrigins, trustProxy: security.trustProxy }),
     resolveClientAddress({ trustProxy: security.trustProxy }),
-    passThroughSession(config.upstreams),
+    rejectBlocked({ limiters: deps.limiters }),
+  ];
+}
+
+/** The MCP path's response stages, in order (DESIGN §4 step 9). */
+export function buildResponseStages(config: Config, deps: StageDeps): ResponseStage[] {
+  const { sessions } = config;
+  const rewrite: RewriteDeps = {
+    store: deps.store,
+    sessionIds: deps.sessionIds,
+    fingerprint: deps.fingerprint,
+    maxConcurrent: sessions.maxConcurrent,
+    onLimit: sessions.onLimit,
+    idleTimeoutMs: sessions.idleTimeout,
+    maxLifetimeMs: sessions.maxLifetime,
+    clock: deps.clock,
+    endUpstreamSession: deps.endUpstreamSession,
+  };
+  return [swapSessionId(rewrite), forgetOnUpstream404(rewrite), endOnDelete(rewrite)];
+}
+
+/** The MCP path's request stages, in DESIGN §4 order. A test pins the names. */
+export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
+  const { security, sessions } = config;
+  return [
+    ...buildEntryStages(config, deps),
+    authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
+    loadState({ store: deps.store, limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
+    enforceRateLimit(),
+    resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, clock: deps.clock }),
     forward({
       upstreamTimeoutMs: security.upstreamTimeout,
       maxBodyBytes: security.maxBodyBytes,
       upstreamHeaders: config.upstreamHeaders,
       identityHeaders: config.identityHeaders,
-      responseStages: buildResponseStages(),
+      responseStages: buildResponseStages(config, deps),
       clock: deps.clock,
+      onStream: deps.onStream,
     }),
   ];
 }

@@ -58,6 +58,8 @@ export type CreateResult = { readonly created: true; readonly evicted: readonly 
 /** A refresh token as stored (keyed by the SHA-256 of the token, never the token). */
 export interface RefreshRecord {
   readonly grantId: string;
+  /** When the grant's tokens were issued: a client cutoff after it invalidates the refresh token too. */
+  readonly issuedAt: number;
   readonly scope: string;
   readonly audience: string;
   readonly expiresAt: number;

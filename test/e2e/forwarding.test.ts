@@ -33,7 +33,7 @@ t.test('SDK client through the proxy: tools, progress over SSE, GET stream, DELE
     await proxy.close();
     await upstream.close();
   });
-  const { client, transport, close } = await connectClient(proxy.mcpUrl);
+  const { client, transport, close } = await connectClient(proxy.mcpUrl, { token: await proxy.token() });
   t.teardown(close);
 
   const { tools } = await client.listTools();
@@ -66,7 +66,7 @@ t.test('SSE is not buffered: event 1 reaches the client before the upstream may 
     await proxy.close();
     await upstream.close();
   });
-  const { client, close } = await connectClient(proxy.mcpUrl);
+  const { client, close } = await connectClient(proxy.mcpUrl, { token: await proxy.token() });
   t.teardown(close);
   let release: () => void = () => {};
   const first = new Promise<void>((resolve) => {
@@ -100,7 +100,7 @@ t.test('a GET stream gets its headers before any event, and a client abort close
   });
   const abort = new AbortController();
   // Resolves on response headers: the upstream never sends an event, so nothing but the head can arrive.
-  const res = await fetch(proxy.mcpUrl, { headers: { accept: 'text/event-stream', 'last-event-id': 'stream-1_42', 'mcp-protocol-version': '2025-11-25' }, signal: abort.signal });
+  const res = await fetch(proxy.mcpUrl, { headers: { authorization: `Bearer ${await proxy.token()}`, accept: 'text/event-stream', 'last-event-id': 'stream-1_42', 'mcp-protocol-version': '2025-11-25' }, signal: abort.signal });
   t.equal(res.status, 200);
   t.equal(res.headers.get('content-type'), 'text/event-stream');
   t.equal(seen[0]?.['last-event-id'], 'stream-1_42', 'Last-Event-ID passes through');
@@ -125,11 +125,12 @@ t.test('an idle SSE stream outlives the upstream timeout; slow headers get 504',
     await proxy.close();
     await upstream.close();
   });
-  const stream = await fetch(proxy.mcpUrl, { headers: { accept: 'text/event-stream' } });
+  const auth = `Bearer ${await proxy.token()}`;
+  const stream = await fetch(proxy.mcpUrl, { headers: { authorization: auth, accept: 'text/event-stream' } });
   t.equal(await stream.text(), 'data: late\n\n', 'event sent after 3x the timeout still arrives');
-  const slow = await fetch(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify(INIT) });
+  const slow = await fetch(proxy.mcpUrl, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify(INIT) });
   t.equal(slow.status, 504);
-  t.same(await slow.json(), { jsonrpc: '2.0', error: { code: -32000, message: 'Upstream MCP server timed out' }, id: null });
+  t.same(await slow.json(), { jsonrpc: '2.0', error: { code: -32000, message: 'Upstream MCP server timed out' }, id: 1 });
   t.equal(proxy.logs.events('upstream.failed').length, 1);
 });
 
@@ -137,16 +138,16 @@ t.test('upstream refused → 502 JSON-RPC; reset mid-response → connection cut
   const deadPort = await freePort();
   const proxy = await startWarden({ upstreams: [`http://127.0.0.1:${deadPort}/mcp`] });
   t.teardown(() => proxy.close());
-  const res = await fetch(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify({ ...INIT, id: 'abc' }) });
+  const res = await fetch(proxy.mcpUrl, { method: 'POST', headers: { authorization: `Bearer ${await proxy.token()}`, 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify({ ...INIT, id: 'abc' }) });
   t.equal(res.status, 502);
-  t.same(await res.json(), { jsonrpc: '2.0', error: { code: -32000, message: 'Upstream MCP server unavailable' }, id: null });
+  t.same(await res.json(), { jsonrpc: '2.0', error: { code: -32000, message: 'Upstream MCP server unavailable' }, id: 'abc' }, 'the request id is echoed once the body was read');
   t.match(proxy.logs.events('upstream.failed')[0], { reason: 'refused', code: 'UPSTREAM_UNAVAILABLE' });
 
   const resetting = await rawUpstream((req) => req.socket.destroy());
   t.teardown(() => resetting.close());
   const proxy2 = await startWarden({ upstreams: [resetting.url] });
   t.teardown(() => proxy2.close());
-  const reset = await fetch(proxy2.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const reset = await fetch(proxy2.mcpUrl, { method: 'POST', headers: { authorization: `Bearer ${await proxy2.token()}`, 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
   t.equal(reset.status, 502);
   const health = await fetch(`${proxy2.url}/healthz`);
   t.equal(health.status, 200, 'still serving');
@@ -159,22 +160,30 @@ t.test('body caps: declared and streamed bodies over maxBodyBytes get 413 and ar
     await proxy.close();
     await upstream.close();
   });
+  const auth = `Bearer ${await proxy.token()}`;
   const big = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list', params: { pad: 'x'.repeat(5000) } });
-  const declared = await fetch(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: big });
+  const declared = await fetch(proxy.mcpUrl, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json', accept: ACCEPT }, body: big });
   t.equal(declared.status, 413);
   t.match(await declared.json(), { jsonrpc: '2.0', error: { code: -32000 } });
 
-  // Chunked: no Content-Length, so the cap applies while streaming.
-  const status = await new Promise<number>((resolve, reject) => {
-    const req = http.request(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': 'x' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+  // Chunked (no Content-Length): the cap applies while the body streams.
+  const chunked = (headers: Record<string, string>) =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request(proxy.mcpUrl, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json', accept: ACCEPT, ...headers } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      Readable.from([Buffer.from(big.slice(0, 1500)), Buffer.from(big.slice(1500))]).pipe(req);
     });
-    req.on('error', reject);
-    Readable.from([Buffer.from(big.slice(0, 1500)), Buffer.from(big.slice(1500))]).pipe(req);
-  });
-  t.equal(status, 413);
-  t.notOk(upstream.requests.some((r) => r.method === 'POST'), 'nothing reached the upstream with a complete body');
+  t.equal(await chunked({}), 413, 'session-less body (read to find initialize) is capped');
+
+  const init = await fetch(proxy.mcpUrl, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify(INIT) });
+  const sid = init.headers.get('mcp-session-id') ?? '';
+  await init.text();
+  const before = upstream.requests.length;
+  t.equal(await chunked({ 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }), 413, 'a session\'s streamed body is capped in flight');
+  t.ok(upstream.requests.slice(before).every((r) => r.method !== 'POST' || r.headers['content-length'] === undefined), 'no oversized body reached the upstream whole');
 });
 
 t.test('routing: unknown path 404, wrong method 405 with Allow, 202 stays 202', async (t) => {
@@ -192,13 +201,14 @@ t.test('routing: unknown path 404, wrong method 405 with Allow, 202 stays 202', 
   t.equal(put.headers.get('allow'), 'POST, GET, DELETE, OPTIONS');
   t.match(await put.json(), { jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed' }, id: null });
 
-  const init = await fetch(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify(INIT) });
+  const auth = `Bearer ${await proxy.token()}`;
+  const init = await fetch(proxy.mcpUrl, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json', accept: ACCEPT }, body: JSON.stringify(INIT) });
   t.equal(init.status, 200);
   const sid = init.headers.get('mcp-session-id') ?? '';
   await init.text();
   const note = await fetch(proxy.mcpUrl, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+    headers: { authorization: auth, 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
     body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
   });
   t.equal(note.status, 202);

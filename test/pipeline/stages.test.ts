@@ -1,10 +1,37 @@
 import t from 'tap';
 import { validateConfig } from '../../src/config/validate.js';
-import { buildRequestStages } from '../../src/pipeline/index.js';
+import { buildRequestStages, buildResponseStages } from '../../src/pipeline/index.js';
+import type { StageDeps } from '../../src/pipeline/index.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+import { createLimiters } from '../../src/store/limiters.js';
+import { createClientRegistry } from '../../src/auth/clients.js';
+import { createSessionIds } from '../../src/session/session-id.js';
+import { createUpstreamPicker } from '../../src/session/upstreams.js';
+import { createStreamGauge } from '../../src/session/streams.js';
+import { createFingerprint } from '../../src/session/binding.js';
 
 t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   const result = validateConfig({});
   if (!result.ok) throw new Error('default config must be valid');
-  const names = buildRequestStages(result.config, { clock: Date.now }).map((s) => s.name);
-  t.same(names, ['checkTransport', 'resolveClientAddress', 'passThroughSession', 'forward']);
+  const { config } = result;
+  const store = createMemoryStore({ maxEntries: 1000, clock: Date.now });
+  t.teardown(() => store.close());
+  const deps: StageDeps = {
+    store,
+    limiters: createLimiters(store, config.rateLimits),
+    clients: await createClientRegistry([], store, Date.now),
+    verify: async () => {
+      throw new Error('not used');
+    },
+    sessionIds: createSessionIds(new Uint8Array(32)),
+    upstreams: createUpstreamPicker(config.upstreams, Date.now),
+    streams: createStreamGauge(1),
+    fingerprint: createFingerprint(config.sessions),
+    endUpstreamSession: () => {},
+    clock: Date.now,
+  };
+  t.same(buildRequestStages(config, deps).map((s) => s.name), [
+    'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'forward',
+  ]);
+  t.same(buildResponseStages(config, deps).map((s) => s.name), ['swapSessionId', 'forgetOnUpstream404', 'endOnDelete']);
 });

@@ -42,7 +42,7 @@ t.test('every traffic key carries a TTL and the {principal} hash tag', async (t)
   await store.revokeToken('alice', 'j', now + 60_000, now);
   await store.revokeGrant('alice', 'g2', 60_000, now);
   await store.revokePrincipal('bob', now, 60_000);
-  await store.putRefreshToken('alice', 'h', { grantId: 'g', scope: 'mcp', audience: 'a', expiresAt: now + 60_000 }, now);
+  await store.putRefreshToken('alice', 'h', { grantId: 'g', issuedAt: now, scope: 'mcp', audience: 'a', expiresAt: now + 60_000 }, now);
   const raw = new Redis(redis.url);
   t.teardown(() => raw.disconnect());
   const keys = await raw.keys(`${config.keyPrefix}*`);

@@ -1,0 +1,71 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ClientConfig } from '../config/schema.js';
+import type { Limit } from '../config/fields.js';
+import type { Store, StoredClient } from '../store/store.js';
+import { hashSecret, verifySecret } from './secret-hash.js';
+
+/** A client as the proxy uses it, wherever it was defined. */
+export interface Client {
+  readonly id: string;
+  readonly scopes: readonly string[];
+  readonly maxSessions: number | null;
+  readonly rateLimit: Pick<Limit, 'points' | 'durationMs'> | null;
+  readonly source: 'config' | 'store';
+}
+
+export interface ClientRegistry {
+  /** The client if the secret is right, else null. Takes the same time for unknown clients. */
+  authenticate(id: string, secret: string): Promise<Client | null>;
+  /** A client's settings (per-client overrides), cached briefly for store-managed clients. */
+  get(id: string): Promise<Client | null>;
+}
+
+const CACHE_MS = 30_000;
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/**
+ * Clients from the config file (plain secret compared in constant time, or a scrypt hash) and
+ * from the store (scrypt hashes only), config first. Unknown ids still pay a scrypt check, so
+ * response time does not tell which client ids exist.
+ */
+export async function createClientRegistry(configClients: readonly ClientConfig[], store: Store, clock: () => number): Promise<ClientRegistry> {
+  const dummyHash = await hashSecret('timing-equaliser');
+  const fromConfig = new Map(configClients.map((c) => [c.id, c]));
+  const cache = new Map<string, { client: Client | null; hash: string | null; at: number }>();
+
+  function fromStored(c: StoredClient): Client {
+    return { id: c.id, scopes: c.scopes, maxSessions: c.maxSessions, rateLimit: c.rateLimit, source: 'store' };
+  }
+
+  async function lookup(id: string, fresh: boolean): Promise<{ client: Client | null; hash: string | null; plain: string | null }> {
+    const configured = fromConfig.get(id);
+    if (configured) {
+      const client: Client = { id, scopes: configured.scopes, maxSessions: configured.maxSessions, rateLimit: configured.rateLimit, source: 'config' };
+      return { client, hash: configured.secretHash, plain: configured.secret };
+    }
+    const cached = cache.get(id);
+    if (!fresh && cached && clock() - cached.at < CACHE_MS) return { client: cached.client, hash: cached.hash, plain: null };
+    const stored = await store.getClient(id);
+    const entry = { client: stored ? fromStored(stored) : null, hash: stored?.secretHash ?? null, at: clock() };
+    // Bounded: ids come from the network (token endpoint) as well as from verified tokens.
+    if (cache.size > 10_000) cache.clear();
+    cache.set(id, entry);
+    return { ...entry, plain: null };
+  }
+
+  return {
+    async authenticate(id, secret) {
+      // Always fresh: a removed client or a rotated secret must stop working at once.
+      const { client, hash, plain } = await lookup(id, true);
+      if (client && plain !== null) return timingSafeEqual(digest(secret), digest(plain)) ? client : null;
+      const ok = await verifySecret(secret, hash ?? dummyHash);
+      return client && hash && ok ? client : null;
+    },
+    async get(id) {
+      return (await lookup(id, false)).client;
+    },
+  };
+}

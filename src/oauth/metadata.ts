@@ -1,0 +1,51 @@
+import type { RequestContext, Site } from '../context.js';
+import { WardenError } from '../errors.js';
+import { sendJson } from '../http/reply.js';
+import type { KeyRing } from '../auth/key-ring.js';
+
+/** Public, cacheable documents: any origin may read them (no credentials involved). */
+const PUBLIC = { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' };
+
+/** RFC 8414 authorization server metadata. */
+export function authorizationServerMetadata(site: Site, scopes: readonly string[], asymmetric: boolean): Record<string, unknown> {
+  return {
+    issuer: site.issuer,
+    token_endpoint: `${site.origin}/oauth/token`,
+    revocation_endpoint: `${site.origin}/oauth/revoke`,
+    // The SDK client rejects metadata without these two, even for client_credentials; the endpoint
+    // answers with an RFC 6749 error until interactive login exists.
+    authorization_endpoint: `${site.origin}/oauth/authorize`,
+    response_types_supported: ['code'],
+    grant_types_supported: ['client_credentials', 'refresh_token'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    code_challenge_methods_supported: ['S256'],
+    scopes_supported: scopes,
+    ...(asymmetric ? { jwks_uri: `${site.origin}/.well-known/jwks.json` } : {}),
+  };
+}
+
+/** RFC 9728 protected resource metadata: `resource` is the public MCP URL, never the upstream's. */
+export function protectedResourceMetadata(site: Site, scopes: readonly string[]): Record<string, unknown> {
+  return {
+    resource: site.resource,
+    authorization_servers: [site.issuer],
+    scopes_supported: scopes,
+    bearer_methods_supported: ['header'],
+    resource_name: 'mcp-warden',
+  };
+}
+
+export function metadataHandlers(deps: { site: Site; scopes: readonly string[]; keyRing: KeyRing }) {
+  const asymmetric = deps.keyRing.algorithm !== 'HS256';
+  const as = authorizationServerMetadata(deps.site, deps.scopes, asymmetric);
+  const prm = protectedResourceMetadata(deps.site, deps.scopes);
+  return {
+    authorizationServer: (ctx: RequestContext) => sendJson(ctx.res, 200, as, PUBLIC),
+    protectedResource: (ctx: RequestContext) => sendJson(ctx.res, 200, prm, PUBLIC),
+    jwks: (ctx: RequestContext) => sendJson(ctx.res, 200, deps.keyRing.jwks(), { ...PUBLIC, 'cache-control': 'public, max-age=60' }),
+    authorize: () => {
+      throw new WardenError('OAUTH_UNSUPPORTED_RESPONSE_TYPE');
+    },
+  };
+}

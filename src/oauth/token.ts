@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import type { RequestContext } from '../context.js';
+import { WardenError } from '../errors.js';
+import { sendJson } from '../http/reply.js';
+import { logEvent } from '../observability/events.js';
+import type { Client, ClientRegistry } from '../auth/clients.js';
+import type { SignAccessToken } from '../auth/access-token.js';
+import { hashRefreshToken, isRefreshTokenShape, mintRefreshToken } from '../auth/refresh-token.js';
+import type { Limiters } from '../store/limiters.js';
+import type { Store } from '../store/store.js';
+import { authenticateClient, readForm } from './client-auth.js';
+import type { Form } from './client-auth.js';
+
+export interface TokenEndpointDeps {
+  readonly clients: ClientRegistry;
+  readonly limiters: Limiters;
+  readonly store: Store;
+  readonly sign: SignAccessToken;
+  /** The proxy's public MCP URL: the only RFC 8707 resource it issues tokens for. */
+  readonly resource: string;
+  readonly accessTtlMs: number;
+  readonly refreshTtlMs: number;
+  readonly issueRefreshTokens: boolean;
+  readonly clock: () => number;
+}
+
+// RFC 6749 §5.1: token responses must not be cached.
+const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
+
+function requestedScopes(form: Form, allowed: readonly string[]): string[] {
+  const raw = form.get('scope');
+  if (raw === undefined) return [...allowed];
+  const scopes = raw.split(' ').filter(Boolean);
+  if (scopes.length === 0 || !scopes.every((s) => allowed.includes(s))) throw new WardenError('OAUTH_INVALID_SCOPE');
+  return [...new Set(scopes)];
+}
+
+/** RFC 8707: a `resource` must name this proxy's MCP URL (a trailing slash aside). */
+function checkResource(form: Form, resource: string): void {
+  const asked = form.get('resource');
+  if (asked !== undefined && asked.replace(/\/$/, '') !== resource.replace(/\/$/, '')) throw new WardenError('OAUTH_INVALID_TARGET');
+}
+
+/**
+ * `POST /oauth/token` (RFC 6749): `client_credentials`, and `refresh_token` with rotation; a reused
+ * refresh token revokes its whole grant (OAuth 2.1 §4.3.1, the reused token and every successor).
+ */
+export function tokenEndpoint(deps: TokenEndpointDeps) {
+  async function respond(ctx: RequestContext, client: Client, scopes: string[], grantId: string, refreshed: boolean): Promise<void> {
+    const scope = scopes.join(' ');
+    const access = await deps.sign({ clientId: client.id, scope, grantId });
+    const now = deps.clock();
+    const body: Record<string, unknown> = { access_token: access.token, token_type: 'Bearer', expires_in: Math.round((access.expiresAt - now) / 1000), scope };
+    if (deps.issueRefreshTokens) {
+      const refresh = mintRefreshToken();
+      await deps.store.putRefreshToken(client.id, refresh.hash, { grantId, issuedAt: now, scope, audience: deps.resource, expiresAt: now + deps.refreshTtlMs }, now);
+      body.refresh_token = refresh.token;
+    }
+    logEvent(ctx.log, refreshed ? 'token.refreshed' : 'token.issued', { clientId: client.id, jti: access.jti, grantId, address: ctx.clientAddress });
+    sendJson(ctx.res, 200, body, NO_STORE);
+  }
+
+  async function clientCredentials(ctx: RequestContext, form: Form, client: Client): Promise<void> {
+    const scopes = requestedScopes(form, client.scopes);
+    await respond(ctx, client, scopes, randomBytes(16).toString('base64url'), false);
+  }
+
+  async function refreshToken(ctx: RequestContext, form: Form, client: Client): Promise<void> {
+    const token = form.get('refresh_token');
+    if (token === undefined) throw new WardenError('OAUTH_INVALID_REQUEST', { description: 'refresh_token is required' });
+    if (!deps.issueRefreshTokens || !isRefreshTokenShape(token)) throw new WardenError('OAUTH_INVALID_GRANT');
+    const now = deps.clock();
+    const used = await deps.store.useRefreshToken(client.id, hashRefreshToken(token), now);
+    if (used.status === 'unknown') throw new WardenError('OAUTH_INVALID_GRANT');
+    if (used.status === 'reused') {
+      // A refresh token used twice was stolen or replayed: end the grant for both parties.
+      await deps.store.revokeGrant(client.id, used.record.grantId, deps.refreshTtlMs, now);
+      logEvent(ctx.log, 'refresh.reuse', { clientId: client.id, grantId: used.record.grantId, address: ctx.clientAddress });
+      throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'reuse' });
+    }
+    const state = await deps.store.loadRequestState({ principal: client.id, jti: null, grantId: used.record.grantId, sessionKey: null, now, idleTimeoutMs: 1, maxLifetimeMs: 1 });
+    if (state.revoked || used.record.issuedAt < state.clientCutoff) throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'revoked' });
+    // RFC 6749 §6: a refresh may narrow the scope, never widen it.
+    const scopes = requestedScopes(form, used.record.scope.split(' ').filter((s) => client.scopes.includes(s)));
+    await respond(ctx, client, scopes, used.record.grantId, true);
+  }
+
+  return async function token(ctx: RequestContext): Promise<void> {
+    const form = await readForm(ctx);
+    const client = await authenticateClient(ctx, form, deps);
+    const grantType = form.get('grant_type');
+    if (grantType === undefined) throw new WardenError('OAUTH_INVALID_REQUEST', { description: 'grant_type is required' });
+    checkResource(form, deps.resource);
+    if (grantType === 'client_credentials') return clientCredentials(ctx, form, client);
+    if (grantType === 'refresh_token') return refreshToken(ctx, form, client);
+    throw new WardenError('OAUTH_UNSUPPORTED_GRANT_TYPE');
+  };
+}

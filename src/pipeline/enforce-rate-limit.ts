@@ -1,0 +1,13 @@
+import type { RequestContext } from '../context.js';
+import { need } from '../context.js';
+import { WardenError } from '../errors.js';
+import { rateLimitHeaders } from '../http/reply.js';
+
+/** Stage 6: the client's request limit: 429 with Retry-After when spent; RateLimit headers always. */
+export function enforceRateLimit() {
+  return function enforceRateLimit(ctx: RequestContext): void {
+    const { allowed, limit } = need(ctx.limit, 'ctx.limit');
+    if (!allowed) throw new WardenError('RATE_LIMITED', { reason: 'client', limit, retryAfterMs: limit.resetMs });
+    for (const [name, value] of Object.entries(rateLimitHeaders('client', limit))) ctx.res.setHeader(name, value);
+  };
+}

@@ -1,0 +1,51 @@
+import type { RequestContext } from '../context.js';
+import { need } from '../context.js';
+import { WardenError } from '../errors.js';
+import type { ClientRegistry } from '../auth/clients.js';
+import type { SessionIds } from '../session/session-id.js';
+import type { Limiters } from '../store/limiters.js';
+import type { Store } from '../store/store.js';
+
+export interface LoadStateDeps {
+  readonly store: Store;
+  readonly limiters: Limiters;
+  readonly clients: ClientRegistry;
+  readonly sessionIds: SessionIds;
+  readonly idleTimeoutMs: number;
+  readonly maxLifetimeMs: number;
+  readonly clock: () => number;
+}
+
+/**
+ * Stage 5: one store round trip for the token's revocation state and the session record (slid
+ * forward), run in parallel with the client's rate-limit consume. A revoked token, grant or
+ * client ends here with 401.
+ */
+export function loadState(deps: LoadStateDeps) {
+  return async function loadState(ctx: RequestContext): Promise<void> {
+    const identity = need(ctx.identity, 'ctx.identity');
+    const presented = ctx.req.headers['mcp-session-id'];
+    ctx.presentedSessionId = typeof presented === 'string' ? presented : presented === undefined ? null : presented.join(',');
+    // A forged or foreign id has no key: it is refused in resolve-session without a lookup.
+    ctx.sessionKey = ctx.presentedSessionId === null ? null : deps.sessionIds.check(ctx.presentedSessionId, identity.principal);
+    const client = identity.issuer === 'self' ? await deps.clients.get(identity.clientId) : null;
+    ctx.client = client;
+    const [state, limit] = await Promise.all([
+      deps.store.loadRequestState({
+        principal: identity.principal,
+        jti: identity.jti,
+        grantId: identity.grantId,
+        sessionKey: ctx.sessionKey,
+        now: deps.clock(),
+        idleTimeoutMs: deps.idleTimeoutMs,
+        maxLifetimeMs: deps.maxLifetimeMs,
+      }),
+      deps.limiters.client(identity.principal, client?.rateLimit ?? null),
+    ]);
+    ctx.state = state;
+    ctx.limit = limit;
+    // A token of a client that no longer exists is as good as revoked.
+    const removed = identity.issuer === 'self' && client === null;
+    if (removed || state.revoked || identity.issuedAtMs < state.clientCutoff) throw new WardenError('TOKEN_INVALID', { reason: 'revoked' });
+  };
+}

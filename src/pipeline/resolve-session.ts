@@ -1,0 +1,72 @@
+import type { RequestContext } from '../context.js';
+import { need } from '../context.js';
+import { WardenError } from '../errors.js';
+import { peekMessage, readBody } from '../http/jsonrpc.js';
+import type { FingerprintInput } from '../session/binding.js';
+import type { UpstreamPicker } from '../session/upstreams.js';
+import type { Limiters } from '../store/limiters.js';
+import type { Store } from '../store/store.js';
+import type { StreamGauge } from '../session/streams.js';
+
+export interface ResolveSessionDeps {
+  readonly store: Store;
+  readonly limiters: Limiters;
+  readonly upstreams: UpstreamPicker;
+  readonly fingerprint: (input: FingerprintInput) => string;
+  readonly maxBodyBytes: number;
+  readonly maxConcurrent: number;
+  readonly onLimit: 'reject' | 'evict-oldest';
+  readonly streams: StreamGauge;
+  readonly clock: () => number;
+}
+
+/**
+ * Stage 7. Without `Mcp-Session-Id`: an `initialize` passes the creation limits and is marked so the
+ * response stage mints the proxy id; any other session-less request (stateless upstream, MCP
+ * 2026-07-28) goes on as it is. With one: the id must have been valid (tag checked in stage 5),
+ * found within the caller's identity, and match the binding; otherwise 404 and nothing is forwarded.
+ */
+export function resolveSession(deps: ResolveSessionDeps) {
+  async function withoutSession(ctx: RequestContext): Promise<void> {
+    const identity = need(ctx.identity, 'ctx.identity');
+    if (ctx.req.method === 'POST') {
+      // Only a session-less POST can be an initialize: read it (bounded) to know.
+      ctx.body = await readBody(ctx.req, deps.maxBodyBytes);
+      const peek = peekMessage(ctx.body);
+      if (!peek.ok) throw new WardenError(peek.reason === 'json' ? 'INVALID_JSON' : 'INVALID_MESSAGE');
+      ctx.message = peek.value;
+    }
+    if (ctx.message?.isInitialize) {
+      const created = await deps.limiters.sessionCreate(identity.principal);
+      if (!created.allowed) throw new WardenError('RATE_LIMITED', { reason: 'session_create', limit: created.limit, retryAfterMs: created.limit.resetMs });
+      if (deps.onLimit === 'reject') {
+        const open = await deps.store.countSessions(identity.principal, deps.clock());
+        if (open >= (ctx.client?.maxSessions ?? deps.maxConcurrent)) throw new WardenError('SESSION_LIMIT', { retryAfterMs: 60_000 });
+      }
+      ctx.creating = true;
+    }
+    ctx.upstreamIndex = deps.upstreams.next();
+  }
+
+  function withSession(ctx: RequestContext): void {
+    const { session, clientCutoff } = need(ctx.state, 'ctx.state');
+    if (ctx.sessionKey === null) throw new WardenError('SESSION_NOT_FOUND', { reason: 'forged' });
+    if (!session || session.createdAt < clientCutoff) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });
+    if (session.fingerprint !== deps.fingerprint({ userAgent: ctx.req.headers['user-agent'], address: ctx.clientAddress })) {
+      throw new WardenError('SESSION_BINDING_MISMATCH', { reason: 'binding' });
+    }
+    if (deps.upstreams.url(session.upstream) === null) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });
+    ctx.session = session;
+    ctx.upstreamSessionId = session.upstreamSessionId;
+    ctx.upstreamIndex = session.upstream;
+  }
+
+  return async function resolveSession(ctx: RequestContext): Promise<void> {
+    if (ctx.presentedSessionId === null) await withoutSession(ctx);
+    else withSession(ctx);
+    ctx.upstream = deps.upstreams.url(need(ctx.upstreamIndex, 'ctx.upstreamIndex'));
+    if (ctx.req.method === 'GET' && !deps.streams.admit(need(ctx.identity, 'ctx.identity').principal, ctx.res)) {
+      throw new WardenError('STREAM_LIMIT', { reason: 'streams', retryAfterMs: 5_000 });
+    }
+  };
+}

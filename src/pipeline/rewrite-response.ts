@@ -1,0 +1,95 @@
+import type { RequestContext } from '../context.js';
+import { need } from '../context.js';
+import { WardenError } from '../errors.js';
+import { logEvent } from '../observability/events.js';
+import type { FingerprintInput } from '../session/binding.js';
+import type { SessionIds } from '../session/session-id.js';
+import type { Store } from '../store/store.js';
+
+export interface RewriteDeps {
+  readonly store: Store;
+  readonly sessionIds: SessionIds;
+  readonly fingerprint: (input: FingerprintInput) => string;
+  readonly maxConcurrent: number;
+  readonly onLimit: 'reject' | 'evict-oldest';
+  readonly idleTimeoutMs: number;
+  readonly maxLifetimeMs: number;
+  readonly clock: () => number;
+  /** Best effort: tells the upstream to drop a session the proxy could not keep. */
+  readonly endUpstreamSession: (ctx: RequestContext, upstreamSessionId: string) => void;
+}
+
+const SESSION_HEADER = 'mcp-session-id';
+// An upstream's "session not found" (MCP convention), as opposed to a 404 "method not found".
+const SESSION_GONE = -32001;
+const MAX_ERROR_BODY = 64 * 1024;
+
+/**
+ * Response stage: the upstream's `Mcp-Session-Id` never reaches a client. On an initialize it is
+ * stored (cap enforced atomically) and replaced by a new proxy id; on every other response it is
+ * replaced by the caller's own proxy id, or dropped when the request had none.
+ */
+export function swapSessionId(deps: RewriteDeps) {
+  return async function swapSessionId(ctx: RequestContext): Promise<void> {
+    const response = need(ctx.response, 'ctx.response');
+    const upstreamId = response.headers[SESSION_HEADER];
+    delete response.headers[SESSION_HEADER];
+    if (ctx.session && ctx.presentedSessionId !== null) response.headers[SESSION_HEADER] = ctx.presentedSessionId;
+    if (!ctx.creating || typeof upstreamId !== 'string' || response.status < 200 || response.status > 299) return;
+
+    const identity = need(ctx.identity, 'ctx.identity');
+    const minted = deps.sessionIds.mint(identity.principal);
+    const now = deps.clock();
+    const record = {
+      key: minted.key,
+      principal: identity.principal,
+      grantId: identity.grantId ?? '',
+      upstream: need(ctx.upstreamIndex, 'ctx.upstreamIndex'),
+      upstreamSessionId: upstreamId,
+      fingerprint: deps.fingerprint({ userAgent: ctx.req.headers['user-agent'], address: ctx.clientAddress }),
+      createdAt: now,
+    };
+    const max = ctx.client?.maxSessions ?? deps.maxConcurrent;
+    const result = await deps.store.createSession(record, { maxConcurrent: max, onLimit: deps.onLimit, now, idleTimeoutMs: deps.idleTimeoutMs, maxLifetimeMs: deps.maxLifetimeMs });
+    if (!result.created) {
+      // Lost a race for the last slot: the upstream session would be orphaned, so end it there too.
+      deps.endUpstreamSession(ctx, upstreamId);
+      throw new WardenError('SESSION_LIMIT', { retryAfterMs: 60_000 });
+    }
+    for (const evicted of result.evicted) logEvent(ctx.log, 'session.evicted', { clientId: identity.clientId, sessionId: evicted, address: ctx.clientAddress });
+    logEvent(ctx.log, 'session.created', { clientId: identity.clientId, sessionId: minted.key, address: ctx.clientAddress });
+    response.headers[SESSION_HEADER] = minted.id;
+  };
+}
+
+/**
+ * Response stage: an upstream 404 carrying JSON-RPC -32001 for a mapped session means the upstream
+ * forgot it (restart, expiry): the record goes, and the client gets the 404 so it re-initializes.
+ * A 404 with any other body (e.g. "method not found") deletes nothing.
+ */
+export function forgetOnUpstream404(deps: RewriteDeps) {
+  return async function forgetOnUpstream404(ctx: RequestContext): Promise<void> {
+    const response = need(ctx.response, 'ctx.response');
+    if (response.status !== 404 || !ctx.session) return;
+    const body = await response.readBody(MAX_ERROR_BODY);
+    let code: unknown = null;
+    try {
+      code = (JSON.parse(body?.toString('utf8') ?? '') as { error?: { code?: unknown } }).error?.code;
+    } catch {
+      return;
+    }
+    if (code !== SESSION_GONE) return;
+    await deps.store.deleteSession(ctx.session.principal, ctx.session.key);
+    logEvent(ctx.log, 'session.ended', { reason: 'upstream_gone', clientId: ctx.identity?.clientId, sessionId: ctx.session.key, address: ctx.clientAddress });
+  };
+}
+
+/** Response stage: DELETE ends the proxy session whatever the upstream answered (405 included). */
+export function endOnDelete(deps: RewriteDeps) {
+  return async function endOnDelete(ctx: RequestContext): Promise<void> {
+    if (ctx.req.method !== 'DELETE' || !ctx.session) return;
+    if (await deps.store.deleteSession(ctx.session.principal, ctx.session.key)) {
+      logEvent(ctx.log, 'session.ended', { reason: 'delete', clientId: ctx.identity?.clientId, sessionId: ctx.session.key, address: ctx.clientAddress });
+    }
+  };
+}

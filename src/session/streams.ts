@@ -1,0 +1,33 @@
+import type { ServerResponse } from 'node:http';
+
+export interface StreamGauge {
+  /** Counts an open GET of a principal until its response closes; false when at the cap. */
+  admit(principal: string, res: ServerResponse): boolean;
+  /** Open GET streams of every principal on this replica. */
+  total(): number;
+}
+
+/**
+ * Caps concurrent GET streams per principal on this replica: each one holds a client socket and
+ * an upstream socket for as long as it lives, so a client must not be able to open unbounded many.
+ */
+export function createStreamGauge(maxPerPrincipal: number, onChange?: (total: number) => void): StreamGauge {
+  const open = new Map<string, number>();
+  let total = 0;
+  return {
+    admit(principal, res) {
+      const count = open.get(principal) ?? 0;
+      if (count >= maxPerPrincipal) return false;
+      open.set(principal, count + 1);
+      onChange?.(++total);
+      res.once('close', () => {
+        const left = (open.get(principal) ?? 1) - 1;
+        if (left > 0) open.set(principal, left);
+        else open.delete(principal);
+        onChange?.(--total);
+      });
+      return true;
+    },
+    total: () => total,
+  };
+}

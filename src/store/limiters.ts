@@ -1,0 +1,93 @@
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Config } from '../config/schema.js';
+import type { Limit } from '../config/fields.js';
+import { WardenError } from '../errors.js';
+import type { RefusalDetail } from '../errors.js';
+import { addressPrefix } from '../http/headers.js';
+import type { Store } from './store.js';
+
+/** The state of one limit after a request consumed from it. */
+export interface LimitResult {
+  readonly allowed: boolean;
+  /** For `RateLimit-Policy` / `RateLimit` headers and `Retry-After`. */
+  readonly limit: NonNullable<RefusalDetail['limit']>;
+}
+
+/** The limiter names used in headers, events and metrics labels (a closed set). */
+export type LimiterName = 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts';
+
+export interface Limiters {
+  /** One request of a client on the MCP path (per-client override honoured). */
+  client(principal: string, override: Pick<Limit, 'points' | 'durationMs'> | null): Promise<LimitResult>;
+  /** One new session of a principal. */
+  sessionCreate(principal: string): Promise<LimitResult>;
+  /** One token-endpoint request, counted per source address and per client id. */
+  tokenEndpoint(address: string, clientId: string | null): Promise<LimitResult>;
+  /** Milliseconds an address stays blocked for failed attempts (0: not blocked). */
+  blockedFor(address: string): Promise<number>;
+  /** Counts a failed attempt of an address (bad token, bad secret, unknown session). */
+  failedAttempt(address: string): Promise<void>;
+}
+
+function result(res: RateLimiterRes, limit: Pick<Limit, 'points' | 'durationMs'>, allowed: boolean): LimitResult {
+  return { allowed, limit: { points: limit.points, windowSeconds: Math.ceil(limit.durationMs / 1000), remaining: res.remainingPoints, resetMs: res.msBeforeNext } };
+}
+
+/** Consumes a point; a refusal is a result, a store failure is a 503 (fail closed). */
+async function consume(limiter: RateLimiterAbstract, key: string, limit: Pick<Limit, 'points' | 'durationMs'>): Promise<LimitResult> {
+  try {
+    return result(await limiter.consume(key), limit, true);
+  } catch (err) {
+    if (err instanceof RateLimiterRes) return result(err, limit, false);
+    throw new WardenError('STORE_UNAVAILABLE', { reason: 'store', retryAfterMs: 2_000, cause: err });
+  }
+}
+
+/** The address key: IPv6 clients usually hold a whole /64, so that is what is counted. */
+function addressKey(address: string): string {
+  return addressPrefix(address, 32, 64);
+}
+
+/**
+ * Every rate limit, as rate-limiter-flexible instances whose counters live in the same store as
+ * everything else (RateLimiterRedis across replicas, RateLimiterMemory in one process).
+ */
+export function createLimiters(store: Store, limits: Config['rateLimits']): Limiters {
+  const make = (name: string, limit: Limit): RateLimiterAbstract => store.limiter({ keyPrefix: name, points: limit.points, durationMs: limit.durationMs, blockMs: limit.blockMs });
+  const client = make('client', limits.client);
+  const overrides = new Map<string, RateLimiterAbstract>();
+  const sessionCreate = make('session', limits.sessionCreate);
+  const tokenByAddress = make('token-ip', limits.tokenEndpoint);
+  const tokenByClient = make('token-client', limits.tokenEndpoint);
+  // The Nth failure within the window blocks the address (the library blocks once consumed > points).
+  const failed = make('failed', { ...limits.failedAttempts, points: limits.failedAttempts.points - 1 });
+
+  function clientLimiter(override: Pick<Limit, 'points' | 'durationMs'>): RateLimiterAbstract {
+    const name = `client-${override.points}-${override.durationMs}`;
+    let limiter = overrides.get(name);
+    if (!limiter) overrides.set(name, (limiter = make(name, { ...override, blockMs: 0 })));
+    return limiter;
+  }
+
+  return {
+    client: (principal, override) => (override ? consume(clientLimiter(override), principal, override) : consume(client, principal, limits.client)),
+    sessionCreate: (principal) => consume(sessionCreate, principal, limits.sessionCreate),
+    async tokenEndpoint(address, clientId) {
+      const byAddress = await consume(tokenByAddress, addressKey(address), limits.tokenEndpoint);
+      if (!byAddress.allowed || clientId === null) return byAddress;
+      return consume(tokenByClient, clientId, limits.tokenEndpoint);
+    },
+    async blockedFor(address) {
+      try {
+        const res = await failed.get(addressKey(address));
+        return res && res.consumedPoints >= limits.failedAttempts.points ? res.msBeforeNext : 0;
+      } catch (err) {
+        throw new WardenError('STORE_UNAVAILABLE', { reason: 'store', retryAfterMs: 2_000, cause: err });
+      }
+    },
+    async failedAttempt(address) {
+      await consume(failed, addressKey(address), limits.failedAttempts);
+    },
+  };
+}
