@@ -49,6 +49,8 @@ export interface RequestContext {
   readonly id: string;
   /** Injected clock time when the request arrived (ms). */
   readonly startedAt: number;
+  /** High-resolution marks (`performance.now()` ms; 0 = not reached) for the latency metrics. */
+  readonly timing: Timing;
   /** Child logger carrying `reqId`. */
   readonly log: Logger;
   readonly site: Site;
@@ -85,8 +87,16 @@ export interface RequestContext {
   upstream: string | null;
   /** forward: the upstream's response head, editable by the response stages before it is sent. */
   response: UpstreamResponse | null;
-  /** forward: injected clock time when upstream response headers arrived. */
-  upstreamAt: number | null;
+}
+
+export interface Timing {
+  received: number;
+  /** forward: the upstream request is about to be sent. */
+  forwarded: number;
+  /** forward: the upstream response head arrived. */
+  upstreamHead: number;
+  /** forward: the response head went to the client. */
+  clientHead: number;
 }
 
 /** The upstream response head as the response stages see and rewrite it. */
@@ -99,12 +109,13 @@ export interface UpstreamResponse {
   readBody(maxBytes: number): Promise<Buffer | null>;
 }
 
-export function createContext(req: IncomingMessage, res: ServerResponse, init: { id: string; startedAt: number; log: Logger; site: Site }): RequestContext {
+export function createContext(req: IncomingMessage, res: ServerResponse, init: { id: string; startedAt: number; receivedMark: number; log: Logger; site: Site }): RequestContext {
   return {
     req,
     res,
     id: init.id,
     startedAt: init.startedAt,
+    timing: { received: init.receivedMark, forwarded: 0, upstreamHead: 0, clientHead: 0 },
     log: init.log,
     site: init.site,
     route: 'unknown',
@@ -124,7 +135,6 @@ export function createContext(req: IncomingMessage, res: ServerResponse, init: {
     upstreamIndex: null,
     upstream: null,
     response: null,
-    upstreamAt: null,
   };
 }
 

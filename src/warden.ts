@@ -7,14 +7,20 @@ import type { Config } from './config/schema.js';
 import type { RequestContext, Site } from './context.js';
 import { ERROR_CATALOG } from './errors.js';
 import type { WardenError } from './errors.js';
-import { createRequestHandler } from './http/server.js';
-import type { Handler, Outcome, Route } from './http/server.js';
+import { createDrain } from './http/drain.js';
 import { sendJson } from './http/reply.js';
+import { adminRoutes, mainRoutes } from './http/routes.js';
+import type { RouteTable } from './http/routes.js';
+import { createRequestHandler } from './http/server.js';
+import type { Handler, Outcome } from './http/server.js';
+import { logEvent } from './observability/events.js';
+import { createReadiness } from './observability/health.js';
 import { createLogger } from './observability/logger.js';
 import type { Logger } from './observability/logger.js';
-import { logEvent } from './observability/events.js';
+import { createMetrics } from './observability/metrics.js';
+import type { Metrics } from './observability/metrics.js';
 import { buildEntryStages, buildRequestStages, runStages } from './pipeline/index.js';
-import type { Stage } from './pipeline/index.js';
+import type { Stage, StageDeps } from './pipeline/index.js';
 import { createTokenSigner, createTokenVerifier } from './auth/access-token.js';
 import { createClientRegistry } from './auth/clients.js';
 import { createExternalIssuers } from './auth/issuers.js';
@@ -35,6 +41,7 @@ import type { Store } from './store/store.js';
 export interface WardenOptions {
   readonly logger?: Logger;
   readonly clock?: () => number;
+  readonly metrics?: Metrics;
 }
 
 /** A running proxy. */
@@ -43,23 +50,25 @@ export interface Warden {
   readonly url: string;
   /** Public MCP URL. */
   readonly mcpUrl: string;
+  /** Base URL of the admin listener (`admin.listen`), or null. */
+  readonly adminUrl: string | null;
   readonly server: http.Server;
   readonly logger: Logger;
   readonly store: Store;
   readonly keyRing: KeyRing;
-  /** Issues an access token for a client, as the token endpoint would (CLI `init`, tests). */
+  readonly metrics: Metrics;
+  /** Issues an access token for a client, as the token endpoint would (demo, tests). */
   issueToken(clientId: string, scope: string, ttlMs?: number): Promise<string>;
-  /** Stops accepting, lets in-flight requests finish within `shutdownGrace`, then closes everything. */
+  /** Stops accepting, ends GET streams, lets in-flight requests finish within `shutdownGrace`, closes the store. */
   close(): Promise<void>;
 }
 
 function siteOf(config: Config, address: AddressInfo, secure: boolean): Site {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const origin = (config.publicUrl ?? `${secure ? 'https' : 'http'}://${host}:${address.port}`).replace(/\/+$/, '');
-  const resource = `${origin}${config.mcpPath}`;
   return {
     origin,
-    resource,
+    resource: `${origin}${config.mcpPath}`,
     // RFC 9728 §3.1: the well-known segment goes between the origin and the resource path.
     resourceMetadataUrl: `${origin}/.well-known/oauth-protected-resource${config.mcpPath}`,
     issuer: (config.tokens.issuer ?? origin).replace(/\/+$/, ''),
@@ -77,12 +86,22 @@ function listen(server: http.Server, host: string, port: number): Promise<Addres
   });
 }
 
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
+
 /** The secret behind proxy session id tags: derived from a configured signing secret, else shared through the store. */
-async function sessionIdSecret(config: Config, store: Store): Promise<Uint8Array> {
+export async function sessionIdSecret(config: Config, store: Store): Promise<Uint8Array> {
   if (config.tokens.secret !== null) return new Uint8Array(hkdfSync('sha256', config.tokens.secret, 'mcp-warden', 'session-id-tag', 32));
   const shared = await store.initSecret('session-id', randomBytes(32).toString('base64url'));
   return Buffer.from(shared, 'base64url');
 }
+
+/** How long the sessions gauge reuses a count: counting scans the store. */
+const SESSION_COUNT_TTL_MS = 30_000;
 
 /**
  * Composition root: builds everything from a validated config, listens, and returns the running
@@ -91,8 +110,18 @@ async function sessionIdSecret(config: Config, store: Store): Promise<Uint8Array
 export async function createWarden(config: Config, options: WardenOptions = {}): Promise<Warden> {
   const log = options.logger ?? createLogger(config.log.level);
   const clock = options.clock ?? Date.now;
+  const stopwatch = (): number => performance.now();
   const { security, sessions, tokens } = config;
-  const store = await createStore(config.store, { clock, onError: (err) => log.debug({ err }, 'store error') });
+  let sessionCount: { value: number; at: number } | null = null;
+  let counted: Store | null = null;
+  const metrics = options.metrics ?? createMetrics(undefined, {
+    sessionsActive: async () => {
+      if (counted && (!sessionCount || clock() - sessionCount.at > SESSION_COUNT_TTL_MS)) sessionCount = { value: await counted.countAllSessions(clock()), at: clock() };
+      return sessionCount?.value ?? 0;
+    },
+  });
+  const store = await createStore(config.store, { clock, onError: () => metrics.storeError() });
+  counted = store;
   const keyRing = await createKeyRing({
     store,
     algorithm: tokens.algorithm,
@@ -107,12 +136,15 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const limiters = createLimiters(store, config.rateLimits);
   const sessionIds = createSessionIds(await sessionIdSecret(config, store));
   const upstreams = createUpstreamPicker(config.upstreams, clock);
+  const drain = createDrain();
 
   const serverOptions: http.ServerOptions = {
     headersTimeout: security.headersTimeout,
     requestTimeout: security.requestTimeout,
     maxHeaderSize: security.maxHeaderBytes,
     keepAliveTimeout: 5_000,
+    // Node checks the two timeouts above only this often (default 30 s): slowloris needs it tighter.
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, security.headersTimeout / 4)),
   };
   const secure = config.tls.certFile !== null && config.tls.keyFile !== null;
   const server = secure
@@ -124,73 +156,111 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const external = createExternalIssuers(tokens.trustedIssuers, { clockSkewMs: tokens.clockSkew, clock });
   const verify = createTokenVerifier({ keyRing, issuer: site.issuer, audience: site.resource, clockSkewMs: tokens.clockSkew, clock, external, cacheSize: 10_000 });
   const sign = createTokenSigner({ keyRing, issuer: site.issuer, audience: site.resource, accessTtlMs: tokens.accessTtl, clock });
-  const streams = createStreamGauge(sessions.maxStreams);
-  const endUpstreamSession = (ctx: RequestContext, upstreamSessionId: string): void => {
-    if (!ctx.upstream) return;
-    fetch(ctx.upstream, { method: 'DELETE', headers: { ...config.upstreamHeaders, 'mcp-session-id': upstreamSessionId } }).catch(() => {});
+  const deps: StageDeps = {
+    store,
+    limiters,
+    clients,
+    verify,
+    sessionIds,
+    upstreams,
+    streams: createStreamGauge(sessions.maxStreams),
+    fingerprint: createFingerprint(sessions),
+    endUpstreamSession: (ctx: RequestContext, upstreamSessionId: string) => {
+      if (ctx.upstream) fetch(ctx.upstream, { method: 'DELETE', headers: { ...config.upstreamHeaders, 'mcp-session-id': upstreamSessionId } }).catch(() => {});
+    },
+    onStreamStart: (ctx, end) => {
+      metrics.openStreams(1);
+      ctx.res.once('close', () => metrics.openStreams(-1));
+      // GET streams never end by themselves; POST streams are in-flight requests and may finish.
+      if (ctx.req.method === 'GET') drain.stream(ctx.res, end);
+    },
+    clock,
+    stopwatch,
   };
-  const deps = { store, limiters, clients, verify, sessionIds, upstreams, streams, fingerprint: createFingerprint(sessions), endUpstreamSession, clock };
 
-  const requestStages = buildRequestStages(config, deps);
-  const entry = buildEntryStages(config, deps);
   const run = (stages: readonly Stage[]): Handler => (ctx) => runStages(stages, ctx);
-  const oauth = (handler: Stage): Handler => run([...entry, handler]);
+  const entry = buildEntryStages(config, deps);
   const scopes = [...new Set([...(tokens.requiredScope ? [tokens.requiredScope] : []), ...config.clients.flatMap((c) => c.scopes)])];
   const metadata = metadataHandlers({ site, scopes, keyRing });
-  const mcp = run(requestStages);
-  const token = oauth(tokenEndpoint({ clients, limiters, store, sign, resource: site.resource, accessTtlMs: tokens.accessTtl, refreshTtlMs: tokens.refreshTtl, issueRefreshTokens: tokens.issueRefreshTokens, clock }));
-  const revoke = oauth(revokeEndpoint({ clients, limiters, store, verify, refreshTtlMs: tokens.refreshTtl, clock }));
-  const prmPath = `/.well-known/oauth-protected-resource${config.mcpPath}`;
-  const issuerPath = new URL(site.issuer).pathname.replace(/\/$/, '');
-
-  const routes: (Route & { path: string })[] = [
-    { path: config.mcpPath, template: 'mcp', kind: 'mcp', methods: { POST: mcp, GET: mcp, DELETE: mcp, OPTIONS: mcp } },
-    { path: '/oauth/token', template: '/oauth/token', kind: 'oauth', methods: { POST: token, OPTIONS: token } },
-    { path: '/oauth/revoke', template: '/oauth/revoke', kind: 'oauth', methods: { POST: revoke, OPTIONS: revoke } },
-    { path: '/oauth/authorize', template: '/oauth/authorize', kind: 'oauth', methods: { GET: metadata.authorize, POST: metadata.authorize } },
-    { path: '/.well-known/oauth-authorization-server', template: '/.well-known/oauth-authorization-server', kind: 'plain', methods: { GET: metadata.authorizationServer } },
-    { path: '/.well-known/oauth-protected-resource', template: '/.well-known/oauth-protected-resource', kind: 'plain', methods: { GET: metadata.protectedResource } },
-    { path: prmPath, template: '/.well-known/oauth-protected-resource{mcpPath}', kind: 'plain', methods: { GET: metadata.protectedResource } },
-    { path: '/.well-known/jwks.json', template: '/.well-known/jwks.json', kind: 'plain', methods: { GET: metadata.jwks } },
-    { path: '/healthz', template: '/healthz', kind: 'plain', methods: { GET: (ctx) => sendJson(ctx.res, 200, { status: 'ok' }) } },
-    {
-      path: '/readyz',
-      template: '/readyz',
-      kind: 'plain',
-      methods: {
-        GET: async (ctx) => {
-          const ready = await store.ping().then(() => true, () => false);
-          sendJson(ctx.res, ready ? 200 : 503, { status: ready ? 'ready' : 'store unreachable' }, ready ? {} : { 'retry-after': '2' });
-        },
-      },
+  const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream });
+  const health = {
+    healthz: (ctx: RequestContext) => sendJson(ctx.res, 200, { status: 'ok' }),
+    readyz: async (ctx: RequestContext) => {
+      const state = await readiness();
+      sendJson(ctx.res, state.ready ? 200 : 503, state, state.ready ? { 'cache-control': 'no-store' } : { 'cache-control': 'no-store', 'retry-after': '2' });
     },
-  ];
-  if (issuerPath) routes.push({ path: `/.well-known/oauth-authorization-server${issuerPath}`, template: '/.well-known/oauth-authorization-server{issuerPath}', kind: 'plain', methods: { GET: metadata.authorizationServer } });
+  };
+  const metricsHandler: Handler = async (ctx) => {
+    const text = await metrics.registry.metrics();
+    ctx.res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
+    ctx.res.end(text);
+  };
+  const routes = mainRoutes(
+    { mcpPath: config.mcpPath, issuerPath: new URL(site.issuer).pathname.replace(/\/$/, '') },
+    {
+      mcp: run(buildRequestStages(config, deps)),
+      token: run([...entry, tokenEndpoint({ clients, limiters, store, sign, resource: site.resource, accessTtlMs: tokens.accessTtl, refreshTtlMs: tokens.refreshTtl, issueRefreshTokens: tokens.issueRefreshTokens, clock })]),
+      revoke: run([...entry, revokeEndpoint({ clients, limiters, store, verify, refreshTtlMs: tokens.refreshTtl, clock })]),
+      authorize: metadata.authorize,
+      authorizationServer: metadata.authorizationServer,
+      protectedResource: metadata.protectedResource,
+      jwks: metadata.jwks,
+      ...health,
+      metrics: config.admin.listen ? null : metricsHandler,
+    },
+  );
 
   const onRefusal = async (ctx: RequestContext, err: WardenError): Promise<void> => {
     const entry = ERROR_CATALOG[err.code];
-    logEvent(ctx.log, entry.event, { reason: err.detail.reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId: ctx.identity?.clientId ?? null });
-    if (err.code === 'UPSTREAM_UNAVAILABLE' && err.detail.reason === 'refused' && ctx.upstreamIndex !== null) upstreams.markDown(ctx.upstreamIndex);
+    const reason = err.detail.reason;
+    logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId: ctx.identity?.clientId ?? null });
+    metrics.refusal(err.code, reason);
+    if (entry.event === 'auth.failed') metrics.authFailure(reason ?? 'unknown');
+    const limiter = { RATE_LIMITED: reason ?? 'client', ADDRESS_BLOCKED: 'failed_attempts', SESSION_LIMIT: 'sessions', STREAM_LIMIT: 'streams' }[err.code as string];
+    if (limiter) metrics.rateLimited(limiter);
+    if (err.code === 'UPSTREAM_UNAVAILABLE' && reason === 'refused' && ctx.upstreamIndex !== null) upstreams.markDown(ctx.upstreamIndex);
     if (entry.failedAttempt && ctx.clientAddress) await limiters.failedAttempt(ctx.clientAddress);
   };
   const onDone = ({ ctx, error }: Outcome): void => {
-    ctx.log.info({ method: ctx.req.method, route: ctx.route, status: ctx.res.statusCode, ms: clock() - ctx.startedAt, clientId: ctx.identity?.clientId ?? null, code: error?.code }, 'request');
+    const { timing } = ctx;
+    metrics.request(ctx.route, ctx.req.method ?? '', ctx.res.statusCode);
+    if (timing.upstreamHead > 0) {
+      metrics.upstreamLatency((timing.upstreamHead - timing.forwarded) / 1000);
+      metrics.overhead((timing.forwarded - timing.received + timing.clientHead - timing.upstreamHead) / 1000);
+    }
+    ctx.log.info({ method: ctx.req.method, route: ctx.route, status: ctx.res.statusCode, ms: Math.round(stopwatch() - timing.received), clientId: ctx.identity?.clientId ?? null, code: error?.code }, 'request');
   };
-  server.on('request', createRequestHandler({ routes, site, log, clock, onRefusal, onDone }));
+  const handlerFor = (table: RouteTable) => createRequestHandler({ routes: table, site, log, clock, stopwatch, drain, onRefusal, onDone });
+  server.on('request', handlerFor(routes));
+
+  let admin: http.Server | null = null;
+  let adminUrl: string | null = null;
+  if (config.admin.listen) {
+    admin = http.createServer(handlerFor(adminRoutes({ ...health, metrics: metricsHandler })));
+    const a = await listen(admin, config.admin.listen.host, config.admin.listen.port);
+    adminUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
 
   return {
     url: site.origin,
     mcpUrl: site.resource,
+    adminUrl,
     server,
     logger: log,
     store,
     keyRing,
+    metrics,
     issueToken: async (clientId, scope, ttlMs) => (await sign({ clientId, scope, grantId: randomBytes(16).toString('base64url') }, ttlMs)).token,
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      const closing = closeServer(server);
+      const cut = await drain.drain(config.shutdownGrace);
+      if (cut > 0) log.warn({ cut }, 'requests still running at the end of the shutdown grace were cut');
+      server.closeAllConnections();
+      await closing;
+      if (admin) {
+        admin.closeAllConnections();
+        await closeServer(admin);
+      }
       keyRing.close();
       await store.close();
     },

@@ -5,6 +5,7 @@ import type { RequestContext, RouteKind, Site } from '../context.js';
 import { asWardenError, WardenError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { sendError } from './reply.js';
+import type { Drain } from './drain.js';
 
 /** Handles one request on a route; throws a refusal to answer with an error. */
 export type Handler = (ctx: RequestContext) => Promise<void> | void;
@@ -28,6 +29,8 @@ export interface RouterDeps {
   readonly site: Site;
   readonly log: Logger;
   readonly clock: () => number;
+  readonly stopwatch: () => number;
+  readonly drain: Drain;
   /** Called before a refusal is written: security event, metrics, failed-attempt budget. */
   readonly onRefusal: (ctx: RequestContext, err: WardenError) => Promise<void> | void;
   /** Called once per request when it is over: access log, metrics. */
@@ -50,12 +53,17 @@ export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, r
     const path = query === -1 ? url : url.slice(0, query);
     const route = table.get(path) ?? NOT_FOUND;
     const id = randomUUID();
-    const ctx = createContext(req, res, { id, startedAt: deps.clock(), log: deps.log.child({ reqId: id }), site: deps.site });
+    const ctx = createContext(req, res, { id, startedAt: deps.clock(), receivedMark: deps.stopwatch(), log: deps.log.child({ reqId: id }), site: deps.site });
     ctx.route = route.template;
     ctx.kind = route.kind;
+    deps.drain.track(res);
     let error: WardenError | null = null;
     try {
       const handler = route.methods[req.method ?? ''];
+      if (deps.drain.draining) {
+        res.shouldKeepAlive = false;
+        throw new WardenError('SHUTTING_DOWN', { retryAfterMs: 1_000 });
+      }
       if (route === NOT_FOUND) throw new WardenError('NOT_FOUND');
       if (!handler) throw new WardenError('METHOD_NOT_ALLOWED', { allow: allowed.get(path) ?? '' });
       await handler(ctx);

@@ -18,9 +18,10 @@ export interface ForwardDeps {
   /** Header names the proxy sets from the identity; client-sent copies are removed. */
   readonly identityHeaders: { readonly clientId: string | null; readonly scopes: string | null };
   readonly responseStages: readonly ResponseStage[];
-  readonly clock: () => number;
-  /** Called when the upstream response head arrives and when the exchange ends (metrics). */
-  readonly onStream?: (delta: 1 | -1) => void;
+  /** High-resolution clock for the latency marks in `ctx.timing`. */
+  readonly stopwatch: () => number;
+  /** Told when an SSE response starts streaming, with a way to end it cleanly (shutdown). */
+  readonly onStreamStart?: (ctx: RequestContext, end: () => void) => void;
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and headers a client must not be able to set upstream.
@@ -124,7 +125,7 @@ export function forward(deps: ForwardDeps) {
       upstreamRes.destroy();
       return;
     }
-    ctx.upstreamAt = deps.clock();
+    ctx.timing.upstreamHead = deps.stopwatch();
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(upstreamRes.headers)) {
       if (value !== undefined && !RESPONSE_DROP.has(name)) headers[name] = value;
@@ -152,6 +153,7 @@ export function forward(deps: ForwardDeps) {
       return;
     }
     res.once('close', () => exchange.resolve());
+    ctx.timing.clientHead = deps.stopwatch();
     if (response.body) {
       delete headers['content-length'];
       res.writeHead(response.status, { ...headers, 'content-length': String(response.body.length) });
@@ -163,8 +165,11 @@ export function forward(deps: ForwardDeps) {
     res.flushHeaders();
     const isStream = String(headers['content-type'] ?? '').startsWith('text/event-stream');
     if (isStream) {
-      deps.onStream?.(1);
-      res.once('close', () => deps.onStream?.(-1));
+      deps.onStreamStart?.(ctx, () => {
+        upstreamRes.unpipe(res);
+        upstreamRes.destroy();
+        res.end();
+      });
     }
     upstreamRes.on('error', () => {});
     upstreamRes.once('aborted', () => (isStream ? res.end() : res.destroy()));
@@ -182,6 +187,7 @@ export function forward(deps: ForwardDeps) {
     const chunked = ctx.body === null && req.headers['content-length'] === undefined && req.method !== 'GET' && req.method !== 'DELETE';
     const buffer = ctx.body ? Readable.from([ctx.body]) : chunked ? req.pipe(bodyCap(deps.maxBodyBytes)) : undefined;
 
+    ctx.timing.forwarded = deps.stopwatch();
     await new Promise<void>((resolve, rejectWith) => {
       const reject = (err: WardenError): void => {
         exchange.refused = true;

@@ -11,6 +11,7 @@ import { authenticate } from './authenticate.js';
 import { checkTransport } from './check-transport.js';
 import { enforceRateLimit } from './enforce-rate-limit.js';
 import { forward } from './forward.js';
+import type { ForwardDeps } from './forward.js';
 import { loadState } from './load-state.js';
 import { rejectBlocked } from './reject-blocked.js';
 import { resolveClientAddress } from './resolve-client-address.js';
@@ -33,8 +34,9 @@ export interface StageDeps {
   readonly streams: StreamGauge;
   readonly fingerprint: (input: FingerprintInput) => string;
   readonly endUpstreamSession: RewriteDeps['endUpstreamSession'];
-  readonly onStream?: (delta: 1 | -1) => void;
+  readonly onStreamStart?: ForwardDeps['onStreamStart'];
   readonly clock: () => number;
+  readonly stopwatch: () => number;
 }
 
 /** The stages every route starts with: transport checks, client address, blocked addresses. */
@@ -79,8 +81,8 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
       upstreamHeaders: config.upstreamHeaders,
       identityHeaders: config.identityHeaders,
       responseStages: buildResponseStages(config, deps),
-      clock: deps.clock,
-      onStream: deps.onStream,
+      stopwatch: deps.stopwatch,
+      onStreamStart: deps.onStreamStart,
     }),
   ];
 }

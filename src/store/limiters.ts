@@ -1,11 +1,10 @@
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
 import type { Limit } from '../config/fields.js';
 import { WardenError } from '../errors.js';
 import type { RefusalDetail } from '../errors.js';
 import { addressPrefix } from '../http/headers.js';
-import type { Store } from './store.js';
+import type { Limiter, Store } from './store.js';
 
 /** The state of one limit after a request consumed from it. */
 export interface LimitResult {
@@ -35,7 +34,7 @@ function result(res: RateLimiterRes, limit: Pick<Limit, 'points' | 'durationMs'>
 }
 
 /** Consumes a point; a refusal is a result, a store failure is a 503 (fail closed). */
-async function consume(limiter: RateLimiterAbstract, key: string, limit: Pick<Limit, 'points' | 'durationMs'>): Promise<LimitResult> {
+async function consume(limiter: Limiter, key: string, limit: Pick<Limit, 'points' | 'durationMs'>): Promise<LimitResult> {
   try {
     return result(await limiter.consume(key), limit, true);
   } catch (err) {
@@ -54,16 +53,16 @@ function addressKey(address: string): string {
  * everything else (RateLimiterRedis across replicas, RateLimiterMemory in one process).
  */
 export function createLimiters(store: Store, limits: Config['rateLimits']): Limiters {
-  const make = (name: string, limit: Limit): RateLimiterAbstract => store.limiter({ keyPrefix: name, points: limit.points, durationMs: limit.durationMs, blockMs: limit.blockMs });
+  const make = (name: string, limit: Limit): Limiter => store.limiter({ keyPrefix: name, points: limit.points, durationMs: limit.durationMs, blockMs: limit.blockMs });
   const client = make('client', limits.client);
-  const overrides = new Map<string, RateLimiterAbstract>();
+  const overrides = new Map<string, Limiter>();
   const sessionCreate = make('session', limits.sessionCreate);
   const tokenByAddress = make('token-ip', limits.tokenEndpoint);
   const tokenByClient = make('token-client', limits.tokenEndpoint);
   // The Nth failure within the window blocks the address (the library blocks once consumed > points).
   const failed = make('failed', { ...limits.failedAttempts, points: limits.failedAttempts.points - 1 });
 
-  function clientLimiter(override: Pick<Limit, 'points' | 'durationMs'>): RateLimiterAbstract {
+  function clientLimiter(override: Pick<Limit, 'points' | 'durationMs'>): Limiter {
     const name = `client-${override.points}-${override.durationMs}`;
     let limiter = overrides.get(name);
     if (!limiter) overrides.set(name, (limiter = make(name, { ...override, blockMs: 0 })));

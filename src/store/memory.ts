@@ -1,8 +1,7 @@
-import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { boundedMemoryLimiter } from './memory-limiter.js';
 import { decodeSession, encodeSession, keyLayout } from './keys.js';
 import type {
-  CreateResult, LimiterOptions, RefreshRecord, RefreshUse, RequestState, SessionInfo, SessionLimits, SessionRecord,
+  CreateResult, Limiter, LimiterOptions, RefreshRecord, RefreshUse, RequestState, SessionInfo, SessionLimits, SessionRecord,
   StateQuery, Store, StoredClient, StoredKey,
 } from './store.js';
 
@@ -227,8 +226,14 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
       return value;
     },
 
-    limiter(o: LimiterOptions): RateLimiterAbstract {
-      return new RateLimiterMemory({ keyPrefix: o.keyPrefix, points: o.points, duration: o.durationMs / 1000, blockDuration: (o.blockMs ?? 0) / 1000 });
+    limiter(o: LimiterOptions): Limiter {
+      return boundedMemoryLimiter(o, options.maxEntries);
+    },
+
+    async countAllSessions(now) {
+      let total = 0;
+      for (const principal of [...indexes.keys()]) total += liveSessions(principal, now).size;
+      return total;
     },
 
     async ping() {},

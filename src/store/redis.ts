@@ -227,6 +227,13 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         rejectIfRedisNotReady: true,
       }),
 
+    countAllSessions: () =>
+      run(async () => {
+        const principals = await allPrincipals();
+        const counts = await Promise.all(principals.map((p) => client.zcard(keys.sessionIndex(p))));
+        return counts.reduce((a, b) => a + b, 0);
+      }),
+
     ping: () => run(async () => void (await client.ping())),
 
     close: async () => {

@@ -1,4 +1,4 @@
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
 import { createMemoryStore } from './memory.js';
 import { connectRedis, createRedisStore, waitReady } from './redis.js';
@@ -89,6 +89,13 @@ export interface StoredKey {
   readonly material: string;
 }
 
+/** What the limiters module uses of a rate-limiter-flexible instance. */
+export interface Limiter {
+  /** Resolves with the new state, rejects with a RateLimiterRes when over the limit (an Error when the store fails). */
+  consume(key: string): Promise<RateLimiterRes>;
+  get(key: string): Promise<RateLimiterRes | null>;
+}
+
 export interface LimiterOptions {
   readonly keyPrefix: string;
   readonly points: number;
@@ -129,7 +136,9 @@ export interface Store {
   /** Stores `value` under `name` unless one exists (SET NX); returns the value that won. */
   initSecret(name: string, value: string): Promise<string>;
   /** A rate limiter whose counters live in this store. */
-  limiter(options: LimiterOptions): RateLimiterAbstract;
+  limiter(options: LimiterOptions): Limiter;
+  /** Open sessions across all principals (the metrics gauge); may include some not yet pruned. */
+  countAllSessions(now: number): Promise<number>;
   /** For /readyz: resolves when the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;

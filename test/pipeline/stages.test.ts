@@ -29,6 +29,7 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
     fingerprint: createFingerprint(config.sessions),
     endUpstreamSession: () => {},
     clock: Date.now,
+    stopwatch: () => performance.now(),
   };
   t.same(buildRequestStages(config, deps).map((s) => s.name), [
     'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'forward',

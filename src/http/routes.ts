@@ -1,0 +1,51 @@
+import type { Handler, Route } from './server.js';
+
+/** The handlers behind DESIGN §3's endpoints, built by the composition root. */
+export interface RouteHandlers {
+  readonly mcp: Handler;
+  readonly token: Handler;
+  readonly revoke: Handler;
+  readonly authorize: Handler;
+  readonly authorizationServer: Handler;
+  readonly protectedResource: Handler;
+  readonly jwks: Handler;
+  readonly healthz: Handler;
+  readonly readyz: Handler;
+  /** Null when metrics are served on the admin listener instead. */
+  readonly metrics: Handler | null;
+}
+
+export type RouteTable = (Route & { readonly path: string })[];
+
+/** The route table of the main listener (DESIGN §3). Route templates are the metrics labels. */
+export function mainRoutes(paths: { mcpPath: string; issuerPath: string }, h: RouteHandlers): RouteTable {
+  const routes: RouteTable = [
+    { path: paths.mcpPath, template: 'mcp', kind: 'mcp', methods: { POST: h.mcp, GET: h.mcp, DELETE: h.mcp, OPTIONS: h.mcp } },
+    { path: '/oauth/token', template: '/oauth/token', kind: 'oauth', methods: { POST: h.token, OPTIONS: h.token } },
+    { path: '/oauth/revoke', template: '/oauth/revoke', kind: 'oauth', methods: { POST: h.revoke, OPTIONS: h.revoke } },
+    { path: '/oauth/authorize', template: '/oauth/authorize', kind: 'oauth', methods: { GET: h.authorize, POST: h.authorize } },
+    { path: '/.well-known/oauth-authorization-server', template: '/.well-known/oauth-authorization-server', kind: 'plain', methods: { GET: h.authorizationServer } },
+    { path: '/.well-known/oauth-protected-resource', template: '/.well-known/oauth-protected-resource', kind: 'plain', methods: { GET: h.protectedResource } },
+    { path: `/.well-known/oauth-protected-resource${paths.mcpPath}`, template: '/.well-known/oauth-protected-resource{mcpPath}', kind: 'plain', methods: { GET: h.protectedResource } },
+    { path: '/.well-known/jwks.json', template: '/.well-known/jwks.json', kind: 'plain', methods: { GET: h.jwks } },
+    ...healthRoutes(h),
+  ];
+  // RFC 8414 §3.1: an issuer with a path has its metadata under the path-suffixed well-known URL.
+  if (paths.issuerPath) routes.push({ path: `/.well-known/oauth-authorization-server${paths.issuerPath}`, template: '/.well-known/oauth-authorization-server{issuerPath}', kind: 'plain', methods: { GET: h.authorizationServer } });
+  if (h.metrics) routes.push({ path: '/metrics', template: '/metrics', kind: 'plain', methods: { GET: h.metrics } });
+  return routes;
+}
+
+/** Health endpoints: unauthenticated, cheap, outside every limit. */
+export function healthRoutes(h: Pick<RouteHandlers, 'healthz' | 'readyz'>): RouteTable {
+  return [
+    { path: '/healthz', template: '/healthz', kind: 'plain', methods: { GET: h.healthz } },
+    { path: '/readyz', template: '/readyz', kind: 'plain', methods: { GET: h.readyz } },
+  ];
+}
+
+/** The admin listener (`admin.listen`): metrics and health only. */
+export function adminRoutes(h: Pick<RouteHandlers, 'healthz' | 'readyz'> & { metrics: Handler }): RouteTable {
+  return [...healthRoutes(h), { path: '/metrics', template: '/metrics', kind: 'plain', methods: { GET: h.metrics } }];
+}
+
