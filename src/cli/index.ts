@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { configCommand } from './config.js';
+import { doctorCommand } from './doctor.js';
 import { EXIT } from './options.js';
 import { serveCommand } from './serve.js';
 
@@ -11,6 +12,7 @@ export function buildCli(argv: readonly string[]) {
     .scriptName('mcp-warden')
     .command(serveCommand)
     .command(configCommand)
+    .command(doctorCommand)
     .strict()
     .recommendCommands()
     .help()
