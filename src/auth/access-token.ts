@@ -14,6 +14,8 @@ export interface IssuedToken {
   readonly token: string;
   readonly jti: string;
   readonly expiresAt: number;
+  /** Lifetime in whole seconds, as `expires_in` reports it. */
+  readonly expiresIn: number;
 }
 
 export interface TokenClaims {
@@ -26,19 +28,19 @@ export interface TokenClaims {
 export function createTokenSigner(deps: { keyRing: KeyRing; issuer: string; audience: string; accessTtlMs: number; clock: () => number }) {
   return async function signAccessToken(claims: TokenClaims, ttlMs = deps.accessTtlMs): Promise<IssuedToken> {
     const key = deps.keyRing.signingKey();
-    const now = deps.clock();
+    const issuedAt = Math.floor(deps.clock() / 1000);
+    const expiresIn = Math.ceil(ttlMs / 1000);
     const jti = randomBytes(16).toString('base64url');
-    const expiresAt = now + ttlMs;
     const token = await new SignJWT({ scope: claims.scope, client_id: claims.clientId, gid: claims.grantId })
       .setProtectedHeader({ alg: key.alg, typ: ACCESS_TOKEN_TYPE, kid: key.kid })
       .setIssuer(deps.issuer)
       .setSubject(claims.clientId)
       .setAudience(deps.audience)
-      .setIssuedAt(Math.floor(now / 1000))
-      .setExpirationTime(Math.floor(expiresAt / 1000))
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(issuedAt + expiresIn)
       .setJti(jti)
       .sign(key.sign);
-    return { token, jti, expiresAt: Math.floor(expiresAt / 1000) * 1000 };
+    return { token, jti, expiresAt: (issuedAt + expiresIn) * 1000, expiresIn };
   };
 }
 

@@ -92,13 +92,18 @@ async function readSecretFiles(config: Config): Promise<ValidationResult> {
     : config.tokens.secret;
   if (tokenSecret !== null && Buffer.byteLength(tokenSecret) < 32) problems.push({ path: 'tokens.secretFile', message: 'the secret must be at least 32 bytes' });
   const clients = await Promise.all(
-    config.clients.map(async (client, i) =>
-      client.secretFile ? { ...client, secret: await readSecret(client.secretFile, `clients[${i}].secretFile`, problems) } : client,
-    ),
+    config.clients.map(async (client, i) => {
+      if (!client.secretFile) return client;
+      const secret = await readSecret(client.secretFile, `clients[${i}].secretFile`, problems);
+      if (secret !== null && Buffer.byteLength(secret) < 16) problems.push({ path: `clients[${i}].secretFile`, message: 'the secret must be at least 16 bytes' });
+      return { ...client, secret, secretFile: null };
+    }),
   );
+  const password = config.store.passwordFile ? await readSecret(config.store.passwordFile, 'store.passwordFile', problems) : config.store.password;
   await checkReadable(config.tls.certFile, 'tls.certFile', problems);
   await checkReadable(config.tls.keyFile, 'tls.keyFile', problems);
   if (problems.length) return { ok: false, problems };
   const tokens = { ...config.tokens, secret: tokenSecret, secretFile: null };
-  return { ok: true, config: deepFreeze({ ...config, tokens, clients }) };
+  const store = { ...config.store, password, passwordFile: null };
+  return { ok: true, config: deepFreeze({ ...config, tokens, clients, store }) };
 }

@@ -51,6 +51,7 @@ export const schema = {
     sentinelName: text({ doc: 'Master name the sentinels watch.', default: 'mymaster', env: 'MCP_WARDEN_REDIS_SENTINEL_NAME' }),
     cluster: optionalHostPortList({ doc: 'Redis Cluster seed nodes ("host:port").', default: null, example: null, env: 'MCP_WARDEN_REDIS_CLUSTER' }),
     password: optionalText({ doc: 'Redis password (Sentinel/Cluster; for a URL put it in the URL).', default: null, secret: true, example: null, env: 'MCP_WARDEN_REDIS_PASSWORD' }),
+    passwordFile: optionalText({ doc: 'Path of a file holding the Redis password.', default: null, example: null, env: 'MCP_WARDEN_REDIS_PASSWORD_FILE' }),
     keyPrefix: text({ doc: 'Prefix of every Redis key.', default: 'mcpw:', env: 'MCP_WARDEN_REDIS_KEY_PREFIX' }, { pattern: /^[A-Za-z0-9:._-]{1,32}$/, message: 'must be 1-32 characters of A-Z a-z 0-9 : . _ -' }),
     commandTimeout: duration({ doc: 'Longest a Redis command may take before the request fails closed (503).', default: '1s' }),
     maxEntries: int(1000, 10_000_000, { doc: 'Memory store: most entries kept (oldest dropped first).', default: 100_000 }),

@@ -25,6 +25,7 @@ export function validateConfig(raw: unknown): ValidationResult {
 }
 
 function checkStore({ store }: Config, problems: Problem[]): void {
+  if (store.password !== null && store.passwordFile !== null) problems.push({ path: 'store.password', message: 'give either "password" or "passwordFile", not both' });
   if (store.type !== 'redis') return;
   const given = [store.url, store.sentinels, store.cluster].filter((x) => x !== null).length;
   if (given !== 1) problems.push({ path: 'store', message: 'a redis store needs exactly one of "url", "sentinels" or "cluster"' });

@@ -50,7 +50,7 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     const scope = scopes.join(' ');
     const access = await deps.sign({ clientId: client.id, scope, grantId });
     const now = deps.clock();
-    const body: Record<string, unknown> = { access_token: access.token, token_type: 'Bearer', expires_in: Math.round((access.expiresAt - now) / 1000), scope };
+    const body: Record<string, unknown> = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope };
     if (deps.issueRefreshTokens) {
       const refresh = mintRefreshToken();
       await deps.store.putRefreshToken(client.id, refresh.hash, { grantId, issuedAt: now, scope, audience: deps.resource, expiresAt: now + deps.refreshTtlMs }, now);

@@ -68,6 +68,11 @@ t.test('secrets from files', async (t) => {
   t.equal(result.config.clients[0]?.secret, 'client-secret-value-123');
   const missing = await loadConfig({ file: file('missing.json', { tokens: { secretFile: join(dir, 'nope') } }) });
   t.same(!missing.ok && missing.problems.map((p) => p.path), ['tokens.secretFile']);
+  const redisPassword = file('redis.pw', 'hunter2-redis\n');
+  const withPassword = await loadConfig({ file: file('pw.json', { store: { passwordFile: redisPassword } }) });
+  t.equal(withPassword.ok && withPassword.config.store.password, 'hunter2-redis', 'store.passwordFile');
+  const shortClient = await loadConfig({ file: file('short.json', { clients: [{ id: 'a', secretFile: file('short.secret', 'tiny') }] }) });
+  t.same(!shortClient.ok && shortClient.problems.map((p) => p.path), ['clients[0].secretFile'], 'a client secret from a file is length-checked too');
   const envSecret = await loadConfig({ env: { MCP_WARDEN_TOKEN_SECRET: 'e'.repeat(32) } });
   t.equal(envSecret.ok && envSecret.config.tokens.secret, 'e'.repeat(32));
 });
