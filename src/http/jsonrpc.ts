@@ -17,19 +17,40 @@ const MAX_ECHOED_ID_LENGTH = 128;
 /**
  * Reads a request body up to `maxBytes`. Stops reading as soon as the cap is passed (413) instead
  * of buffering the whole body first; a declared Content-Length over the cap is refused unread.
+ * The socket is left alone on overflow so the 413 can still be sent (with `Connection: close`).
  */
-export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > maxBytes) throw new WardenError('BODY_TOO_LARGE');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > maxBytes) throw new WardenError('BODY_TOO_LARGE');
-    chunks.push(buf);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  if (Number(req.headers['content-length'] ?? 0) > maxBytes) return Promise.reject(new WardenError('BODY_TOO_LARGE'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (): void => {
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        stop();
+        req.pause();
+        reject(new WardenError('BODY_TOO_LARGE'));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    };
+    const onError = (err: Error): void => {
+      stop();
+      reject(err);
+    };
+    // A client that hangs up mid-body must not leave this promise (and its request) pending forever.
+    const onClose = (): void => {
+      if (!req.complete) onError(new Error('client closed the connection before the body ended'));
+    };
+    req.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+  });
 }
 
 function echoableId(id: unknown): string | number | null {
