@@ -41,13 +41,14 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
       stop();
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
     };
-    const onError = (err: Error): void => {
+    // The client broke off the upload: a refusal, not a bug (nothing can be sent back anyway).
+    const onError = (): void => {
       stop();
-      reject(err);
+      reject(new WardenError('INVALID_MESSAGE', { description: 'The request body ended early' }));
     };
     // A client that hangs up mid-body must not leave this promise (and its request) pending forever.
     const onClose = (): void => {
-      if (!req.complete) onError(new Error('client closed the connection before the body ended'));
+      if (!req.complete) onError();
     };
     req.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
   });
