@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { configCommand } from './config.js';
 import { EXIT } from './options.js';
 import { serveCommand } from './serve.js';
+import { sessionCommand } from './session.js';
 
 /** Builds the CLI; exported so tests can parse argv strings with the real parser. */
 export function buildCli(argv: readonly string[]) {
@@ -11,6 +12,7 @@ export function buildCli(argv: readonly string[]) {
     .scriptName('mcp-warden')
     .command(serveCommand)
     .command(configCommand)
+    .command(sessionCommand)
     .strict()
     .recommendCommands()
     .help()
