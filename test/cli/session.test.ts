@@ -3,42 +3,19 @@
  * running proxy shares: what the CLI lists and ends is what the proxy serves.
  */
 import t from 'tap';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startDemoServer } from '../../demo/mcp-server.js';
+import { runCli as run, writeConfig } from '../fixtures/cli.js';
 import { startRedis } from '../fixtures/redis.js';
 import { freshPrefix, SHARED_SECRET, startReplicas } from '../fixtures/replicas.js';
 import { openSession, send } from '../fixtures/session-http.js';
 import { startWarden } from '../fixtures/warden.js';
 
-const bin = new URL('../../dist/cli/index.js', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'mcpw-session-cli-'));
 const redis = await startRedis();
 t.teardown(() => redis.stop());
 const upstream = await startDemoServer();
 t.teardown(() => upstream.close());
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '' }, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-  });
-}
-
-function configFile(name: string, config: Record<string, unknown>): string {
-  const path = join(dir, `${name}.json`);
-  writeFileSync(path, JSON.stringify({ upstreams: [upstream.url], ...config }));
-  return path;
-}
+const configFile = (name: string, config: Record<string, unknown>): string => writeConfig(name, { upstreams: [upstream.url], ...config });
 
 t.test('list shows short hashes, never ids; revoke by id or by client ends sessions the running proxy then refuses', async (t) => {
   const keyPrefix = freshPrefix();

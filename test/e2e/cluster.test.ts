@@ -6,9 +6,10 @@
  */
 import t from 'tap';
 import { startDemoServer } from '../../demo/mcp-server.js';
+import { runCli, writeConfig } from '../fixtures/cli.js';
 import { connectClient } from '../fixtures/mcp-client.js';
 import { redisCommand, startCluster } from '../fixtures/redis.js';
-import { freshPrefix, startReplicas } from '../fixtures/replicas.js';
+import { freshPrefix, SHARED_SECRET, startReplicas } from '../fixtures/replicas.js';
 import { forgedId, openSession, openStream, revokeToken, send, tokenEndpoint, waitFor } from '../fixtures/session-http.js';
 import { listSessionRows, revokeClientSessions } from '../../src/session/manage.js';
 
@@ -104,8 +105,9 @@ t.test('the cap with evict-oldest, the creation rate and the failed-attempt bloc
   t.same(a.logs.events('store.unavailable'), []);
 });
 
-t.test('session list and revoke across masters (the CLI\'s core functions)', async (t) => {
-  const [a] = await startReplicas(t, 1, store, raw());
+t.test('session list and revoke across masters: the core functions and the CLI on a cluster config', async (t) => {
+  const keyPrefix = freshPrefix();
+  const [a] = await startReplicas(t, 1, store, raw(), keyPrefix);
   if (!a) throw new Error('one replica');
   const opened = new Map<string, string>();
   for (const id of CLIENTS) opened.set(id, (await openSession(a.mcpUrl, await a.token(id))).sessionId ?? '');
@@ -116,6 +118,16 @@ t.test('session list and revoke across masters (the CLI\'s core functions)', asy
   t.notOk(JSON.stringify(rows).includes(opened.get('alice') ?? '?'), 'never the ids');
   t.same(rows.map((r) => r.session).sort(), rows.map((r) => r.session).filter((h) => /^[A-Za-z0-9_-]{12}$/.test(h)).sort(), 'each a 12-character hash');
   t.ok(rows.every((r) => r.expiresAt > r.createdAt && r.upstream === 0));
+
+  const config = writeConfig('cluster', { upstreams: [upstream.url], store: { type: 'redis', keyPrefix, ...store }, tokens: { secret: SHARED_SECRET } });
+  const [listed, revoked] = await Promise.all([
+    runCli(['session', 'list', '--json', '--config', config]),
+    runCli(['session', 'revoke', `--id=${opened.get('carol') ?? ''}`, '--client', 'carol', '--config', config]),
+  ]);
+  t.equal(listed.status, 0, listed.stderr);
+  t.same((JSON.parse(listed.stdout) as { clientId: string }[]).map((r) => r.clientId).sort(), [...CLIENTS].sort(), 'the CLI lists every master too');
+  t.same([revoked.status, revoked.stdout], [0, 'ended 1 session of client carol\n'], revoked.stderr);
+  t.equal((await send(a.mcpUrl, { token: await a.token('carol'), sessionId: opened.get('carol') })).status, 404, 'the proxy sees the CLI\'s revocation');
 
   t.equal(await revokeClientSessions(a.warden.store, 'bob', Date.now()), 1);
   t.equal((await send(a.mcpUrl, { token: await a.token('bob'), sessionId: opened.get('bob') })).status, 404);
