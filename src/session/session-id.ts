@@ -4,8 +4,10 @@ import type { Store } from '../store/store.js';
 
 const RANDOM_BYTES = 32;
 const TAG_BYTES = 12;
-// base64url of 44 bytes: visible ASCII only, as MCP requires of session ids.
-const SHAPE = /^[A-Za-z0-9_-]{59}$/;
+// base64url of 44 bytes: visible ASCII only, as MCP requires of session ids. 59 characters carry
+// 354 bits, so the last one has 2 unused bits: only the canonical spelling (those bits zero) is
+// accepted, or one session would answer to 4 different ids.
+const SHAPE = /^[A-Za-z0-9_-]{58}[AEIMQUYcgkosw048]$/;
 
 /** A proxy session id and the store key derived from it. */
 export interface MintedId {

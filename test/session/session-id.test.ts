@@ -29,6 +29,19 @@ t.test('anything but an untouched minted id is refused', async (t) => {
   for (const candidate of hostile) t.equal(ids.check(candidate, 'alice'), null, JSON.stringify(candidate.slice(0, 20)));
 });
 
+t.test('only the canonical base64url spelling is accepted: one session, one id', async (t) => {
+  const ids = createSessionIds(secret);
+  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  for (let i = 0; i < 50; i++) {
+    const { id, key } = ids.mint(`p${i}`);
+    t.equal(ids.check(id, `p${i}`), key);
+    const last = B64.indexOf(id.at(-1) ?? '');
+    t.equal(last % 4, 0, 'a minted id ends in a character whose 2 unused bits are zero');
+    // Same 352 bits, another spelling: the 2 padding bits of the last character set.
+    for (const pad of [1, 2, 3]) t.equal(ids.check(`${id.slice(0, 58)}${B64[last + pad]}`, `p${i}`), null);
+  }
+});
+
 t.test('sessionIdSecret: derived from tokens.secret, else shared through the store', async (t) => {
   const store = createMemoryStore({ maxEntries: 1000, clock: Date.now });
   const other = createMemoryStore({ maxEntries: 1000, clock: Date.now });
