@@ -48,6 +48,8 @@ t.test('a session created through one replica is served by the other, SSE, GET s
   const gone = await client.listTools().then(() => 0, (err: { code?: number }) => err.code);
   t.equal(gone, 404, 'A sees the DELETE on its next request');
   t.equal(upstream.requests.length, before, 'without forwarding it');
+  t.match(b.logs.events('session.ended'), [{ reason: 'delete', clientId: 'alice' }]);
+  t.match(a.logs.events('session.not_found').at(-1), { reason: 'unknown', clientId: 'alice' });
   t.equal(upstream.sessionIds().length, 0);
 });
 

@@ -121,6 +121,7 @@ t.test('identity, not token: the session survives token refresh and re-issue; an
   const foreign = await send(proxy.mcpUrl, { token: bob.access_token, sessionId });
   t.same([foreign.status, foreign.rpcCode], [404, -32001], 'another client\'s token cannot');
   t.equal(upstream.requests.length, before);
+  t.match(proxy.logs.events('session.not_found'), [{ clientId: 'bob', reason: 'forged' }]);
 });
 
 t.test('fingerprint binding to the user agent: a mismatch is 404 and session.binding_mismatch', async (t) => {
