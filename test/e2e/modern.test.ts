@@ -118,3 +118,21 @@ t.test('a v2 client in its default legacy mode against a v2 server', async (t) =
   t.same((await client.callTool({ name: 'echo', arguments: { message: 'both' } })).content, [{ type: 'text', text: 'echo: both' }]);
   t.same(upstream.requests.map((r) => r.headers['mcp-protocol-version'] ?? 'none').slice(0, 2), ['none', '2025-11-25'], 'the 2025 handshake: initialize carries no version header, later requests do');
 });
+
+t.test('a browser preflight for a 2026-07-28 request is allowed its Mcp-Param-* headers by name', async (t) => {
+  const { upstream, proxy } = await stack(t, { security: { allowedOrigins: ['https://app.example'] } });
+  const preflight = await fetch(proxy.mcpUrl, {
+    method: 'OPTIONS',
+    headers: {
+      origin: 'https://app.example',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'authorization,content-type,mcp-protocol-version,mcp-method,mcp-name,mcp-param-region,mcp-param-tenant_id,x-other',
+    },
+  });
+  t.equal(preflight.status, 204);
+  const allowed = (preflight.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(/\s*,\s*/);
+  for (const h of ['authorization', 'content-type', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'mcp-param-region', 'mcp-param-tenant_id']) t.ok(allowed.includes(h), `${h} allowed`);
+  t.notOk(allowed.includes('x-other'), 'only Mcp-Param-* names are taken from the request');
+  t.equal(preflight.headers.get('access-control-allow-origin'), 'https://app.example');
+  t.equal(upstream.requests.length, 0, 'answered by the proxy');
+});
