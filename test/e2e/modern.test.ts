@@ -5,9 +5,10 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
+import { startDemoServer } from '../../demo/mcp-server.js';
 import { connectClient } from '../fixtures/mcp-client.js';
 import { connectV2Client, startV2Server } from '../fixtures/mcp-v2.js';
-import { send } from '../fixtures/session-http.js';
+import { send, PROXY_ID } from '../fixtures/session-http.js';
 import { startWarden } from '../fixtures/warden.js';
 
 const MODERN = '2026-07-28';
@@ -135,4 +136,20 @@ t.test('a browser preflight for a 2026-07-28 request is allowed its Mcp-Param-* 
   t.notOk(allowed.includes('x-other'), 'only Mcp-Param-* names are taken from the request');
   t.equal(preflight.headers.get('access-control-allow-origin'), 'https://app.example');
   t.equal(upstream.requests.length, 0, 'answered by the proxy');
+});
+
+t.test('a v2 client in auto mode against a 2025-era upstream falls back to initialize and gets a proxy session', async (t) => {
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const { client, transport, close } = await connectV2Client(proxy.mcpUrl, { token: await proxy.token(), mode: 'auto' });
+  t.teardown(close);
+  t.match(transport.sessionId, PROXY_ID, 'the probe failed, the handshake ran, the proxy minted an id');
+  t.same((await client.callTool({ name: 'echo', arguments: { message: 'fallback' } })).content, [{ type: 'text', text: 'echo: fallback' }]);
+  t.equal(upstream.requests[0]?.headers['mcp-method'], 'server/discover', 'the modern probe reached the upstream session-less');
+  t.same(upstream.requests.map((r) => r.headers['mcp-session-id']).filter((h) => h !== undefined && h !== upstream.sessionIds()[0]), [], 'the upstream saw only its own id');
+  t.equal(proxy.logs.events('session.created').length, 1);
 });
