@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { hkdfSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
@@ -30,7 +30,7 @@ import { metadataHandlers } from './oauth/metadata.js';
 import { revokeEndpoint } from './oauth/revoke.js';
 import { tokenEndpoint } from './oauth/token.js';
 import { createFingerprint } from './session/binding.js';
-import { createSessionIds } from './session/session-id.js';
+import { createSessionIds, sessionIdSecret } from './session/session-id.js';
 import { createStreamGauge } from './session/streams.js';
 import { createUpstreamPicker } from './session/upstreams.js';
 import { createLimiters } from './store/limiters.js';
@@ -91,13 +91,6 @@ function closeServer(server: http.Server): Promise<void> {
     server.close(() => resolve());
     server.closeIdleConnections();
   });
-}
-
-/** The secret behind proxy session id tags: derived from a configured signing secret, else shared through the store. */
-export async function sessionIdSecret(config: Config, store: Store): Promise<Uint8Array> {
-  if (config.tokens.secret !== null) return new Uint8Array(hkdfSync('sha256', config.tokens.secret, 'mcp-warden', 'session-id-tag', 32));
-  const shared = await store.initSecret('session-id', randomBytes(32).toString('base64url'));
-  return Buffer.from(shared, 'base64url');
 }
 
 /** How long the sessions gauge reuses a count: counting scans the store. */

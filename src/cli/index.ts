@@ -5,6 +5,7 @@ import { configCommand } from './config.js';
 import { doctorCommand } from './doctor.js';
 import { EXIT } from './options.js';
 import { serveCommand } from './serve.js';
+import { sessionCommand } from './session.js';
 
 /** Builds the CLI; exported so tests can parse argv strings with the real parser. */
 export function buildCli(argv: readonly string[]) {
@@ -12,6 +13,7 @@ export function buildCli(argv: readonly string[]) {
     .scriptName('mcp-warden')
     .command(serveCommand)
     .command(configCommand)
+    .command(sessionCommand)
     .command(doctorCommand)
     .strict()
     .recommendCommands()

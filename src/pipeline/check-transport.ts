@@ -13,6 +13,13 @@ export interface TransportDeps {
 // MCP-NOTES §1.6: browser clients must read the session id and the auth challenge, and send these.
 const CORS_EXPOSE = 'Mcp-Session-Id, WWW-Authenticate, Retry-After, RateLimit, RateLimit-Policy';
 const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name';
+// MCP 2026-07-28: tools may mirror arguments into Mcp-Param-{Name} headers, whose names only the preflight tells.
+const MCP_PARAM = /^mcp-param-[a-z0-9_-]{1,64}$/i;
+
+/** The `Mcp-Param-*` names a preflight asks for (at most 32), to allow them by name. */
+function requestedParamHeaders(requested: string | undefined): string[] {
+  return (requested ?? '').split(',').map((h) => h.trim()).filter((h) => MCP_PARAM.test(h)).slice(0, 32);
+}
 
 /**
  * Stage 1: refuses what must not get further (oversized declared body, plain HTTP when TLS is
@@ -38,7 +45,7 @@ export function checkTransport(deps: TransportDeps) {
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {
         'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
-        'access-control-allow-headers': CORS_ALLOW_HEADERS,
+        'access-control-allow-headers': [CORS_ALLOW_HEADERS, ...requestedParamHeaders(req.headers['access-control-request-headers'])].join(', '),
         'access-control-max-age': '600',
       });
       res.end();

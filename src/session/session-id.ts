@@ -1,9 +1,13 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Config } from '../config/schema.js';
+import type { Store } from '../store/store.js';
 
 const RANDOM_BYTES = 32;
 const TAG_BYTES = 12;
-// base64url of 44 bytes: visible ASCII only, as MCP requires of session ids.
-const SHAPE = /^[A-Za-z0-9_-]{59}$/;
+// base64url of 44 bytes: visible ASCII only, as MCP requires of session ids. 59 characters carry
+// 354 bits, so the last one has 2 unused bits: only the canonical spelling (those bits zero) is
+// accepted, or one session would answer to 4 different ids.
+const SHAPE = /^[A-Za-z0-9_-]{58}[AEIMQUYcgkosw048]$/;
 
 /** A proxy session id and the store key derived from it. */
 export interface MintedId {
@@ -40,4 +44,15 @@ export function createSessionIds(secret: Uint8Array): SessionIds {
       return timingSafeEqual(bytes.subarray(RANDOM_BYTES), tag(principal, random)) ? keyOf(random) : null;
     },
   };
+}
+
+/**
+ * The secret behind proxy session id tags. Every replica and the CLI must agree on it: derived
+ * (HKDF) from the configured signing secret when there is one, else generated once and shared
+ * through the store (the first writer wins; with the memory store it is per process).
+ */
+export async function sessionIdSecret(config: Pick<Config, 'tokens'>, store: Pick<Store, 'initSecret'>): Promise<Uint8Array> {
+  if (config.tokens.secret !== null) return new Uint8Array(hkdfSync('sha256', config.tokens.secret, 'mcp-warden', 'session-id-tag', 32));
+  const shared = await store.initSecret('session-id', randomBytes(32).toString('base64url'));
+  return Buffer.from(shared, 'base64url');
 }

@@ -1,0 +1,114 @@
+import type { CommandModule } from 'yargs';
+import type { Config } from '../config/schema.js';
+import { formatSessionRows, listSessionRows, revokeClientSessions, revokeSession } from '../session/manage.js';
+import { createSessionIds, sessionIdSecret } from '../session/session-id.js';
+import { createStore } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import { configFromArgs, EXIT, withConfigOptions } from './options.js';
+import type { ConfigArgs } from './options.js';
+
+interface ListArgs extends ConfigArgs {
+  readonly client?: string;
+  readonly json?: boolean;
+}
+
+interface RevokeArgs extends ConfigArgs {
+  readonly client: string;
+  readonly id?: string;
+}
+
+/**
+ * Opens the configured store, runs one session operation and closes it; the operation returns the
+ * exit code. The memory store lives inside one proxy process, so only a shared store has sessions
+ * a separate CLI process can see.
+ */
+async function withStore(args: ConfigArgs, work: (store: Store, config: Config) => Promise<number>): Promise<void> {
+  const config = await configFromArgs(args);
+  if (config.store.type !== 'redis') {
+    process.stderr.write('mcp-warden: session commands need a shared store (store.type "redis"); the memory store lives inside one proxy process\n');
+    process.exitCode = EXIT.usage;
+    return;
+  }
+  const store = await createStore(config.store, { clock: Date.now });
+  try {
+    process.exitCode = await work(store, config);
+  } finally {
+    await store.close();
+  }
+}
+
+const list: CommandModule<object, ListArgs> = {
+  command: 'list',
+  describe: 'List open sessions: short hash, client, upstream index, created, expires (never the ids)',
+  builder: (yargs) =>
+    withConfigOptions(yargs)
+      .option('client', { type: 'string', describe: 'Only the sessions of this client' })
+      .option('json', { type: 'boolean', default: false, describe: 'One JSON array instead of a table' })
+      .example('$0 session list --config proxy.json', 'Every open session of every client')
+      .example('$0 session list --client agent-1 --json --config proxy.json', 'The sessions of one client, as JSON'),
+  handler: (args) =>
+    withStore(args, async (store) => {
+      const rows = await listSessionRows(store, args.client ?? null, Date.now());
+      if (args.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+      else process.stdout.write(rows.length ? `${formatSessionRows(rows)}\n` : 'no open sessions\n');
+      return EXIT.ok;
+    }),
+};
+
+const revoke: CommandModule<object, RevokeArgs> = {
+  command: 'revoke [id]',
+  describe: 'End one session (given its proxy session id) or, without an id, every session of the client',
+  builder: (yargs) =>
+    withConfigOptions(yargs)
+      .positional('id', { type: 'string', describe: 'The proxy session id (Mcp-Session-Id) to end; one that starts with "-" goes as --id=<id>' })
+      .option('client', { type: 'string', demandOption: true, describe: 'The client the session belongs to' })
+      .example('$0 session revoke <Mcp-Session-Id> --client agent-1 --config proxy.json', 'End one session; exit 1 if it is not an open session of agent-1')
+      .example('$0 session revoke --id=-Xa9... --client agent-1 --config proxy.json', 'The same, for an id that starts with "-"')
+      .example('$0 session revoke --client agent-1 --config proxy.json', 'End every session of agent-1 (its tokens stay valid)'),
+  handler: async (args) => {
+    // An id after "--" is not parsed as the id: ignoring it would turn "end this session" into "end them all".
+    if (args._.length > 2) {
+      process.stderr.write(`mcp-warden: unexpected argument ${args._.slice(2).join(' ')}; give an id that starts with "-" as --id=<id>\n`);
+      process.exitCode = EXIT.usage;
+      return;
+    }
+    await withStore(args, async (store, config) => {
+      if (args.id === undefined) {
+        const ended = await revokeClientSessions(store, args.client, Date.now());
+        process.stdout.write(`ended ${ended} session${ended === 1 ? '' : 's'} of client ${args.client}\n`);
+        return EXIT.ok;
+      }
+      const sessionIds = createSessionIds(await sessionIdSecret(config, store));
+      const outcome = await revokeSession(store, sessionIds, args.client, args.id);
+      switch (outcome) {
+        case 'ended':
+          process.stdout.write(`ended 1 session of client ${args.client}\n`);
+          return EXIT.ok;
+        case 'unknown':
+          process.stderr.write(`mcp-warden: no open session with that id for client ${args.client}\n`);
+          return EXIT.failure;
+        case 'invalid':
+          process.stderr.write(`mcp-warden: not a proxy session id of client ${args.client}\n`);
+          return EXIT.failure;
+        default: {
+          const never: never = outcome;
+          return never;
+        }
+      }
+    });
+  },
+};
+
+/** `mcp-warden session list|revoke`: operate on the sessions in the shared store. */
+export const sessionCommand: CommandModule = {
+  command: 'session <command>',
+  describe: 'List or end proxy sessions (shared Redis store)',
+  builder: (yargs) =>
+    yargs
+      .command(list)
+      .command(revoke)
+      .demandCommand(1)
+      .example('$0 session list --client agent-1 --config proxy.json', 'Sessions of one client')
+      .example('$0 session revoke --client agent-1 --config proxy.json', 'End all of them'),
+  handler: () => {},
+};
