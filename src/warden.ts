@@ -133,7 +133,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   });
   const clients = await createClientRegistry(config.clients, store, clock);
-  const limiters = createLimiters(store, config.rateLimits);
+  const limiters = createLimiters(store, config.rateLimits, { onStoreError: () => metrics.storeError() });
   const sessionIds = createSessionIds(await sessionIdSecret(config, store));
   const upstreams = createUpstreamPicker(config.upstreams, clock);
   const drain = createDrain();
@@ -210,16 +210,22 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   );
 
+  // The caller's client id when known: a verified token (MCP path) or an authenticated client (OAuth endpoints).
+  const clientIdOf = (ctx: RequestContext): string | null => ctx.identity?.clientId ?? ctx.client?.id ?? null;
   const onRefusal = async (ctx: RequestContext, err: WardenError): Promise<void> => {
     const entry = ERROR_CATALOG[err.code];
     const reason = err.detail.reason;
-    logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId: ctx.identity?.clientId ?? null });
+    const clientId = clientIdOf(ctx);
+    logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId });
     metrics.refusal(err.code, reason);
     if (entry.event === 'auth.failed') metrics.authFailure(reason ?? 'unknown');
     const limiter = { RATE_LIMITED: reason ?? 'client', ADDRESS_BLOCKED: 'failed_attempts', SESSION_LIMIT: 'sessions', STREAM_LIMIT: 'streams' }[err.code as string];
     if (limiter) metrics.rateLimited(limiter);
     if (err.code === 'UPSTREAM_UNAVAILABLE' && reason === 'refused' && ctx.upstreamIndex !== null) upstreams.markDown(ctx.upstreamIndex);
-    if (entry.failedAttempt && ctx.clientAddress) await limiters.failedAttempt(ctx.clientAddress);
+    if (entry.failedAttempt && ctx.clientAddress && (await limiters.failedAttempt(ctx.clientAddress))) {
+      // The moment the budget is spent, not only later refusals: the block starts with this request.
+      logEvent(ctx.log, 'address.blocked', { reason: 'threshold', count: config.rateLimits.failedAttempts.points, address: ctx.clientAddress, route: ctx.route, clientId });
+    }
   };
   const onDone = ({ ctx, error }: Outcome): void => {
     const { timing } = ctx;
@@ -228,7 +234,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       metrics.upstreamLatency((timing.upstreamHead - timing.forwarded) / 1000);
       metrics.overhead((timing.forwarded - timing.received + timing.clientHead - timing.upstreamHead) / 1000);
     }
-    ctx.log.info({ method: ctx.req.method, route: ctx.route, status: ctx.res.statusCode, ms: Math.round(stopwatch() - timing.received), clientId: ctx.identity?.clientId ?? null, code: error?.code }, 'request');
+    ctx.log.info({ method: ctx.req.method, route: ctx.route, status: ctx.res.statusCode, ms: Math.round(stopwatch() - timing.received), clientId: clientIdOf(ctx), code: error?.code }, 'request');
   };
   const handlerFor = (table: RouteTable) => createRequestHandler({ routes: table, site, log, clock, stopwatch, drain, onRefusal, onDone });
   server.on('request', handlerFor(routes));
