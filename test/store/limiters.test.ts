@@ -171,7 +171,7 @@ t.test('a dead Redis: every limiter call fails fast', async (t) => {
     const started = performance.now();
     await t.rejects(call(), { code: 'STORE_UNAVAILABLE' }, name);
     const ms = performance.now() - started;
-    t.ok(ms < 200, `${name} failed in ${ms.toFixed(1)} ms`);
+    t.ok(ms < 500, `${name} failed in ${ms.toFixed(1)} ms (the command timeout is 1 s)`);
   }
   t.equal(reported, 3);
 });
