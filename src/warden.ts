@@ -150,7 +150,17 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const server = secure
     ? https.createServer({ ...serverOptions, cert: readFileSync(config.tls.certFile ?? ''), key: readFileSync(config.tls.keyFile ?? '') })
     : http.createServer(serverOptions);
-  const address = await listen(server, config.listen.host, config.listen.port);
+  // A proxy that fails to start (a port taken) must not leave a listener, the store or the key refresh running.
+  const abandon = async (err: unknown, listening: readonly http.Server[]): Promise<never> => {
+    for (const s of listening) {
+      s.closeAllConnections();
+      await closeServer(s);
+    }
+    keyRing.close();
+    await store.close();
+    throw err;
+  };
+  const address = await listen(server, config.listen.host, config.listen.port).catch((err: unknown) => abandon(err, []));
   const site = siteOf(config, address, secure);
 
   const external = createExternalIssuers(tokens.trustedIssuers, { clockSkewMs: tokens.clockSkew, clock });
@@ -243,7 +253,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   let adminUrl: string | null = null;
   if (config.admin.listen) {
     admin = http.createServer(handlerFor(adminRoutes({ ...health, metrics: metricsHandler })));
-    const a = await listen(admin, config.admin.listen.host, config.admin.listen.port);
+    const a = await listen(admin, config.admin.listen.host, config.admin.listen.port).catch((err: unknown) => abandon(err, [server]));
     adminUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
