@@ -3,6 +3,8 @@
  * from closed sets only, gauges follow sessions and streams, and `admin.listen` moves the endpoint.
  */
 import t from 'tap';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Test } from 'tap';
 import { startDemoServer } from '../../demo/mcp-server.js';
 import type { DemoServer } from '../../demo/mcp-server.js';
@@ -118,9 +120,20 @@ t.test('open streams: a GET stream counts while it is open', async (t) => {
   t.ok(await eventually(async () => (await gauge()) === 0), 'closing it brings the gauge back to 0');
 });
 
+/** Another process may take a port between freePort() and listen(): try again on a fresh one. */
+async function withAdmin(t: Test): Promise<{ proxy: TestWarden; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return { proxy: (await setup(t, { admin: { listen: `127.0.0.1:${port}` } })).proxy, port };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 3) throw err;
+    }
+  }
+}
+
 t.test('with admin.listen, /metrics is served only on the admin listener', async (t) => {
-  const port = await freePort();
-  const { proxy } = await setup(t, { admin: { listen: `127.0.0.1:${port}` } });
+  const { proxy, port } = await withAdmin(t);
   const admin = proxy.warden.adminUrl ?? '';
   t.equal(admin, `http://127.0.0.1:${port}`);
   const main = await fetch(`${proxy.url}/metrics`);
@@ -134,4 +147,15 @@ t.test('with admin.listen, /metrics is served only on the admin listener', async
   t.equal((await fetch(`${admin}/healthz`)).status, 200);
   t.equal((await fetch(`${admin}/readyz`)).status, 200);
   t.equal((await fetch(`${admin}/mcp`, { method: 'POST' })).status, 404, 'the admin listener serves no MCP');
+});
+
+t.test('an admin port that is taken fails startup and leaves nothing listening', async (t) => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const adminPort = (taken.address() as AddressInfo).port;
+  const mainPort = await freePort();
+  await t.rejects(startWarden({ listen: { port: mainPort }, admin: { listen: `127.0.0.1:${adminPort}` } }), { code: 'EADDRINUSE' });
+  const refused = await fetch(`http://127.0.0.1:${mainPort}/healthz`).then(() => 'answered', (err: { cause?: { code?: string } }) => err.cause?.code);
+  t.equal(refused, 'ECONNREFUSED', 'the main listener was closed again');
 });
