@@ -65,7 +65,7 @@ export interface RequestContext {
   message: RpcPeek | null;
   /** authenticate: the verified identity. */
   identity: Identity | null;
-  /** load-state: the client's settings (per-client overrides); null for external identities. */
+  /** load-state (MCP path) or client authentication (OAuth endpoints): the client's settings; null for external identities. */
   client: Client | null;
   /** load-state: the `Mcp-Session-Id` the client sent, as sent (the forward stage rewrites the request head). */
   presentedSessionId: string | null;

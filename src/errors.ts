@@ -61,7 +61,7 @@ export type RefusalReason =
   | 'missing' | 'malformed' | 'bad_signature' | 'algorithm' | 'type' | 'expired' | 'not_yet_valid' | 'issuer'
   | 'audience' | 'claims' | 'revoked' | 'unknown_key' | 'issuer_unreachable'
   | 'unknown' | 'foreign' | 'forged' | 'binding'
-  | 'client' | 'session_create' | 'token_endpoint' | 'streams'
+  | 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts' | 'streams'
   | 'reuse' | 'refused' | 'reset' | 'timeout' | 'store';
 
 /** Extra data a refusal carries to the reply: never a status (the catalog decides that). */

@@ -126,7 +126,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   });
   const clients = await createClientRegistry(config.clients, store, clock);
-  const limiters = createLimiters(store, config.rateLimits);
+  const limiters = createLimiters(store, config.rateLimits, { onStoreError: () => metrics.storeError() });
   const sessionIds = createSessionIds(await sessionIdSecret(config, store));
   const upstreams = createUpstreamPicker(config.upstreams, clock);
   const drain = createDrain();
@@ -143,7 +143,17 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const server = secure
     ? https.createServer({ ...serverOptions, cert: readFileSync(config.tls.certFile ?? ''), key: readFileSync(config.tls.keyFile ?? '') })
     : http.createServer(serverOptions);
-  const address = await listen(server, config.listen.host, config.listen.port);
+  // A proxy that fails to start (a port taken) must not leave a listener, the store or the key refresh running.
+  const abandon = async (err: unknown, listening: readonly http.Server[]): Promise<never> => {
+    for (const s of listening) {
+      s.closeAllConnections();
+      await closeServer(s);
+    }
+    keyRing.close();
+    await store.close();
+    throw err;
+  };
+  const address = await listen(server, config.listen.host, config.listen.port).catch((err: unknown) => abandon(err, []));
   const site = siteOf(config, address, secure);
 
   const external = createExternalIssuers(tokens.trustedIssuers, { clockSkewMs: tokens.clockSkew, clock });
@@ -203,16 +213,22 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   );
 
+  // The caller's client id when known: a verified token (MCP path) or an authenticated client (OAuth endpoints).
+  const clientIdOf = (ctx: RequestContext): string | null => ctx.identity?.clientId ?? ctx.client?.id ?? null;
   const onRefusal = async (ctx: RequestContext, err: WardenError): Promise<void> => {
     const entry = ERROR_CATALOG[err.code];
     const reason = err.detail.reason;
-    logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId: ctx.identity?.clientId ?? null });
+    const clientId = clientIdOf(ctx);
+    logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId });
     metrics.refusal(err.code, reason);
     if (entry.event === 'auth.failed') metrics.authFailure(reason ?? 'unknown');
     const limiter = { RATE_LIMITED: reason ?? 'client', ADDRESS_BLOCKED: 'failed_attempts', SESSION_LIMIT: 'sessions', STREAM_LIMIT: 'streams' }[err.code as string];
     if (limiter) metrics.rateLimited(limiter);
     if (err.code === 'UPSTREAM_UNAVAILABLE' && reason === 'refused' && ctx.upstreamIndex !== null) upstreams.markDown(ctx.upstreamIndex);
-    if (entry.failedAttempt && ctx.clientAddress) await limiters.failedAttempt(ctx.clientAddress);
+    if (entry.failedAttempt && ctx.clientAddress && (await limiters.failedAttempt(ctx.clientAddress))) {
+      // The moment the budget is spent, not only later refusals: the block starts with this request.
+      logEvent(ctx.log, 'address.blocked', { reason: 'threshold', count: config.rateLimits.failedAttempts.points, address: ctx.clientAddress, route: ctx.route, clientId });
+    }
   };
   const onDone = ({ ctx, error }: Outcome): void => {
     const { timing } = ctx;
@@ -221,7 +237,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       metrics.upstreamLatency((timing.upstreamHead - timing.forwarded) / 1000);
       metrics.overhead((timing.forwarded - timing.received + timing.clientHead - timing.upstreamHead) / 1000);
     }
-    ctx.log.info({ method: ctx.req.method, route: ctx.route, status: ctx.res.statusCode, ms: Math.round(stopwatch() - timing.received), clientId: ctx.identity?.clientId ?? null, code: error?.code }, 'request');
+    ctx.log.info({ method: ctx.req.method, route: ctx.route, status: ctx.res.statusCode, ms: Math.round(stopwatch() - timing.received), clientId: clientIdOf(ctx), code: error?.code }, 'request');
   };
   const handlerFor = (table: RouteTable) => createRequestHandler({ routes: table, site, log, clock, stopwatch, drain, onRefusal, onDone });
   server.on('request', handlerFor(routes));
@@ -230,7 +246,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   let adminUrl: string | null = null;
   if (config.admin.listen) {
     admin = http.createServer(handlerFor(adminRoutes({ ...health, metrics: metricsHandler })));
-    const a = await listen(admin, config.admin.listen.host, config.admin.listen.port);
+    const a = await listen(admin, config.admin.listen.host, config.admin.listen.port).catch((err: unknown) => abandon(err, [server]));
     adminUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 

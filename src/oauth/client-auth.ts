@@ -50,5 +50,6 @@ export async function authenticateClient(ctx: RequestContext, form: Form, deps: 
   if (!credentials) throw new WardenError('OAUTH_INVALID_CLIENT', { reason: basic.ok || basic.reason === 'missing' ? 'missing' : 'malformed' });
   const client = await deps.clients.authenticate(credentials.id, credentials.secret);
   if (!client) throw new WardenError('OAUTH_INVALID_CLIENT', { reason: 'client' });
+  ctx.client = client;
   return client;
 }

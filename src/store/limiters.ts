@@ -25,22 +25,22 @@ export interface Limiters {
   tokenEndpoint(address: string, clientId: string | null): Promise<LimitResult>;
   /** Milliseconds an address stays blocked for failed attempts (0: not blocked). */
   blockedFor(address: string): Promise<number>;
-  /** Counts a failed attempt of an address (bad token, bad secret, unknown session). */
-  failedAttempt(address: string): Promise<void>;
+  /**
+   * Counts a failed attempt of an address (bad token, bad secret, unknown session). True when this
+   * attempt crossed the threshold, i.e. the block starts now (once per block, whatever the replica).
+   */
+  failedAttempt(address: string): Promise<boolean>;
+  /** The failed-attempt budget, for the `RateLimit-Policy` of a blocked address's 429. */
+  readonly failedAttemptsPolicy: { readonly points: number; readonly windowSeconds: number };
 }
 
 function result(res: RateLimiterRes, limit: Pick<Limit, 'points' | 'durationMs'>, allowed: boolean): LimitResult {
   return { allowed, limit: { points: limit.points, windowSeconds: Math.ceil(limit.durationMs / 1000), remaining: res.remainingPoints, resetMs: res.msBeforeNext } };
 }
 
-/** Consumes a point; a refusal is a result, a store failure is a 503 (fail closed). */
-async function consume(limiter: Limiter, key: string, limit: Pick<Limit, 'points' | 'durationMs'>): Promise<LimitResult> {
-  try {
-    return result(await limiter.consume(key), limit, true);
-  } catch (err) {
-    if (err instanceof RateLimiterRes) return result(err, limit, false);
-    throw new WardenError('STORE_UNAVAILABLE', { reason: 'store', retryAfterMs: 2_000, cause: err });
-  }
+function storeUnavailable(err: unknown, onStoreError: (err: unknown) => void): WardenError {
+  onStoreError(err);
+  return new WardenError('STORE_UNAVAILABLE', { reason: 'store', retryAfterMs: 2_000, cause: err });
 }
 
 /** The address key: IPv6 clients usually hold a whole /64, so that is what is counted. */
@@ -52,7 +52,17 @@ function addressKey(address: string): string {
  * Every rate limit, as rate-limiter-flexible instances whose counters live in the same store as
  * everything else (RateLimiterRedis across replicas, RateLimiterMemory in one process).
  */
-export function createLimiters(store: Store, limits: Config['rateLimits']): Limiters {
+export function createLimiters(store: Store, limits: Config['rateLimits'], options: { onStoreError?: (err: unknown) => void } = {}): Limiters {
+  const onStoreError = options.onStoreError ?? (() => {});
+  /** Consumes a point; a refusal is a result, a store failure is a 503 (fail closed). */
+  async function consume(limiter: Limiter, key: string, limit: Pick<Limit, 'points' | 'durationMs'>): Promise<LimitResult> {
+    try {
+      return result(await limiter.consume(key), limit, true);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) return result(err, limit, false);
+      throw storeUnavailable(err, onStoreError);
+    }
+  }
   const make = (name: string, limit: Limit): Limiter => store.limiter({ keyPrefix: name, points: limit.points, durationMs: limit.durationMs, blockMs: limit.blockMs });
   const client = make('client', limits.client);
   const overrides = new Map<string, Limiter>();
@@ -82,11 +92,19 @@ export function createLimiters(store: Store, limits: Config['rateLimits']): Limi
         const res = await failed.get(addressKey(address));
         return res && res.consumedPoints >= limits.failedAttempts.points ? res.msBeforeNext : 0;
       } catch (err) {
-        throw new WardenError('STORE_UNAVAILABLE', { reason: 'store', retryAfterMs: 2_000, cause: err });
+        throw storeUnavailable(err, onStoreError);
       }
     },
     async failedAttempt(address) {
-      await consume(failed, addressKey(address), limits.failedAttempts);
+      try {
+        await failed.consume(addressKey(address));
+        return false;
+      } catch (err) {
+        // The counter only grows within a window, so exactly one attempt lands on the threshold.
+        if (err instanceof RateLimiterRes) return err.consumedPoints === limits.failedAttempts.points;
+        throw storeUnavailable(err, onStoreError);
+      }
     },
+    failedAttemptsPolicy: { points: limits.failedAttempts.points, windowSeconds: Math.ceil(limits.failedAttempts.durationMs / 1000) },
   };
 }

@@ -1,0 +1,66 @@
+import t from 'tap';
+import client from 'prom-client';
+import { createMetrics } from '../../src/observability/metrics.js';
+import { parseMetrics } from '../fixtures/probe.js';
+
+/** Names prom-client's default metrics get under our prefix, to tell them from ours. */
+function defaultNames(): Set<string> {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'mcp_warden_' });
+  return new Set(registry.getMetricsAsArray().map((m) => m.name));
+}
+
+t.test('every metric is prefixed and labelled from a closed set of label names', async (t) => {
+  const metrics = createMetrics(new client.Registry(), { sessionsActive: async () => 7 });
+  const defaults = defaultNames();
+  const ours = (await metrics.registry.getMetricsAsJSON()).filter((m) => !defaults.has(m.name));
+  t.ok(ours.every((m) => m.name.startsWith('mcp_warden_')));
+  t.same(Object.fromEntries(ours.map((m) => [m.name, m.type])), {
+    mcp_warden_requests_total: 'counter',
+    mcp_warden_upstream_latency_seconds: 'histogram',
+    mcp_warden_proxy_overhead_seconds: 'histogram',
+    mcp_warden_refusals_total: 'counter',
+    mcp_warden_auth_failures_total: 'counter',
+    mcp_warden_rate_limited_total: 'counter',
+    mcp_warden_store_errors_total: 'counter',
+    mcp_warden_open_streams: 'gauge',
+    mcp_warden_sessions_active: 'gauge',
+  });
+});
+
+t.test('recorders feed the right series; unknown methods collapse to "other"', async (t) => {
+  const metrics = createMetrics(new client.Registry(), { sessionsActive: async () => 7 });
+  metrics.request('mcp', 'POST', 200);
+  metrics.request('mcp', 'BREW', 418);
+  metrics.upstreamLatency(0.02);
+  metrics.overhead(0.0003);
+  metrics.refusal('TOKEN_MISSING', 'missing');
+  metrics.refusal('NOT_FOUND', undefined);
+  metrics.authFailure('expired');
+  metrics.rateLimited('session_create');
+  metrics.storeError();
+  metrics.openStreams(1);
+  metrics.openStreams(1);
+  metrics.openStreams(-1);
+  const samples = parseMetrics(await metrics.registry.metrics());
+  const value = (name: string, labels: Record<string, string> = {}) =>
+    samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+  t.equal(value('mcp_warden_requests_total', { route: 'mcp', method: 'POST', status: '200' }), 1);
+  t.equal(value('mcp_warden_requests_total', { method: 'other', status: '418' }), 1, 'a method a client invents is not a label');
+  t.equal(value('mcp_warden_upstream_latency_seconds_count'), 1);
+  t.equal(value('mcp_warden_upstream_latency_seconds_bucket', { le: '0.025' }), 1);
+  t.equal(value('mcp_warden_upstream_latency_seconds_bucket', { le: '0.01' }), 0);
+  t.equal(value('mcp_warden_proxy_overhead_seconds_count'), 1);
+  t.equal(value('mcp_warden_refusals_total', { code: 'NOT_FOUND', reason: 'none' }), 1);
+  t.equal(value('mcp_warden_auth_failures_total', { reason: 'expired' }), 1);
+  t.equal(value('mcp_warden_rate_limited_total', { limiter: 'session_create' }), 1);
+  t.equal(value('mcp_warden_store_errors_total'), 1);
+  t.equal(value('mcp_warden_open_streams'), 1);
+  t.equal(value('mcp_warden_sessions_active'), 7);
+});
+
+t.test('a failing session count shows as NaN, not as zero sessions', async (t) => {
+  const metrics = createMetrics(new client.Registry(), { sessionsActive: () => Promise.reject(new Error('store down')) });
+  // prom-client writes "Nan"; Prometheus parses the value case-insensitively (Go's ParseFloat).
+  t.match(await metrics.registry.metrics(), /^mcp_warden_sessions_active nan$/im);
+});

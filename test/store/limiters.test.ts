@@ -1,0 +1,177 @@
+/**
+ * The limiters module on both stores: each limit at its exact threshold, the failed-attempt block
+ * (when it starts, how long it holds, which addresses share it) and failing closed.
+ */
+import t from 'tap';
+import type { Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { validateConfig } from '../../src/config/validate.js';
+import type { Config } from '../../src/config/schema.js';
+import { WardenError } from '../../src/errors.js';
+import { createLimiters } from '../../src/store/limiters.js';
+import type { LimitResult } from '../../src/store/limiters.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
+import type { Store } from '../../src/store/store.js';
+import { startRedis } from '../fixtures/redis.js';
+
+const redis = await startRedis();
+t.teardown(() => redis.stop());
+
+function config(raw: Record<string, unknown>): Config {
+  const result = validateConfig(raw);
+  if (!result.ok) throw new Error(`bad config: ${JSON.stringify(result.problems)}`);
+  return result.config;
+}
+
+async function redisStore(url: string): Promise<Store> {
+  const store = config({ store: { type: 'redis', url, keyPrefix: `lt${randomBytes(3).toString('hex')}:` } }).store;
+  const client = connectRedis(store);
+  await waitReady(client, 5_000);
+  return createRedisStore(client, { keyPrefix: store.keyPrefix });
+}
+
+const STORES: Record<string, () => Promise<Store>> = {
+  memory: async () => createMemoryStore({ maxEntries: 10_000, clock: Date.now }),
+  redis: () => redisStore(redis.url),
+};
+
+const allowed = (results: LimitResult[]) => results.map((r) => r.allowed);
+const remaining = (results: LimitResult[]) => results.map((r) => r.limit.remaining);
+async function times(n: number, work: () => Promise<LimitResult>): Promise<LimitResult[]> {
+  const out: LimitResult[] = [];
+  for (let i = 0; i < n; i++) out.push(await work());
+  return out;
+}
+
+for (const [kind, makeStore] of Object.entries(STORES)) {
+  t.test(`${kind} store`, async (t) => {
+    const limitersFor = async (t: Test, rateLimits: Record<string, unknown>) => {
+      const store = await makeStore();
+      t.teardown(() => store.close());
+      return createLimiters(store, config({ rateLimits }).rateLimits);
+    };
+
+    t.test('client: N allowed counting down, N+1 refused; principals and overrides count apart', async (t) => {
+      const limiters = await limitersFor(t, { client: { points: 3, duration: '1m' } });
+      const results = await times(5, () => limiters.client('alice', null));
+      t.same(allowed(results), [true, true, true, false, false]);
+      t.same(remaining(results), [2, 1, 0, 0, 0]);
+      for (const r of results) {
+        t.same([r.limit.points, r.limit.windowSeconds], [3, 60]);
+        t.ok(r.limit.resetMs > 0 && r.limit.resetMs <= 60_000, `resetMs ${r.limit.resetMs}`);
+      }
+      t.equal((await limiters.client('bob', null)).limit.remaining, 2, 'another principal has its own counter');
+      const override = await times(3, () => limiters.client('carol', { points: 2, durationMs: 10_000 }));
+      t.same(allowed(override), [true, true, false], 'an override has its own points');
+      t.same(override[0]?.limit.windowSeconds, 10);
+      t.equal((await limiters.client('carol', null)).limit.remaining, 2, 'and its own counter');
+    });
+
+    t.test('sessionCreate: N allowed, N+1 refused', async (t) => {
+      const limiters = await limitersFor(t, { sessionCreate: { points: 2, duration: '30s' } });
+      const results = await times(3, () => limiters.sessionCreate('alice'));
+      t.same(allowed(results), [true, true, false]);
+      t.same(results[2]?.limit, { points: 2, windowSeconds: 30, remaining: 0, resetMs: results[2]?.limit.resetMs });
+      t.ok(await limiters.sessionCreate('bob').then((r) => r.allowed));
+    });
+
+    t.test('tokenEndpoint: per client_id across addresses, per address across clients', async (t) => {
+      const limiters = await limitersFor(t, { tokenEndpoint: { points: 2, duration: '1m' } });
+      t.same(allowed([await limiters.tokenEndpoint('10.0.0.1', 'a'), await limiters.tokenEndpoint('10.0.0.2', 'a'), await limiters.tokenEndpoint('10.0.0.3', 'a')]), [true, true, false], 'per client_id');
+      t.same(allowed([await limiters.tokenEndpoint('10.0.0.9', null), await limiters.tokenEndpoint('10.0.0.9', 'b'), await limiters.tokenEndpoint('10.0.0.9', 'c')]), [true, true, false], 'per address, with or without a client_id');
+      const b = await limiters.tokenEndpoint('10.0.0.10', 'b');
+      t.same([b.allowed, b.limit.remaining], [true, 0], 'b spent a point at .9; c spent none when the address refused it');
+      t.same([(await limiters.tokenEndpoint('10.0.0.11', 'c')).limit.remaining], [1]);
+    });
+
+    t.test('failedAttempt: the Nth failure starts the block, once; blockedFor reports it', async (t) => {
+      const limiters = await limitersFor(t, { failedAttempts: { points: 3, duration: '1m', block: '2m' } });
+      t.same(limiters.failedAttemptsPolicy, { points: 3, windowSeconds: 60 });
+      t.equal(await limiters.blockedFor('192.0.2.1'), 0);
+      const starts = [await limiters.failedAttempt('192.0.2.1'), await limiters.failedAttempt('192.0.2.1')];
+      t.same(starts, [false, false]);
+      t.equal(await limiters.blockedFor('192.0.2.1'), 0, 'N-1 failures do not block');
+      t.equal(await limiters.failedAttempt('192.0.2.1'), true, 'the Nth failure starts the block');
+      const ms = await limiters.blockedFor('192.0.2.1');
+      t.ok(ms > 115_000 && ms <= 120_000, `blocked for the block duration (${ms} ms), not the window`);
+      t.equal(await limiters.failedAttempt('192.0.2.1'), false, 'a late failure does not start it again');
+      t.equal(await limiters.blockedFor('192.0.2.2'), 0, 'other addresses are not blocked');
+    });
+
+    t.test('failedAttempt with points 1: the first failure blocks', async (t) => {
+      const limiters = await limitersFor(t, { failedAttempts: { points: 1, duration: '1m', block: '1m' } });
+      t.equal(await limiters.failedAttempt('192.0.2.7'), true);
+      t.ok((await limiters.blockedFor('192.0.2.7')) > 0);
+    });
+
+    t.test('addresses: an IPv6 /64 is one address; IPv4-mapped IPv6 is the IPv4 address', async (t) => {
+      const limiters = await limitersFor(t, { failedAttempts: { points: 2, duration: '1m', block: '1m' } });
+      await limiters.failedAttempt('2001:db8:1:2::1');
+      t.equal(await limiters.failedAttempt('2001:db8:1:2:ffff::9'), true, 'a second address of the /64 completes the budget');
+      t.ok((await limiters.blockedFor('2001:db8:1:2::42')) > 0, 'the whole /64 is blocked');
+      t.equal(await limiters.blockedFor('2001:db8:1:3::1'), 0, 'the next /64 is not');
+      await limiters.failedAttempt('::ffff:198.51.100.5');
+      await limiters.failedAttempt('198.51.100.5');
+      t.ok((await limiters.blockedFor('198.51.100.5')) > 0);
+      t.equal(await limiters.blockedFor('198.51.100.6'), 0, 'IPv4 is counted per address');
+    });
+
+    t.test('a short block expires, and the next block starts afresh', async (t) => {
+      const limiters = await limitersFor(t, { failedAttempts: { points: 1, duration: '1m', block: 1000 } });
+      t.equal(await limiters.failedAttempt('203.0.113.3'), true);
+      const ms = await limiters.blockedFor('203.0.113.3');
+      t.ok(ms > 0 && ms <= 1_000, `blocked for ${ms} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      t.equal(await limiters.blockedFor('203.0.113.3'), 0, 'the block has expired');
+      t.equal(await limiters.failedAttempt('203.0.113.3'), true, 'a new block starts (and is reported) again');
+    });
+  });
+}
+
+t.test('a store failure is STORE_UNAVAILABLE for every limiter, and is reported', async (t) => {
+  const memory = createMemoryStore({ maxEntries: 100, clock: Date.now });
+  t.teardown(() => memory.close());
+  const boom = () => Promise.reject(new Error('store down'));
+  const broken: Store = { ...memory, limiter: () => ({ consume: boom, get: boom }) };
+  const errors: unknown[] = [];
+  const limiters = createLimiters(broken, config({}).rateLimits, { onStoreError: (err) => errors.push(err) });
+  const calls: [string, () => Promise<unknown>][] = [
+    ['client', () => limiters.client('alice', null)],
+    ['override', () => limiters.client('alice', { points: 5, durationMs: 1_000 })],
+    ['sessionCreate', () => limiters.sessionCreate('alice')],
+    ['tokenEndpoint', () => limiters.tokenEndpoint('192.0.2.1', 'alice')],
+    ['blockedFor', () => limiters.blockedFor('192.0.2.1')],
+    ['failedAttempt', () => limiters.failedAttempt('192.0.2.1')],
+  ];
+  for (const [name, call] of calls) {
+    const err = await call().then(() => null, (e: unknown) => e);
+    t.ok(err instanceof WardenError, `${name} rejects with a refusal`);
+    t.match(err, { code: 'STORE_UNAVAILABLE', detail: { reason: 'store', retryAfterMs: 2_000 } }, name);
+  }
+  t.equal(errors.length, calls.length, 'each failure reported once');
+  t.ok(errors.every((e) => e instanceof Error && e.message === 'store down'));
+});
+
+t.test('a dead Redis: every limiter call fails fast', async (t) => {
+  const own = await startRedis();
+  t.teardown(() => own.stop());
+  const store = await redisStore(own.url);
+  t.teardown(() => store.close());
+  let reported = 0;
+  const limiters = createLimiters(store, config({}).rateLimits, { onStoreError: () => reported++ });
+  t.ok((await limiters.client('alice', null)).allowed, 'works while Redis is up');
+  await own.stop();
+  const calls: [string, () => Promise<unknown>][] = [
+    ['blockedFor', () => limiters.blockedFor('192.0.2.1')],
+    ['client', () => limiters.client('alice', null)],
+    ['failedAttempt', () => limiters.failedAttempt('192.0.2.1')],
+  ];
+  for (const [name, call] of calls) {
+    const started = performance.now();
+    await t.rejects(call(), { code: 'STORE_UNAVAILABLE' }, name);
+    const ms = performance.now() - started;
+    t.ok(ms < 500, `${name} failed in ${ms.toFixed(1)} ms (the command timeout is 1 s)`);
+  }
+  t.equal(reported, 3);
+});
