@@ -101,7 +101,7 @@ t.test('the cap with evict-oldest, the creation rate and the failed-attempt bloc
   const guesses = await Promise.all(Array.from({ length: 4 }, () => send(a.mcpUrl, { token: bob, sessionId: forgedId() })));
   t.same(guesses.map((g) => g.status), [404, 404, 404, 404]);
   t.same((await send(a.mcpUrl, { token: bob })).status, 429, 'blocked once the failed-attempt budget (shared with the evicted-id 404 above) is spent');
-  t.equal(a.logs.events('address.blocked').length, 1);
+  t.equal(a.logs.events('address.blocked').filter((e) => e.reason === 'threshold').length, 1, 'the block start is logged once');
   t.same(a.logs.events('store.unavailable'), []);
 });
 

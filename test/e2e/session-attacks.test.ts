@@ -94,7 +94,8 @@ t.test('scenario 3, brute force: thousands of well-formed random ids all get 404
   const blocked = await send(proxy.mcpUrl, { token: alice, sessionId: realId });
   t.equal(blocked.status, 429, 'over the failed-attempt budget the source is blocked, even with a valid session');
   t.ok(Number(blocked.headers.get('retry-after')) > 60, 'for the block duration');
-  t.equal(proxy.logs.events('address.blocked').length, 1);
+  t.equal(proxy.logs.events('address.blocked').filter((e) => e.reason === 'threshold').length, 1, 'the block start is logged once');
+  t.equal(proxy.logs.events('address.blocked').filter((e) => e.code === 'ADDRESS_BLOCKED').length, 1, 'and the refused request');
   t.equal(upstream.requests.length, before);
 });
 
