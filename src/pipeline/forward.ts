@@ -40,15 +40,19 @@ interface Exchange {
   refused: boolean;
 }
 
-/** Reads a body of at most `maxBytes`; past that returns null, leaving what it read in `prefix`. */
+/**
+ * Reads a body of at most `maxBytes`; past that returns null, leaving what it read in `prefix`.
+ * A body cut by the upstream also returns null (never a truncated body taken for a whole one).
+ */
 function readSmallBody(stream: IncomingMessage, maxBytes: number, prefix: Buffer[]): Promise<Buffer | null> {
-  if (Number(stream.headers['content-length'] ?? 0) > maxBytes) return Promise.resolve(null);
+  if (Number(stream.headers['content-length'] ?? 0) > maxBytes || stream.destroyed) return Promise.resolve(null);
   return new Promise((resolve) => {
     let size = 0;
     const done = (body: Buffer | null): void => {
-      stream.off('data', onData).off('end', onEnd).off('error', onEnd);
+      stream.off('data', onData).off('end', onEnd).off('error', onCut).off('close', onCut);
       resolve(body);
     };
+    const onCut = (): void => done(null);
     // Not `for await`: leaving that loop early would destroy a stream that must still be piped.
     const onData = (chunk: Buffer): void => {
       prefix.push(chunk);
@@ -59,7 +63,7 @@ function readSmallBody(stream: IncomingMessage, maxBytes: number, prefix: Buffer
       }
     };
     const onEnd = (): void => done(Buffer.concat(prefix.splice(0)));
-    stream.on('data', onData).once('end', onEnd).once('error', onEnd);
+    stream.on('data', onData).once('end', onEnd).once('error', onCut).once('close', onCut);
   });
 }
 
@@ -150,6 +154,12 @@ export function forward(deps: ForwardDeps) {
     if (res.destroyed) {
       upstreamRes.destroy();
       exchange.resolve();
+      return;
+    }
+    // The upstream cut its response while the stages ran (its 'aborted' already fired): nothing was
+    // sent yet, so say so rather than pipe a dead stream into a response that would never end.
+    if (!response.body && upstreamRes.destroyed && !upstreamRes.complete) {
+      exchange.reject(new WardenError('UPSTREAM_UNAVAILABLE', { reason: 'reset' }));
       return;
     }
     res.once('close', () => exchange.resolve());
