@@ -205,6 +205,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       authorizationServer: metadata.authorizationServer,
       protectedResource: metadata.protectedResource,
       jwks: metadata.jwks,
+      metadataPreflight: metadata.preflight,
       ...health,
       metrics: config.admin.listen ? null : metricsHandler,
     },

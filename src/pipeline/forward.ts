@@ -132,7 +132,8 @@ export function forward(deps: ForwardDeps) {
     ctx.timing.upstreamHead = deps.stopwatch();
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(upstreamRes.headers)) {
-      if (value !== undefined && !RESPONSE_DROP.has(name)) headers[name] = value;
+      // CORS is the proxy's policy (security.allowedOrigins, set by check-transport), not the upstream's.
+      if (value !== undefined && !RESPONSE_DROP.has(name) && !name.startsWith('access-control-')) headers[name] = value;
     }
     // Chunks a response stage read but could not keep whole (over its cap): sent before the rest.
     const prefix: Buffer[] = [];
