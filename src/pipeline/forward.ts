@@ -22,6 +22,22 @@ export interface ForwardDeps {
   readonly stopwatch: () => number;
   /** Told when an SSE response starts streaming, with a way to end it cleanly (shutdown). */
   readonly onStreamStart?: (ctx: RequestContext, end: () => void) => void;
+  /** Connection pools to the upstreams; the owner destroys them on close. Made here when absent. */
+  readonly agents?: UpstreamAgents;
+}
+
+/** Keep-alive connection pools to the upstreams, one per scheme. */
+export interface UpstreamAgents {
+  readonly http: http.Agent;
+  readonly https: https.Agent;
+}
+
+/** Keep-alive pools: each open SSE stream holds one upstream socket for its lifetime, so no socket cap. */
+export function createUpstreamAgents(): UpstreamAgents {
+  return {
+    http: new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
+    https: new https.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
+  };
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and headers a client must not be able to set upstream.
@@ -86,11 +102,7 @@ function bodyCap(maxBytes: number): Transform {
  * This is the only module that imports http-proxy.
  */
 export function forward(deps: ForwardDeps) {
-  const agents = {
-    // Each open SSE stream holds one upstream socket for its lifetime: no socket cap, keep-alive on.
-    http: new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
-    https: new https.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
-  };
+  const agents = deps.agents ?? createUpstreamAgents();
   const proxy = createProxyServer({ selfHandleResponse: true, changeOrigin: true, ignorePath: true, xfwd: false });
   const exchanges = new WeakMap<IncomingMessage, Exchange>();
   const drop = [...REQUEST_DROP, ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())];

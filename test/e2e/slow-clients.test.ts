@@ -98,7 +98,7 @@ t.test('slowloris: header lines trickled forever are cut after headersTimeout, o
   const served = await whileServing(proxy, Promise.all(lorises.map((l) => l.closedAfter)));
   await trickling;
   const closed = await Promise.all(lorises.map((l) => l.closedAfter));
-  t.ok(closed.every((ms) => ms >= 450 && ms < 1_500), `every slow header block was cut after ~500 ms (${Math.min(...closed)}-${Math.max(...closed)} ms), not after 5 s`);
+  t.ok(closed.every((ms) => ms >= 450 && ms < 2_500), `every slow header block was cut after ~500 ms (${Math.min(...closed)}-${Math.max(...closed)} ms), not after 5 s`);
   t.ok(lorises.every((l) => l.received() === '' || l.received().startsWith('HTTP/1.1 408')), 'each got a 408 or a bare close');
   t.ok(served.length >= 3 && served.every((s) => s === 200), `/healthz answered 200 throughout (${served.length} checks)`);
 });
@@ -126,7 +126,7 @@ t.test('a body trickled slower than requestTimeout is cut, both when read by the
   await trickling;
   for (const [name, c] of [['session-less body (read by the proxy)', readByProxy], ['session body (streamed upstream)', streamed]] as const) {
     const ms = await c.closedAfter;
-    t.ok(ms >= 750 && ms < 2_000, `${name}: connection cut after ${ms} ms (requestTimeout 800 ms)`);
+    t.ok(ms >= 750 && ms < 3_000, `${name}: connection cut after ${ms} ms (requestTimeout 800 ms)`);
     t.ok(!/^HTTP\/1\.1 [25]/.test(c.received()), `${name}: no success and no 5xx, got ${JSON.stringify(c.received().split('\r\n')[0])}`);
   }
   t.ok(served.every((s) => s === 200), 'others were served meanwhile');

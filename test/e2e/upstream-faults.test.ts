@@ -186,7 +186,7 @@ t.test('headers slower than upstreamTimeout → 504 at the timeout; the upstream
     const res = await post(proxy, token, { jsonrpc: '2.0', id: i, method: 'tools/list' });
     await res.arrayBuffer();
     const ms = Date.now() - started;
-    seen.push(`${res.status} ${ms >= 140 && ms < 1_000 ? 'in time' : `${ms} ms`}`);
+    seen.push(`${res.status} ${ms >= 140 && ms < 2_000 ? 'in time' : `${ms} ms`}`);
   });
   t.same([...new Set(seen)], ['504 in time']);
 });
@@ -243,7 +243,7 @@ t.test('an upstream that never reads a large streamed body → 504 within the ti
       pump();
     });
     const ms = Date.now() - started;
-    seen.push(`${outcome} ${ms < 1_500 ? 'in time' : `${ms} ms`}`);
+    seen.push(`${outcome} ${ms < 3_000 ? 'in time' : `${ms} ms`}`);
   }, () => {
     for (const req of unread.splice(0)) req.resume();
   });
