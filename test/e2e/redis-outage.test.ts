@@ -189,3 +189,28 @@ t.test('real CLI process: survives the outage (no crash on ioredis errors), answ
   t.same(exit, { code: 0, signal: null }, 'clean exit on SIGTERM after the outage');
   t.notMatch(proxy.output(), /Unhandled|uncaught|ERR_UNHANDLED/i, 'no unhandled error in the process output');
 });
+
+t.test('generated signing key (no tokens.secret): a Redis that comes back empty does not empty the key ring', async (t) => {
+  const redis = await startRedis();
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url], store: { type: 'redis', url: redis.url, keyPrefix: 'mcpw:keys:' }, tokens: { secret: null } });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+    await redis.stop();
+  });
+  const issued = async (): Promise<number> => (await shoot('token', `${proxy.url}/oauth/token`, tokenRequest('alice'))).status;
+  const token = await proxy.token();
+  const unused = await proxy.token(); // never verified before the loss: not in the verified-token cache
+  t.equal((await initialize(proxy.mcpUrl, token)).status, 200, 'a token signed with the generated key works');
+
+  await redis.stop();
+  await redis.start(); // no persistence: the keys stored in Redis are gone
+  for (let i = 0; i < 100 && (await fetch(`${proxy.url}/readyz`)).status !== 200; i++) await sleep(100);
+  await proxy.warden.keyRing.refresh(); // what the ring's periodic reload (every 30 s) does
+  t.equal((await initialize(proxy.mcpUrl, unused)).status, 200, 'tokens issued before the loss still verify');
+  t.equal(await issued(), 200, 'the token endpoint can still sign');
+  t.equal((await initialize(proxy.mcpUrl, await proxy.token())).status, 200, 'and its new tokens verify');
+  const stored = await proxy.warden.store.getKeys();
+  t.same(stored.map((k) => k.kid), [proxy.warden.keyRing.signingKey().kid], 'the replica put its key back, so replicas starting now share it');
+});
