@@ -7,7 +7,7 @@ import t from 'tap';
 import { startDemoServer } from '../../demo/mcp-server.js';
 import { spawnWarden } from '../fixtures/cli.js';
 import { connectClient } from '../fixtures/mcp-client.js';
-import { startRedis } from '../fixtures/redis.js';
+import { redisCommand, startRedis } from '../fixtures/redis.js';
 import { startWarden, TEST_CLIENTS } from '../fixtures/warden.js';
 
 const ACCEPT = 'application/json, text/event-stream';
@@ -220,4 +220,37 @@ t.test('generated signing key (no tokens.secret): a Redis that comes back empty 
   t.equal((await initialize(proxy.mcpUrl, await proxy.token())).status, 200, 'and its new tokens verify');
   const stored = await proxy.warden.store.getKeys();
   t.same(stored.map((k) => k.kid), [proxy.warden.keyRing.signingKey().kid], 'the replica put its key back, so replicas starting now share it');
+});
+
+t.test('a Redis that hangs instead of dying (CLIENT PAUSE) → 503 after store.commandTimeout, not a hang', async (t) => {
+  const redis = await startRedis();
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url], store: { type: 'redis', url: redis.url, keyPrefix: 'mcpw:hang:', commandTimeout: '500ms' } });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+    await redis.stop();
+  });
+  const token = await proxy.token();
+  const { sessionId } = await initialize(proxy.mcpUrl, token);
+  const seen = upstream.requests.length;
+  // The server stays connected but answers nothing for 2.5 s.
+  t.equal(await redisCommand(redis.port, ['CLIENT', 'PAUSE', '2500', 'ALL']), 'OK');
+  const paused = Date.now();
+  const shots = await Promise.all([
+    shoot('session', proxy.mcpUrl, mcpPost(proxy.mcpUrl, token, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, sessionId ?? '')),
+    shoot('initialize', proxy.mcpUrl, mcpPost(proxy.mcpUrl, token, INIT)),
+    shoot('token', `${proxy.url}/oauth/token`, tokenRequest()),
+  ]);
+  t.same(shots.map((s) => s.status), [503, 503, 503], 'every store-bound request failed closed');
+  t.ok(shots.every((s) => Number(s.retryAfter) >= 1), 'with Retry-After');
+  t.ok(shots.every((s) => s.ms >= 400 && s.ms < 2_000), `after about the command timeout (${shots.map((s) => s.ms).join(', ')} ms), long before the pause ends`);
+  t.equal(upstream.requests.length, seen, 'nothing was forwarded');
+  while (Date.now() - paused < 2_600) await sleep(100);
+  let status = 0;
+  for (let i = 0; i < 50 && status !== 200; i++) {
+    status = (await initialize(proxy.mcpUrl, token)).status;
+    if (status !== 200) await sleep(100);
+  }
+  t.equal(status, 200, 'served again once Redis answers');
 });
