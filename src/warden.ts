@@ -19,6 +19,7 @@ import { createLogger } from './observability/logger.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
+import { createUpstreamAgents } from './pipeline/forward.js';
 import { buildEntryStages, buildRequestStages, runStages } from './pipeline/index.js';
 import type { Stage, StageDeps } from './pipeline/index.js';
 import { createTokenSigner, createTokenVerifier } from './auth/access-token.js';
@@ -130,6 +131,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const sessionIds = createSessionIds(await sessionIdSecret(config, store));
   const upstreams = createUpstreamPicker(config.upstreams, clock);
   const drain = createDrain();
+  const agents = createUpstreamAgents();
 
   const serverOptions: http.ServerOptions = {
     headersTimeout: security.headersTimeout,
@@ -177,6 +179,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       // GET streams never end by themselves; POST streams are in-flight requests and may finish.
       if (ctx.req.method === 'GET') drain.stream(ctx.res, end);
     },
+    agents,
     clock,
     stopwatch,
   };
@@ -208,6 +211,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       authorizationServer: metadata.authorizationServer,
       protectedResource: metadata.protectedResource,
       jwks: metadata.jwks,
+      metadataPreflight: metadata.preflight,
       ...health,
       metrics: config.admin.listen ? null : metricsHandler,
     },
@@ -265,6 +269,9 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       const cut = await drain.drain(config.shutdownGrace);
       if (cut > 0) log.warn({ cut }, 'requests still running at the end of the shutdown grace were cut');
       server.closeAllConnections();
+      // Idle keep-alive connections to the upstreams would otherwise outlive the proxy.
+      agents.http.destroy();
+      agents.https.destroy();
       await closing;
       if (admin) {
         admin.closeAllConnections();

@@ -90,8 +90,19 @@ export async function createKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   let newest: ActiveKey | null = null;
   let lastReload = 0;
 
+  // The stored keys of the last load: put back if the store comes back empty.
+  let known: StoredKey[] = [];
+
   async function load(): Promise<void> {
-    const stored = await store.getKeys();
+    let stored = await store.getKeys();
+    if (stored.length === 0 && known.length > 0) {
+      // The store lost its data (a Redis restarted without persistence): an empty ring would make
+      // every token invalid and signing impossible until a restart. Put back the keys this replica
+      // holds (idempotent per kid), so it and any replica starting now keep agreeing.
+      for (const key of known) await store.addKey(key, false);
+      stored = await store.getKeys();
+    }
+    known = stored;
     const active = await Promise.all(stored.map(activate));
     if (fixed) active.push(fixed);
     byKid = new Map(active.map((k) => [k.kid, k]));

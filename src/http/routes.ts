@@ -9,6 +9,8 @@ export interface RouteHandlers {
   readonly authorizationServer: Handler;
   readonly protectedResource: Handler;
   readonly jwks: Handler;
+  /** CORS preflight of the public documents above. */
+  readonly metadataPreflight: Handler;
   readonly healthz: Handler;
   readonly readyz: Handler;
   /** Null when metrics are served on the admin listener instead. */
@@ -24,14 +26,14 @@ export function mainRoutes(paths: { mcpPath: string; issuerPath: string }, h: Ro
     { path: '/oauth/token', template: '/oauth/token', kind: 'oauth', methods: { POST: h.token, OPTIONS: h.token } },
     { path: '/oauth/revoke', template: '/oauth/revoke', kind: 'oauth', methods: { POST: h.revoke, OPTIONS: h.revoke } },
     { path: '/oauth/authorize', template: '/oauth/authorize', kind: 'oauth', methods: { GET: h.authorize, POST: h.authorize } },
-    { path: '/.well-known/oauth-authorization-server', template: '/.well-known/oauth-authorization-server', kind: 'plain', methods: { GET: h.authorizationServer } },
-    { path: '/.well-known/oauth-protected-resource', template: '/.well-known/oauth-protected-resource', kind: 'plain', methods: { GET: h.protectedResource } },
-    { path: `/.well-known/oauth-protected-resource${paths.mcpPath}`, template: '/.well-known/oauth-protected-resource{mcpPath}', kind: 'plain', methods: { GET: h.protectedResource } },
-    { path: '/.well-known/jwks.json', template: '/.well-known/jwks.json', kind: 'plain', methods: { GET: h.jwks } },
+    { path: '/.well-known/oauth-authorization-server', template: '/.well-known/oauth-authorization-server', kind: 'plain', methods: { GET: h.authorizationServer, OPTIONS: h.metadataPreflight } },
+    { path: '/.well-known/oauth-protected-resource', template: '/.well-known/oauth-protected-resource', kind: 'plain', methods: { GET: h.protectedResource, OPTIONS: h.metadataPreflight } },
+    { path: `/.well-known/oauth-protected-resource${paths.mcpPath}`, template: '/.well-known/oauth-protected-resource{mcpPath}', kind: 'plain', methods: { GET: h.protectedResource, OPTIONS: h.metadataPreflight } },
+    { path: '/.well-known/jwks.json', template: '/.well-known/jwks.json', kind: 'plain', methods: { GET: h.jwks, OPTIONS: h.metadataPreflight } },
     ...healthRoutes(h),
   ];
   // RFC 8414 §3.1: an issuer with a path has its metadata under the path-suffixed well-known URL.
-  if (paths.issuerPath) routes.push({ path: `/.well-known/oauth-authorization-server${paths.issuerPath}`, template: '/.well-known/oauth-authorization-server{issuerPath}', kind: 'plain', methods: { GET: h.authorizationServer } });
+  if (paths.issuerPath) routes.push({ path: `/.well-known/oauth-authorization-server${paths.issuerPath}`, template: '/.well-known/oauth-authorization-server{issuerPath}', kind: 'plain', methods: { GET: h.authorizationServer, OPTIONS: h.metadataPreflight } });
   if (h.metrics) routes.push({ path: '/metrics', template: '/metrics', kind: 'plain', methods: { GET: h.metrics } });
   return routes;
 }

@@ -68,6 +68,12 @@ export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, r
       if (!handler) throw new WardenError('METHOD_NOT_ALLOWED', { allow: allowed.get(path) ?? '' });
       await handler(ctx);
     } catch (err) {
+      // The client hung up, or a server timeout (requestTimeout) cut it, while a stage read its
+      // body: nobody is left to answer, and it is not a bug (no 500, no error log).
+      if (!(err instanceof WardenError) && req.destroyed && !req.complete) {
+        ctx.log.debug({ err }, 'client went away mid-request');
+        return;
+      }
       error = asWardenError(err);
       if (error.code === 'INTERNAL') ctx.log.error({ err: error.detail.cause }, 'unexpected error');
       try {

@@ -5,6 +5,7 @@ import type { KeyRing } from '../auth/key-ring.js';
 
 /** Public, cacheable documents: any origin may read them (no credentials involved). */
 const PUBLIC = { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' };
+const PREFLIGHT = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, OPTIONS', 'access-control-allow-headers': 'MCP-Protocol-Version', 'access-control-max-age': '600' };
 
 /** RFC 8414 authorization server metadata. */
 export function authorizationServerMetadata(site: Site, scopes: readonly string[], asymmetric: boolean): Record<string, unknown> {
@@ -44,6 +45,12 @@ export function metadataHandlers(deps: { site: Site; scopes: readonly string[]; 
     authorizationServer: (ctx: RequestContext) => sendJson(ctx.res, 200, as, PUBLIC),
     protectedResource: (ctx: RequestContext) => sendJson(ctx.res, 200, prm, PUBLIC),
     jwks: (ctx: RequestContext) => sendJson(ctx.res, 200, deps.keyRing.jwks(), { ...PUBLIC, 'cache-control': 'public, max-age=60' }),
+    // Browser clients (the MCP Inspector) send MCP-Protocol-Version with discovery requests, which
+    // makes the browser ask first; without an answer the SDK falls back to retrying without it.
+    preflight: (ctx: RequestContext) => {
+      ctx.res.writeHead(204, PREFLIGHT);
+      ctx.res.end();
+    },
     authorize: () => {
       throw new WardenError('OAUTH_UNSUPPORTED_RESPONSE_TYPE');
     },

@@ -22,6 +22,22 @@ export interface ForwardDeps {
   readonly stopwatch: () => number;
   /** Told when an SSE response starts streaming, with a way to end it cleanly (shutdown). */
   readonly onStreamStart?: (ctx: RequestContext, end: () => void) => void;
+  /** Connection pools to the upstreams; the owner destroys them on close. Made here when absent. */
+  readonly agents?: UpstreamAgents;
+}
+
+/** Keep-alive connection pools to the upstreams, one per scheme. */
+export interface UpstreamAgents {
+  readonly http: http.Agent;
+  readonly https: https.Agent;
+}
+
+/** Keep-alive pools: each open SSE stream holds one upstream socket for its lifetime, so no socket cap. */
+export function createUpstreamAgents(): UpstreamAgents {
+  return {
+    http: new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
+    https: new https.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
+  };
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and headers a client must not be able to set upstream.
@@ -40,15 +56,19 @@ interface Exchange {
   refused: boolean;
 }
 
-/** Reads a body of at most `maxBytes`; past that returns null, leaving what it read in `prefix`. */
+/**
+ * Reads a body of at most `maxBytes`; past that returns null, leaving what it read in `prefix`.
+ * A body cut by the upstream also returns null (never a truncated body taken for a whole one).
+ */
 function readSmallBody(stream: IncomingMessage, maxBytes: number, prefix: Buffer[]): Promise<Buffer | null> {
-  if (Number(stream.headers['content-length'] ?? 0) > maxBytes) return Promise.resolve(null);
+  if (Number(stream.headers['content-length'] ?? 0) > maxBytes || stream.destroyed) return Promise.resolve(null);
   return new Promise((resolve) => {
     let size = 0;
     const done = (body: Buffer | null): void => {
-      stream.off('data', onData).off('end', onEnd).off('error', onEnd);
+      stream.off('data', onData).off('end', onEnd).off('error', onCut).off('close', onCut);
       resolve(body);
     };
+    const onCut = (): void => done(null);
     // Not `for await`: leaving that loop early would destroy a stream that must still be piped.
     const onData = (chunk: Buffer): void => {
       prefix.push(chunk);
@@ -59,7 +79,7 @@ function readSmallBody(stream: IncomingMessage, maxBytes: number, prefix: Buffer
       }
     };
     const onEnd = (): void => done(Buffer.concat(prefix.splice(0)));
-    stream.on('data', onData).once('end', onEnd).once('error', onEnd);
+    stream.on('data', onData).once('end', onEnd).once('error', onCut).once('close', onCut);
   });
 }
 
@@ -82,11 +102,7 @@ function bodyCap(maxBytes: number): Transform {
  * This is the only module that imports http-proxy.
  */
 export function forward(deps: ForwardDeps) {
-  const agents = {
-    // Each open SSE stream holds one upstream socket for its lifetime: no socket cap, keep-alive on.
-    http: new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
-    https: new https.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' }),
-  };
+  const agents = deps.agents ?? createUpstreamAgents();
   const proxy = createProxyServer({ selfHandleResponse: true, changeOrigin: true, ignorePath: true, xfwd: false });
   const exchanges = new WeakMap<IncomingMessage, Exchange>();
   const drop = [...REQUEST_DROP, ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())];
@@ -128,7 +144,8 @@ export function forward(deps: ForwardDeps) {
     ctx.timing.upstreamHead = deps.stopwatch();
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(upstreamRes.headers)) {
-      if (value !== undefined && !RESPONSE_DROP.has(name)) headers[name] = value;
+      // CORS is the proxy's policy (security.allowedOrigins, set by check-transport), not the upstream's.
+      if (value !== undefined && !RESPONSE_DROP.has(name) && !name.startsWith('access-control-')) headers[name] = value;
     }
     // Chunks a response stage read but could not keep whole (over its cap): sent before the rest.
     const prefix: Buffer[] = [];
@@ -150,6 +167,12 @@ export function forward(deps: ForwardDeps) {
     if (res.destroyed) {
       upstreamRes.destroy();
       exchange.resolve();
+      return;
+    }
+    // The upstream cut its response while the stages ran (its 'aborted' already fired): nothing was
+    // sent yet, so say so rather than pipe a dead stream into a response that would never end.
+    if (!response.body && upstreamRes.destroyed && !upstreamRes.complete) {
+      exchange.reject(new WardenError('UPSTREAM_UNAVAILABLE', { reason: 'reset' }));
       return;
     }
     res.once('close', () => exchange.resolve());

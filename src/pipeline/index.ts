@@ -35,6 +35,8 @@ export interface StageDeps {
   readonly fingerprint: (input: FingerprintInput) => string;
   readonly endUpstreamSession: RewriteDeps['endUpstreamSession'];
   readonly onStreamStart?: ForwardDeps['onStreamStart'];
+  /** Upstream connection pools, owned (and destroyed on close) by the composition root. */
+  readonly agents?: ForwardDeps['agents'];
   readonly clock: () => number;
   readonly stopwatch: () => number;
 }
@@ -83,6 +85,7 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
       responseStages: buildResponseStages(config, deps),
       stopwatch: deps.stopwatch,
       onStreamStart: deps.onStreamStart,
+      agents: deps.agents,
     }),
   ];
 }
