@@ -2,8 +2,9 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const RANDOM_BYTES = 32;
 const TAG_BYTES = 12;
-// base64url of 44 bytes: visible ASCII only, as MCP requires of session ids.
-const SHAPE = /^[A-Za-z0-9_-]{59}$/;
+// base64url of 44 bytes: visible ASCII only, as MCP requires of session ids. 44 bytes leave the
+// last character 2 unused bits, which must be zero: otherwise 4 spellings decode to one id.
+const SHAPE = /^[A-Za-z0-9_-]{58}[AEIMQUYcgkosw048]$/;
 
 /** A proxy session id and the store key derived from it. */
 export interface MintedId {
