@@ -111,18 +111,22 @@ export function bool(meta: Meta): Field<boolean> {
   );
 }
 
+/** The longest delay a Node timer holds: a longer one fires after 1 ms (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const durationParser =
-  (minMs: number): Parse<number> =>
+  (minMs: number, maxMs = Number.MAX_SAFE_INTEGER): Parse<number> =>
   (raw, path, problems) => {
     const ms = parseDuration(raw);
     if (ms === null) return problem(problems, path, 'must be a duration such as "90s", "15m", "1h", "30d" or milliseconds');
     if (ms < minMs) return problem(problems, path, `must be at least ${minMs} ms`);
+    if (ms > maxMs) return problem(problems, path, maxMs === MAX_TIMER_MS ? `must be at most ${MAX_TIMER_MS} ms (about 24 days), the longest timer Node can set` : `must be at most ${maxMs} ms`);
     return ms;
   };
 
-/** A duration in the file (`"15m"`); milliseconds once parsed. */
-export function duration(meta: Meta, minMs = 1): Field<number> {
-  return make(meta, durationParser(minMs), asNumber);
+/** A duration in the file (`"15m"`); milliseconds once parsed. Set `maxMs` to `MAX_TIMER_MS` for timers. */
+export function duration(meta: Meta, minMs = 1, maxMs?: number): Field<number> {
+  return make(meta, durationParser(minMs, maxMs), asNumber);
 }
 
 const urlParser =
