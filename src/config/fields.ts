@@ -53,6 +53,15 @@ function make<T>(meta: Meta, parse: Parse<T>, fromString: (text: string) => unkn
   return { kind: 'field', ...meta, parse, fromString };
 }
 
+/**
+ * `path.key` for a key found in the file. A key that would print as nothing or break the line
+ * (empty, control characters, edge whitespace) is shown as a JSON string: `listen." port"`.
+ */
+export function keyPath(path: string, key: string): string {
+  const shown = key === '' || key.trim() !== key || /[\x00-\x1f\x7f]/.test(key) ? JSON.stringify(key) : key;
+  return path ? `${path}.${shown}` : shown;
+}
+
 function problem(problems: Problem[], path: string, message: string): undefined {
   problems.push({ path, message });
   return undefined;
@@ -213,8 +222,8 @@ export function headerMap(meta: Meta): Field<Readonly<Record<string, string>>> {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return problem(problems, path, 'must be an object of header names to values');
     const before = problems.length;
     for (const [name, value] of Object.entries(raw)) {
-      if (!HEADER_NAME.test(name)) problem(problems, `${path}.${name}`, 'is not a valid HTTP header name');
-      else if (typeof value !== 'string' || !HEADER_VALUE.test(value)) problem(problems, `${path}.${name}`, 'must be a string of visible ASCII');
+      if (!HEADER_NAME.test(name)) problem(problems, keyPath(path, name), 'is not a valid HTTP header name');
+      else if (typeof value !== 'string' || !HEADER_VALUE.test(value)) problem(problems, keyPath(path, name), 'must be a string of visible ASCII');
     }
     return problems.length === before ? (raw as Record<string, string>) : undefined;
   });
@@ -233,7 +242,7 @@ const limitParser =
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return problem(problems, path, 'must be an object { "points", "duration" }');
     const obj = raw as Record<string, unknown>;
     const allowed = withBlock ? ['points', 'duration', 'block'] : ['points', 'duration'];
-    for (const key of Object.keys(obj)) if (!allowed.includes(key)) problem(problems, `${path}.${key}`, 'is not a known key');
+    for (const key of Object.keys(obj)) if (!allowed.includes(key)) problem(problems, keyPath(path, key), 'is not a known key');
     const points = intParser(1, 1_000_000_000)(obj.points, `${path}.points`, problems);
     const durationMs = durationParser(1000)(obj.duration, `${path}.duration`, problems);
     const blockMs = withBlock ? durationParser(1000)(obj.block, `${path}.block`, problems) : 0;
@@ -290,7 +299,7 @@ export function parseGroup<G extends Group>(group: G, raw: unknown, path: string
   const value = raw === undefined ? {} : raw;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return problem(problems, path || '(root)', 'must be an object');
   const obj = value as Record<string, unknown>;
-  for (const key of Object.keys(obj)) if (!Object.hasOwn(group, key)) problem(problems, join(key), 'is not a known key');
+  for (const key of Object.keys(obj)) if (!Object.hasOwn(group, key)) problem(problems, keyPath(path, key), 'is not a known key');
   const before = problems.length;
   const out: Record<string, unknown> = {};
   for (const [key, node] of Object.entries(group)) {
