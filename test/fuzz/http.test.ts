@@ -146,7 +146,7 @@ t.test('arbitrary Authorization headers: never 2xx, never 5xx, never forwarded',
     const res = await send(proxy.mcpUrl, { method, headers: mcpHeaders({ authorization }), body: method === 'POST' ? JSON.stringify(INIT) : undefined });
     if (res.status !== 401 || forwardedSince(before) !== 0) throw new Error(`${res.status}, forwarded ${forwardedSince(before)}: ${res.body}`);
     if (!String(res.headers['www-authenticate']).startsWith('Bearer ')) throw new Error('401 without a Bearer challenge');
-  }), { seed: 0x4701, numRuns: 2_000 });
+  }), { seed: 0x4701, numRuns: 1_500 });
 
   await fuzz.check(t, 'Authorization: repeated header lines are refused whatever their order', fc.asyncProperty(fc.array(fc.oneof(fc.constant(ALICE), value), { minLength: 2, maxLength: 4 }), async (lines) => {
     const before = upstream.requests.length;
@@ -186,7 +186,7 @@ t.test('arbitrary Mcp-Session-Id with a valid token: 404 (or 400), never forward
     if (forwardedSince(before) !== 0) throw new Error(`forwarded with ${JSON.stringify(id)}: ${res.status}`);
     if (res.status === 404) return (JSON.parse(res.body) as { error: { code: number } }).error.code === -32001;
     return res.status === 400;
-  }), { seed: 0x5101, numRuns: 2_000 });
+  }), { seed: 0x5101, numRuns: 1_500 });
 
   t.test('table', async (t) => {
     // Regression: before the fix, 3 other spellings of the last character decoded to the same id.
@@ -223,7 +223,7 @@ t.test('arbitrary Origin: exactly the allow-list passes, 403 before authenticati
     if (allowed) listed += 1;
     if (forwardedSince(before) !== 0) return false;
     return allowed ? res.status === 401 && res.headers['access-control-allow-origin'] === ows(origin) : res.status === 403 && res.headers['access-control-allow-origin'] === undefined;
-  }), { seed: 0x0f01, numRuns: 1_500 });
+  }), { seed: 0x0f01, numRuns: 1_200 });
   t.ok(listed >= 25, `listed origins are generated too (${listed})`);
 });
 
@@ -242,7 +242,7 @@ t.test('arbitrary X-Forwarded-For (trustProxy: 1 hop)', async (t) => {
     const before = upstream.requests.length;
     const res = await send(proxy.mcpUrl, { headers: mcpHeaders({ 'x-forwarded-for': forwardedFor }), body: TOOLS_LIST });
     if (res.status !== 401 || forwardedSince(before) !== 0) throw new Error(`${res.status}: ${res.body}`);
-  }), { seed: 0xff01, numRuns: 1_500 });
+  }), { seed: 0xff01, numRuns: 1_200 });
 
   await fuzz.check(t, 'X-Forwarded-For with a token: the upstream is told an IP, the one trustProxy picks; a session stays bound to its prefix', fc.asyncProperty(xff, fc.boolean(), async (forwardedFor, initialize) => {
     const before = upstream.requests.length;
@@ -311,7 +311,7 @@ t.test('arbitrary JSON-RPC bodies with a valid token and no session', async (t) 
     if (minted === undefined) return upstreamMinted === 0 || res.status !== 200;
     // A proxy id: only for an initialize the upstream accepted, 59 characters, never the upstream's id.
     return peek.value.isInitialize && res.status === 200 && upstreamMinted === 1 && typeof minted === 'string' && minted.length === 59 && !upstream.sessionIds().includes(minted);
-  }), { seed: 0xb0d1, numRuns: 1_200 });
+  }), { seed: 0xb0d1, numRuns: 1_000 });
   t.ok(seen.refused >= 50 && seen.forwarded >= 50 && seen.minted >= 25, `every outcome is reached: ${JSON.stringify(seen)}`);
 });
 
@@ -405,7 +405,7 @@ t.test('arbitrary token-endpoint requests', async (t) => {
     if (res.status === 200) return want200 && (JSON.parse(res.body) as { token_type: string }).token_type === 'Bearer' && res.headers['cache-control'] === 'no-store';
     if (want200) throw new Error(`expected 200, got ${res.status}: ${res.body}`);
     return res.status === 400 || res.status === 401;
-  }), { seed: 0x70c1, numRuns: 2_500 });
+  }), { seed: 0x70c1, numRuns: 2_000 });
   t.ok(granted >= 25, `the generator reaches the 200 side too (${granted} tokens granted)`);
 
   await fuzz.check(t, 'token endpoint: unknown client ids (each pays the scrypt equaliser) are 401', fc.asyncProperty(hostileString(16).filter((id) => !Object.hasOwn(secrets, id)).map((id) => id.replace(/[\ud800-\udfff]/g, '')), fc.boolean(), async (id, viaBasic) => {
@@ -494,7 +494,7 @@ t.test('raw sockets: header bytes an HTTP client library would not send', async 
     const status = await sendRaw(Number(port), head, Buffer.from(TOOLS_LIST));
     const allowed = { authorization: [400, 401], 'mcp-session-id': [400, 404], origin: [400, 401, 403], 'x-forwarded-for': [400, 401] }[header];
     if (!allowed.includes(status) || forwardedSince(before) !== 0) throw new Error(`${header}: ${status}, forwarded ${forwardedSince(before)}`);
-  }), { seed: 0x5a01, numRuns: 1_000 });
+  }), { seed: 0x5a01, numRuns: 800 });
 
   await fuzz.check(t, 'a client that hangs up mid-body is not an error: no 500 logged, the proxy keeps serving', fc.asyncProperty(fc.integer({ min: 1, max: 2_000 }), fc.nat(), fc.boolean(), async (declared, sentSeed, withToken) => {
     const sent = sentSeed % declared;
@@ -525,5 +525,5 @@ t.test('nothing above made the proxy log an internal error', async (t) => {
 
 t.test('case total', async (t) => {
   t.comment(`http: ${fuzz.total} generated cases in ${Math.round(performance.now() - started)} ms`);
-  t.ok(fuzz.total >= 12_000, `at least 12,000 cases in this file (ran ${fuzz.total})`);
+  t.ok(fuzz.total >= 9_500, `at least 9,500 cases in this file (ran ${fuzz.total})`);
 });

@@ -266,7 +266,7 @@ t.test('clientAddress (X-Forwarded-For) under every trustProxy mode', async (t) 
     if (isIP(got) === 0) throw new Error(`not an IP: ${JSON.stringify(got)}`);
     if (got !== normalizeAddress(peer) && !hops.includes(got)) throw new Error(`${got} is neither the peer nor a hop`);
     useAddress(got);
-  }), { seed: 0xf001, numRuns: 10_000 });
+  }), { seed: 0xf001, numRuns: 8_000 });
 
   await fuzz.check(t, 'trust off: always the socket address, whatever the header', fc.property(address, fc.oneof(forwardedFor, fc.constant(undefined)), (peer, header) => clientAddress(peer, header, { kind: 'none' }) === normalizeAddress(peer)), { seed: 0xf002, numRuns: 3_000 });
 
@@ -457,7 +457,7 @@ t.test('peekMessage', async (t) => {
   await fuzz.check(t, 'arbitrary JSON values follow the reference', fc.property(fc.oneof(fc.jsonValue({ maxDepth: 4 }), rpcMessage, fc.array(rpcMessage, { maxLength: 4 })), (value) => {
     const text = JSON.stringify(value) ?? 'null';
     return JSON.stringify(peekMessage(Buffer.from(text))) === JSON.stringify(referencePeek(JSON.parse(text)));
-  }), { seed: 0x1502, numRuns: 8_000 });
+  }), { seed: 0x1502, numRuns: 6_000 });
 
   await fuzz.check(t, 'the echoed id is null unless a safe integer or a string of at most 128 characters', fc.property(rpcMessage, (message) => {
     const got = peekMessage(Buffer.from(JSON.stringify(message)));
@@ -501,7 +501,7 @@ t.test('readBody', async (t) => {
     } catch (err) {
       return tooLarge && err instanceof WardenError && err.code === 'BODY_TOO_LARGE';
     }
-  }), { seed: 0x1507, numRuns: 2_000 });
+  }), { seed: 0x1507, numRuns: 1_500 });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -529,7 +529,7 @@ t.test('readForm', async (t) => {
     } catch (err) {
       return shouldRefuse && err instanceof WardenError && err.code === 'OAUTH_INVALID_REQUEST';
     }
-  }), { seed: 0xf0f1, numRuns: 2_500 });
+  }), { seed: 0xf0f1, numRuns: 1_500 });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -580,13 +580,13 @@ t.test('access-token verifier', async (t) => {
     return forgedSignature(input).map((signature) => `${input}.${signature}`);
   });
 
-  await fuzz.check(t, 'JWT-shaped forgeries (alg none, wrong key, wrong kid, any claims) are refused', fc.asyncProperty(forgery, async (token) => (await outcome(token)) === 'TOKEN_INVALID'), { seed: 0x7a02, numRuns: 2_000 });
+  await fuzz.check(t, 'JWT-shaped forgeries (alg none, wrong key, wrong kid, any claims) are refused', fc.asyncProperty(forgery, async (token) => (await outcome(token)) === 'TOKEN_INVALID'), { seed: 0x7a02, numRuns: 1_500 });
 
   await fuzz.check(t, 'signed tokens round-trip the client, scopes and grant', fc.asyncProperty(fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-._~'), minLength: 1, maxLength: 64 }), fc.array(fc.constantFrom('mcp', 'extra', 'read', 'write'), { minLength: 1, maxLength: 4 }), async (clientId, scopes) => {
     const token = (await sign({ clientId, scope: scopes.join(' '), grantId: 'g' })).token;
     const identity = await verify(token);
     return identity.clientId === clientId && identity.scopes.join(' ') === scopes.join(' ') && identity.grantId === 'g';
-  }), { seed: 0x7a03, numRuns: 1_000 });
+  }), { seed: 0x7a03, numRuns: 500 });
 
   await fuzz.check(t, 'a valid token with one character changed is refused, unless it is the same signature spelled differently', fc.asyncProperty(mutate(valid, fc.constantFrom(...TOKEN68, '=')), async (mutated) => {
     if (mutated === valid) return true;
@@ -597,7 +597,7 @@ t.test('access-token verifier', async (t) => {
     const [h1, p1, s1 = ''] = valid.split('.');
     const [h2, p2, s2 = ''] = mutated.split('.');
     return h1 === h2 && p1 === p2 && Buffer.from(s1, 'base64url').equals(Buffer.from(s2.replace(/=+$/, ''), 'base64url'));
-  }), { seed: 0x7a04, numRuns: 2_000 });
+  }), { seed: 0x7a04, numRuns: 1_500 });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -693,14 +693,14 @@ t.test('validateConfig', async (t) => {
     t.ok(!result.ok && result.problems.every((p) => p.path.length > 0), JSON.stringify(!result.ok && result.problems));
   });
 
-  await fuzz.check(t, 'arbitrary JSON values: never throws; ok and frozen, or problems with a path and a message', fc.property(fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.dictionary(fc.constantFrom(...Object.keys(schema)), jsonish)), (raw) => problemsAreWellFormed(validateConfig(raw))), { seed: 0xc0f1, numRuns: 3_000 });
+  await fuzz.check(t, 'arbitrary JSON values: never throws; ok and frozen, or problems with a path and a message', fc.property(fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.dictionary(fc.constantFrom(...Object.keys(schema)), jsonish)), (raw) => problemsAreWellFormed(validateConfig(raw))), { seed: 0xc0f1, numRuns: 2_000 });
 
   await fuzz.check(t, 'one key changed to an arbitrary value: problems stay in that key\'s area', fc.property(fc.constantFrom(...LEAVES), jsonish, (leaf, value) => {
     const raw = clone();
     setLeaf(raw, leaf, value);
     const result = validateConfig(raw);
     return problemsAreWellFormed(result) && (result.ok || result.problems.every((p) => area(p.path) === area(leaf)));
-  }), { seed: 0xc0f2, numRuns: 4_000 });
+  }), { seed: 0xc0f2, numRuns: 2_500 });
 
   await fuzz.check(t, 'an unknown key anywhere (upstreamHeaders is a map and excepted) is never ok and is named', fc.property(fc.constantFrom(...GROUPS), keyName, jsonish, (group, key, value) => {
     const raw = clone();
@@ -709,7 +709,7 @@ t.test('validateConfig', async (t) => {
     define(target, key, value);
     const result = validateConfig(raw);
     return !result.ok && problemsAreWellFormed(result) && result.problems.some((p) => p.message === 'is not a known key');
-  }), { seed: 0xc0f3, numRuns: 4_000 });
+  }), { seed: 0xc0f3, numRuns: 2_500 });
 });
 
 t.test('case total', async (t) => {
