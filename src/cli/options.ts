@@ -37,7 +37,10 @@ export async function configFromArgs(args: ConfigArgs): Promise<Config> {
   process.exit(EXIT.usage);
 }
 
+/** Control characters and line separators from the file (keys, paths, JSON errors) shown escaped: one problem, one line. */
+const printable = (text: string): string => text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 export function printProblems(problems: readonly { path: string; message: string }[]): void {
   process.stderr.write(`mcp-warden: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n`);
-  for (const p of problems) process.stderr.write(`  ${p.path}: ${p.message}\n`);
+  for (const p of problems) process.stderr.write(`  ${printable(p.path)}: ${printable(p.message)}\n`);
 }

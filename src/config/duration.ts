@@ -11,7 +11,9 @@ export function parseDuration(value: unknown): number | null {
   if (/^\d{1,15}$/.test(value)) return Number(value);
   const match = DURATION.exec(value.trim());
   if (!match) return null;
-  return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+  const ms = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+  // 999999999d is past 2^53: not an exact number of milliseconds.
+  return Number.isSafeInteger(ms) ? ms : null;
 }
 
 /** Formats milliseconds back into the largest exact unit (`3600000` → `"1h"`), for docs and examples. */

@@ -53,6 +53,15 @@ function make<T>(meta: Meta, parse: Parse<T>, fromString: (text: string) => unkn
   return { kind: 'field', ...meta, parse, fromString };
 }
 
+/**
+ * `path.key` for a key found in the file. A key that would print as nothing or break the line
+ * (empty, control characters, edge whitespace) is shown as a JSON string: `listen." port"`.
+ */
+export function keyPath(path: string, key: string): string {
+  const shown = key === '' || key.trim() !== key || /[\x00-\x1f\x7f]/.test(key) ? JSON.stringify(key) : key;
+  return path ? `${path}.${shown}` : shown;
+}
+
 function problem(problems: Problem[], path: string, message: string): undefined {
   problems.push({ path, message });
   return undefined;
@@ -111,18 +120,22 @@ export function bool(meta: Meta): Field<boolean> {
   );
 }
 
+/** The longest delay a Node timer holds: a longer one fires after 1 ms (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const durationParser =
-  (minMs: number): Parse<number> =>
+  (minMs: number, maxMs = Number.MAX_SAFE_INTEGER): Parse<number> =>
   (raw, path, problems) => {
     const ms = parseDuration(raw);
     if (ms === null) return problem(problems, path, 'must be a duration such as "90s", "15m", "1h", "30d" or milliseconds');
     if (ms < minMs) return problem(problems, path, `must be at least ${minMs} ms`);
+    if (ms > maxMs) return problem(problems, path, maxMs === MAX_TIMER_MS ? `must be at most ${MAX_TIMER_MS} ms (about 24 days), the longest timer Node can set` : `must be at most ${maxMs} ms`);
     return ms;
   };
 
-/** A duration in the file (`"15m"`); milliseconds once parsed. */
-export function duration(meta: Meta, minMs = 1): Field<number> {
-  return make(meta, durationParser(minMs), asNumber);
+/** A duration in the file (`"15m"`); milliseconds once parsed. Set `maxMs` to `MAX_TIMER_MS` for timers. */
+export function duration(meta: Meta, minMs = 1, maxMs?: number): Field<number> {
+  return make(meta, durationParser(minMs, maxMs), asNumber);
 }
 
 const urlParser =
@@ -209,8 +222,8 @@ export function headerMap(meta: Meta): Field<Readonly<Record<string, string>>> {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return problem(problems, path, 'must be an object of header names to values');
     const before = problems.length;
     for (const [name, value] of Object.entries(raw)) {
-      if (!HEADER_NAME.test(name)) problem(problems, `${path}.${name}`, 'is not a valid HTTP header name');
-      else if (typeof value !== 'string' || !HEADER_VALUE.test(value)) problem(problems, `${path}.${name}`, 'must be a string of visible ASCII');
+      if (!HEADER_NAME.test(name)) problem(problems, keyPath(path, name), 'is not a valid HTTP header name');
+      else if (typeof value !== 'string' || !HEADER_VALUE.test(value)) problem(problems, keyPath(path, name), 'must be a string of visible ASCII');
     }
     return problems.length === before ? (raw as Record<string, string>) : undefined;
   });
@@ -229,7 +242,7 @@ const limitParser =
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return problem(problems, path, 'must be an object { "points", "duration" }');
     const obj = raw as Record<string, unknown>;
     const allowed = withBlock ? ['points', 'duration', 'block'] : ['points', 'duration'];
-    for (const key of Object.keys(obj)) if (!allowed.includes(key)) problem(problems, `${path}.${key}`, 'is not a known key');
+    for (const key of Object.keys(obj)) if (!allowed.includes(key)) problem(problems, keyPath(path, key), 'is not a known key');
     const points = intParser(1, 1_000_000_000)(obj.points, `${path}.points`, problems);
     const durationMs = durationParser(1000)(obj.duration, `${path}.duration`, problems);
     const blockMs = withBlock ? durationParser(1000)(obj.block, `${path}.block`, problems) : 0;
@@ -286,7 +299,7 @@ export function parseGroup<G extends Group>(group: G, raw: unknown, path: string
   const value = raw === undefined ? {} : raw;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return problem(problems, path || '(root)', 'must be an object');
   const obj = value as Record<string, unknown>;
-  for (const key of Object.keys(obj)) if (!Object.hasOwn(group, key)) problem(problems, join(key), 'is not a known key');
+  for (const key of Object.keys(obj)) if (!Object.hasOwn(group, key)) problem(problems, keyPath(path, key), 'is not a known key');
   const before = problems.length;
   const out: Record<string, unknown> = {};
   for (const [key, node] of Object.entries(group)) {

@@ -1,5 +1,5 @@
 import {
-  bool, duration, enumList, headerMap, int, limit, oneOf, optionalHeaderName, optionalHostPort,
+  bool, duration, enumList, headerMap, int, limit, MAX_TIMER_MS, oneOf, optionalHeaderName, optionalHostPort,
   optionalHostPortList, optionalInt, optionalLimit, optionalText, optionalUrl, records, text, textList,
   trustProxy, urlList,
 } from './fields.js';
@@ -53,7 +53,7 @@ export const schema = {
     password: optionalText({ doc: 'Redis password (Sentinel/Cluster; for a URL put it in the URL).', default: null, secret: true, example: null, env: 'MCP_WARDEN_REDIS_PASSWORD' }),
     passwordFile: optionalText({ doc: 'Path of a file holding the Redis password.', default: null, example: null, env: 'MCP_WARDEN_REDIS_PASSWORD_FILE' }),
     keyPrefix: text({ doc: 'Prefix of every Redis key.', default: 'mcpw:', env: 'MCP_WARDEN_REDIS_KEY_PREFIX' }, { pattern: /^[A-Za-z0-9:._-]{1,32}$/, message: 'must be 1-32 characters of A-Z a-z 0-9 : . _ -' }),
-    commandTimeout: duration({ doc: 'Longest a Redis command may take before the request fails closed (503).', default: '1s' }),
+    commandTimeout: duration({ doc: 'Longest a Redis command may take before the request fails closed (503).', default: '1s' }, 1, MAX_TIMER_MS),
     maxEntries: int(1000, 10_000_000, { doc: 'Memory store: most entries kept (oldest dropped first).', default: 100_000 }),
   },
   tokens: {
@@ -91,7 +91,7 @@ export const schema = {
     trustProxy: trustProxy({ doc: 'X-Forwarded-For trust: false, a hop count, or CIDRs of trusted proxies.', default: false, env: 'MCP_WARDEN_TRUST_PROXY' }),
     maxBodyBytes: int(1024, 1 << 30, { doc: 'Largest request body.', default: 4_194_304, env: 'MCP_WARDEN_MAX_BODY_BYTES' }),
     maxHeaderBytes: int(1024, 1 << 20, { doc: 'Largest request head (all headers).', default: 16_384 }),
-    upstreamTimeout: duration({ doc: 'Longest wait for upstream response headers (streams may then idle).', default: '60s', env: 'MCP_WARDEN_UPSTREAM_TIMEOUT' }, 100),
+    upstreamTimeout: duration({ doc: 'Longest wait for upstream response headers (streams may then idle).', default: '60s', env: 'MCP_WARDEN_UPSTREAM_TIMEOUT' }, 100, MAX_TIMER_MS),
     headersTimeout: duration({ doc: 'Longest a client may take to send its request headers.', default: '10s' }, 100),
     requestTimeout: duration({ doc: 'Longest a client may take to send a whole request.', default: '30s' }, 100),
   },
@@ -105,7 +105,7 @@ export const schema = {
   health: {
     checkUpstream: bool({ doc: '/readyz also requires the upstreams to accept a connection.', default: false }),
   },
-  shutdownGrace: duration({ doc: 'On SIGTERM, how long in-flight requests may take to finish.', default: '10s', env: 'MCP_WARDEN_SHUTDOWN_GRACE' }, 0),
+  shutdownGrace: duration({ doc: 'On SIGTERM, how long in-flight requests may take to finish.', default: '10s', env: 'MCP_WARDEN_SHUTDOWN_GRACE' }, 0, MAX_TIMER_MS),
   log: {
     level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { doc: 'Log level.', default: 'info', env: 'MCP_WARDEN_LOG_LEVEL', flag: 'log-level' }),
   },

@@ -46,7 +46,8 @@ function ipv4ToInt(address: string): number {
 }
 
 function ipv6ToBigInt(address: string): bigint {
-  const [head = '', tail = ''] = address.split('::');
+  // A zone id (fe80::1%eth0, RFC 4007) names a local interface, not address bits.
+  const [head = '', tail = ''] = (address.split('%')[0] ?? '').split('::');
   const parts = (s: string): string[] => (s ? s.split(':') : []);
   let groups = [...parts(head)];
   let rest = parts(tail);
@@ -59,8 +60,14 @@ function ipv6ToBigInt(address: string): bigint {
     else groups = [...groups.slice(0, -1), ...pair];
   }
   const missing = 8 - groups.length - rest.length;
-  const all = address.includes('::') ? [...groups, ...Array<string>(missing).fill('0'), ...rest] : groups;
-  return all.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || '0', 16)), 0n);
+  const all = address.includes('::') ? [...groups, ...Array<string>(Math.max(0, missing)).fill('0'), ...rest] : groups;
+  return all.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || '0', 16) || 0), 0n);
+}
+
+/** The top `bits` of a 128-bit address; lengths outside 0-128 are clamped, so nothing here throws. */
+function v6Mask(bits: number): bigint {
+  const b = BigInt(Number.isFinite(bits) ? Math.min(128, Math.max(0, Math.trunc(bits))) : 128);
+  return b === 0n ? 0n : ((1n << b) - 1n) << (128n - b);
 }
 
 /** Normalises `::ffff:1.2.3.4` to `1.2.3.4`, so one client has one address whichever stack it used. */
@@ -71,17 +78,19 @@ export function normalizeAddress(address: string): string {
 
 /** True when `address` is inside `cidr` (`10.0.0.0/8`, `fd00::/8`, or a single address). */
 export function inCidr(address: string, cidr: string): boolean {
-  const [network = '', bitsText] = cidr.split('/');
+  const [network = '', bitsText, extra] = cidr.split('/');
   const family = isIP(network);
   const addr = normalizeAddress(address);
-  if (family === 0 || isIP(addr) !== family) return false;
+  if (family === 0 || isIP(addr) !== family || extra !== undefined) return false;
+  const width = family === 4 ? 32 : 128;
+  // A prefix length that is not 0-32 / 0-128 matches nothing (it never reaches BigInt or a shift).
+  if (bitsText !== undefined && (!/^\d{1,3}$/.test(bitsText) || Number(bitsText) > width)) return false;
+  const bits = bitsText === undefined ? width : Number(bitsText);
   if (family === 4) {
-    const bits = bitsText === undefined ? 32 : Number(bitsText);
     const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
     return (ipv4ToInt(addr) & mask) === (ipv4ToInt(network) & mask);
   }
-  const bits = BigInt(bitsText === undefined ? 128 : Number(bitsText));
-  const mask = bits === 0n ? 0n : ((1n << bits) - 1n) << (128n - bits);
+  const mask = v6Mask(bits);
   return (ipv6ToBigInt(addr) & mask) === (ipv6ToBigInt(network) & mask);
 }
 
@@ -90,11 +99,7 @@ export function addressPrefix(address: string, v4Bits: number, v6Bits: number): 
   const addr = normalizeAddress(address);
   const family = isIP(addr);
   if (family === 4) return `${(ipv4ToInt(addr) & (v4Bits === 0 ? 0 : (~0 << (32 - v4Bits)) >>> 0)) >>> 0}/${v4Bits}`;
-  if (family === 6) {
-    const bits = BigInt(v6Bits);
-    const mask = bits === 0n ? 0n : ((1n << bits) - 1n) << (128n - bits);
-    return `${(ipv6ToBigInt(addr) & mask).toString(16)}/${v6Bits}`;
-  }
+  if (family === 6) return `${(ipv6ToBigInt(addr) & v6Mask(v6Bits)).toString(16)}/${v6Bits}`;
   return addr;
 }
 

@@ -38,7 +38,9 @@ export async function readForm(ctx: RequestContext): Promise<Form> {
  * RFC 6749 §2.3). The token-endpoint limit is taken before the (deliberately slow) secret check.
  */
 export async function authenticateClient(ctx: RequestContext, form: Form, deps: { clients: ClientRegistry; limiters: Limiters }): Promise<Client> {
-  const basic = parseBasic(ctx.req.headers.authorization);
+  // All Authorization lines, not Node's first-wins req.headers: two are malformed (see authenticate).
+  const lines = ctx.req.headersDistinct.authorization;
+  const basic = parseBasic(lines?.length === 1 ? lines[0] : lines);
   const postId = form.get('client_id');
   const postSecret = form.get('client_secret');
   if (basic.ok && (postSecret !== undefined || (postId !== undefined && postId !== basic.value.id))) {

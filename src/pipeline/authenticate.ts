@@ -10,7 +10,10 @@ import type { VerifyAccessToken } from '../auth/access-token.js';
  */
 export function authenticate(deps: { readonly verify: VerifyAccessToken; readonly requiredScope: string | null }) {
   return async function authenticate(ctx: RequestContext): Promise<void> {
-    const bearer = parseBearer(ctx.req.headers.authorization);
+    // Node keeps only the first of repeated Authorization lines in req.headers; headersDistinct keeps
+    // them all, so two lines reach the parser as two and are refused (a singleton field, RFC 9110 §5.3).
+    const lines = ctx.req.headersDistinct.authorization;
+    const bearer = parseBearer(lines?.length === 1 ? lines[0] : lines);
     if (!bearer.ok) {
       throw bearer.reason === 'missing' ? new WardenError('TOKEN_MISSING', { reason: 'missing' }) : new WardenError('TOKEN_INVALID', { reason: 'malformed' });
     }
