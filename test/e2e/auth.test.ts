@@ -77,6 +77,7 @@ async function expectAccepted(t: Test, target: TestWarden, token: string): Promi
   const seenUpstream = upstream.requests.length;
   const res = await mcpPost(target.mcpUrl, `Bearer ${token}`);
   t.equal(res.status, 200, 'accepted');
+  leaks.add(res.header('mcp-session-id'));
   t.equal(upstream.requests.length, seenUpstream + 1, 'forwarded once');
 }
 
@@ -181,7 +182,7 @@ t.test('upstream side: no Authorization, upstreamHeaders added, identity headers
   const token = await proxy.token('alice', 'mcp extra');
   leaks.add(token);
   const from = upstream.requests.length;
-  const { client, close } = await connectClient(proxy.mcpUrl, {
+  const { client, transport, close } = await connectClient(proxy.mcpUrl, {
     token,
     headers: { 'X-MCP-Client-Id': 'mallory', 'x-mcp-scopes': 'admin', 'X-Upstream-Key': 'client-chosen' },
   });
@@ -192,6 +193,7 @@ t.test('upstream side: no Authorization, upstreamHeaders added, identity headers
   // A differently-cased copy sent raw (fetch would merge it) is removed too.
   const raw = await mcpPost(proxy.mcpUrl, `Bearer ${token}`, { 'X-Mcp-CLIENT-id': 'eve', 'X-MCP-SCOPES': 'root' });
   t.equal(raw.status, 200);
+  leaks.add(raw.header('mcp-session-id'), transport.sessionId);
   const seen = upstream.requests.slice(from);
   t.ok(seen.length >= 3, 'initialize, tools/call and the raw request reached the upstream');
   for (const r of seen) {
@@ -202,11 +204,18 @@ t.test('upstream side: no Authorization, upstreamHeaders added, identity headers
   }
 });
 
-t.test('logs: no token, signature or secret appears in any line', async (t) => {
-  leaks.add(SECRET, 'upstream-credential-0123456789');
+t.test('logs: no token, signature, secret or full session id appears in any line', async (t) => {
+  leaks.add(SECRET, 'upstream-credential-0123456789', ...upstream.sessionIds());
   const scan = leaks.scan();
   t.ok(scan.lines > 40, `searched ${scan.lines} lines`);
   t.ok(scan.credentials > 40, `for ${scan.credentials} credentials`);
   t.same(scan.leaked, []);
   t.ok(proxy.logs.events('auth.failed').length > 25, 'the refusals were logged (without their tokens)');
+
+  // Control: the guard does find a credential that was logged, whole or as a bare signature.
+  const planted = await proxy.token();
+  const probe = leakGuard();
+  probe.add(planted);
+  probe.watch({ lines: [], events: () => [], text: () => `{"msg":"oops","sig":"${planted.split('.')[2] ?? ''}"}` });
+  t.equal(probe.scan().leaked.length, 1, 'a planted signature is detected');
 });

@@ -35,8 +35,9 @@ function requestLog(from: number): string[] {
 
 t.test('client id + secret only: 401 → PRM → AS metadata → token → tools', async (t) => {
   const from = proxy.logs.lines.length;
-  const { provider, client, connected } = connect('alice', TEST_CLIENTS.alice);
+  const { provider, client, transport, connected } = connect('alice', TEST_CLIENTS.alice);
   await connected;
+  leaks.add(transport.sessionId, ...upstream.sessionIds());
   t.teardown(() => client.close());
   const tokens = provider.tokens();
   t.match(tokens, { token_type: 'Bearer', access_token: String }, 'the provider holds a token from our endpoint');
@@ -83,7 +84,7 @@ t.test('a different expectedIssuer: the SDK does not send the secret to this pro
   t.notOk(requestLog(from).some((l) => l.includes('/oauth/token')), 'no token request was made');
 });
 
-t.test('logs: no token or secret appears', async (t) => {
+t.test('logs: no token, secret or full session id appears', async (t) => {
   const scan = leaks.scan();
   t.ok(scan.lines > 10);
   t.same(scan.leaked, []);
