@@ -46,6 +46,15 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-// Run only as the program (bin symlinks included), not when a test imports buildCli.
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(realpathSync(entry)).href) await main(hideBin(process.argv));
+/** True when this module is the program being run (bin symlinks included), not an import (tests). */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) await main(hideBin(process.argv));
