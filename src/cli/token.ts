@@ -40,8 +40,9 @@ const revoke: CommandModule<object, RevokeArgs> = {
   builder: (yargs) =>
     withConfigOptions(yargs)
       .option('token', { type: 'string', describe: 'The access token itself (verified, then revoked until it expires)' })
-      .option('jti', { type: 'string', describe: 'Token id (with --client)' })
-      .option('grant', { type: 'string', describe: 'Grant id, `gid` (with --client): the grant\'s tokens and sessions' })
+      // Ids are base64url and may start with "-": yargs then needs the --jti=ID form.
+      .option('jti', { type: 'string', describe: 'Token id (with --client); write --jti=ID when ID starts with "-"' })
+      .option('grant', { type: 'string', describe: 'Grant id, `gid` (with --client): the grant\'s tokens and sessions; --grant=ID when ID starts with "-"' })
       .option('client', { type: 'string', describe: 'Client id; alone: all of its tokens and sessions' })
       .conflicts('token', ['jti', 'grant', 'client'])
       .conflicts('jti', 'grant')

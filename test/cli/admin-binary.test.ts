@@ -77,10 +77,10 @@ t.test('token issue → accepted by the running proxy; token revoke → refused 
   t.match(proxy.logs.events('auth.failed').at(-1), { reason: 'revoked' });
 
   const byGrant = await issue(t, 'alice');
-  await inProcess(t, ['token', 'revoke', '--grant', String(claimsOf(byGrant).gid), '--client', 'alice', '--config', cfg]);
+  await inProcess(t, ['token', 'revoke', `--grant=${String(claimsOf(byGrant).gid)}`, '--client', 'alice', '--config', cfg]);
   t.equal(await mcpStatus(byGrant), 401, 'revoked by grant');
   const byJti = await issue(t, 'alice');
-  await inProcess(t, ['token', 'revoke', '--jti', String(claimsOf(byJti).jti), '--client', 'alice', '--config', cfg]);
+  await inProcess(t, ['token', 'revoke', `--jti=${String(claimsOf(byJti).jti)}`, '--client', 'alice', '--config', cfg]);
   t.equal(await mcpStatus(byJti), 401, 'revoked by jti');
   const bobs = await issue(t, 'bob');
   t.equal(await mcpStatus(bobs), 200);

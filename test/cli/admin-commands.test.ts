@@ -132,13 +132,16 @@ t.test('token revoke: by token, jti, grant, client; argument rules', async (t) =
   t.match((await runCli(['token', 'revoke', '--token', byToken, '--config', cfg])).stdout, /revoked the token of client alice/);
   t.equal((await state(byToken)).revoked, true);
   t.equal((await state(byJti)).revoked, false, 'only that token');
-  await runCli(['token', 'revoke', '--jti', String(claimsOf(byJti).jti), '--client', 'alice', '--config', cfg]);
+  await runCli(['token', 'revoke', `--jti=${String(claimsOf(byJti).jti)}`, '--client', 'alice', '--config', cfg]);
   t.equal((await state(byJti)).revoked, true);
-  await runCli(['token', 'revoke', '--grant', String(claimsOf(byGrant).gid), '--client', 'alice', '--config', cfg]);
+  await runCli(['token', 'revoke', `--grant=${String(claimsOf(byGrant).gid)}`, '--client', 'alice', '--config', cfg]);
   t.equal((await state(byGrant)).revoked, true);
   const all = await runCli(['token', 'revoke', '--client', 'agent-2', '--config', cfg]);
   t.match(all.stdout, /revoked everything held by client agent-2; 0 session\(s\) ended/);
 
+  // Ids are base64url: one starting with "-" must be given as --jti=ID (the other form is a usage error, nothing revoked).
+  t.match((await runCli(['token', 'revoke', '--jti', '-abc', '--client', 'alice', '--config', cfg])).error, { name: 'UsageError' });
+  t.equal((await runCli(['token', 'revoke', '--jti=-abc', '--client', 'alice', '--config', cfg])).error, null);
   const usage = [[], ['--jti', 'j'], ['--token', 'x', '--client', 'alice'], ['--jti', 'j', '--grant', 'g', '--client', 'alice']];
   for (const argv of usage) t.match((await runCli(['token', 'revoke', ...argv, '--config', cfg])).error, { name: 'UsageError' }, `usage: ${argv.join(' ') || '(nothing)'}`);
   t.match((await runCli(['token', 'revoke', '--token', 'garbage', '--config', cfg])).error, { code: 'TOKEN_INVALID', exitCode: 2 });
