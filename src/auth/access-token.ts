@@ -101,6 +101,8 @@ export function createTokenVerifier(deps: VerifierDeps) {
       currentDate: new Date(deps.clock()),
       requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'client_id', 'gid'],
     });
+    // jose checks `iat` only with maxTokenAge: a token "issued" in the future would outlive a client cut-off.
+    if ((payload.iat ?? 0) > Math.floor(deps.clock() / 1000) + skewSeconds) throw invalid('not_yet_valid');
     const scopes = scopesOf(payload);
     if (typeof payload.client_id !== 'string' || payload.client_id !== payload.sub || typeof payload.gid !== 'string' || scopes === null) throw invalid('claims');
     return {

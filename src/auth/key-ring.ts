@@ -88,7 +88,10 @@ export async function createKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   const fixed = options.configuredSecret !== null ? configuredKey(options.configuredSecret) : null;
   let byKid = new Map<string, ActiveKey>();
   let newest: ActiveKey | null = null;
-  let lastReload = 0;
+  // Only reloads caused by an unknown kid are rate-limited: a timer reload must not delay the
+  // pickup of a rotated key (a replica would refuse new-kid tokens for the cooldown after each tick).
+  let lastMissReload = Number.NEGATIVE_INFINITY;
+  let reloading: Promise<void> | null = null;
 
   // The stored keys of the last load: put back if the store comes back empty.
   let known: StoredKey[] = [];
@@ -108,7 +111,6 @@ export async function createKeyRing(options: KeyRingOptions): Promise<KeyRing> {
     byKid = new Map(active.map((k) => [k.kid, k]));
     // Sign with the newest key of the configured algorithm; other algorithms only verify.
     newest = active.filter((k) => k.alg === algorithm).sort((a, b) => b.createdAt - a.createdAt)[0] ?? null;
-    lastReload = options.clock();
   }
 
   await load();
@@ -129,8 +131,16 @@ export async function createKeyRing(options: KeyRingOptions): Promise<KeyRing> {
     },
     verificationKey: async (kid) => {
       const known = byKid.get(kid);
-      if (known || options.clock() - lastReload < RELOAD_COOLDOWN_MS) return known ?? null;
-      await load();
+      if (known) return known;
+      // Concurrent requests with the new kid wait for the one reload instead of being refused.
+      if (!reloading) {
+        if (options.clock() - lastMissReload < RELOAD_COOLDOWN_MS) return null;
+        lastMissReload = options.clock();
+        reloading = load().finally(() => {
+          reloading = null;
+        });
+      }
+      await reloading;
       return byKid.get(kid) ?? null;
     },
     jwks: () => ({ keys: [...byKid.values()].flatMap((k) => (k.publicJwk ? [k.publicJwk] : [])) }),

@@ -1,4 +1,4 @@
-import type { Argv, Options } from 'yargs';
+import type { Argv } from 'yargs';
 import { forEachField } from '../config/fields.js';
 import { loadConfig } from '../config/load.js';
 import { schema } from '../config/schema.js';
@@ -7,23 +7,29 @@ import type { Config } from '../config/schema.js';
 /** Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
+/** A command line that cannot run as given: printed with the command's help, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
 /** Arguments every command that reads configuration accepts. */
 export interface ConfigArgs {
   readonly config?: string;
   readonly [flag: string]: unknown;
 }
 
-/** Adds `--config` and the flags derived from the config schema (each with its env name in the help). */
-export function withConfigOptions(yargs: Argv): Argv<ConfigArgs> {
-  const options: Record<string, Options> = {
-    config: { type: 'string', describe: 'JSON config file (env MCP_WARDEN_CONFIG)' },
-  };
+/**
+ * Adds `--config` and the flags derived from the config schema (each with its env name in the help).
+ * The schema flags reach `loadConfig` through the parsed arguments; only `config` is typed here, so
+ * a command's own options keep their types.
+ */
+export function withConfigOptions<T>(yargs: Argv<T>) {
   forEachField(schema, (path, field) => {
     if (!field.flag) return;
     const env = field.env ? ` (env ${field.env})` : '';
-    options[field.flag] = { type: 'string', array: path === 'upstreams', describe: `${field.doc} [${path}]${env}`, group: 'Configuration:' };
+    yargs.option(field.flag, { type: 'string', array: path === 'upstreams', describe: `${field.doc} [${path}]${env}`, group: 'Configuration:' });
   });
-  return yargs.options(options);
+  return yargs.option('config', { type: 'string', describe: 'JSON config file (env MCP_WARDEN_CONFIG)' });
 }
 
 /**
