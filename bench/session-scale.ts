@@ -53,12 +53,15 @@ export async function measureSessionScale(
     connections: options.connections, durationSeconds,
   });
   if (options.measureLatency && options.warmupSeconds > 0) await measureLoad(spec(options.warmupSeconds));
-  const usedBefore = await redis.info('memory', 'used_memory');
   const levels: SessionLevelRow[] = [];
   let stored = 0;
+  // Summed over the fills only: whatever mcp-warden writes while being measured is not a record.
+  let usedDelta = 0;
   for (const level of SESSION_LEVELS) {
     const started = Date.now();
+    const usedBefore = await redis.info('memory', 'used_memory');
     await fillSessions(redis.client, level - stored);
+    usedDelta += (await redis.info('memory', 'used_memory')) - usedBefore;
     say(`sessions: filled Redis to ${level} records in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     stored = level;
     if (!options.measureLatency) continue;
@@ -75,12 +78,11 @@ export async function measureSessionScale(
     });
     say(`sessions: ${level} stored -> p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`);
   }
-  const usedAfter = await redis.info('memory', 'used_memory');
   const key = await sampleSessionKey(redis.client);
   const memory: RedisMemoryResult = {
     keysAdded: stored,
-    usedMemoryDeltaBytes: usedAfter - usedBefore,
-    bytesPerSession: (usedAfter - usedBefore) / stored,
+    usedMemoryDeltaBytes: usedDelta,
+    bytesPerSession: usedDelta / stored,
     memoryUsageOneKey: key ? await redis.client.memory('USAGE', key) : null,
     valueBytes: Buffer.byteLength(recordValue('bench')),
   };
