@@ -1,7 +1,9 @@
 /**
  * Summarises a V8 `.cpuprofile` (from `node --cpu-prof`): the functions with the most self time,
  * and self time per origin (mcp-warden's dist/, each package, Node internals), so "where did the
- * time go" has an answer without opening DevTools.
+ * time go" has an answer without opening DevTools. The profiler samples wall time while the
+ * thread is not idle: on a busy machine a descheduled system call (writev) looks expensive, so
+ * read it next to the CPU µs/req of the throughput table.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -37,6 +39,7 @@ function origin(url: string, name: string): string {
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
   if (pkg) return pkg;
   if (url.includes('/dist/')) return 'mcp-warden (dist/)';
+  if (url.includes('/bench/')) return `bench/${url.slice(url.lastIndexOf('/') + 1)}`;
   return url;
 }
 
@@ -88,17 +91,26 @@ export async function summariseProfile(file: string, count = 20): Promise<Profil
   return { busyMs, idleMs, functions: top(byFunction, busyMs, count), origins: top(byOrigin, busyMs, 12) };
 }
 
-/** The summary as Markdown. */
-export function renderProfile(title: string, summary: ProfileSummary): string {
-  const rows = (lines: readonly ProfileLine[]) => lines.map((l) => `| ${l.name.replace(/\|/g, '\\|')} | ${l.selfMs.toFixed(0)} | ${l.percent.toFixed(1)}% |`);
+/**
+ * The summary as Markdown. With `requests` (everything the process answered while profiled),
+ * self time is also shown per request, which is what compares across proxies.
+ */
+export function renderProfile(title: string, summary: ProfileSummary, requests: number | null): string {
+  const perRequest = (ms: number): string => (requests ? ` ${((ms * 1000) / requests).toFixed(1)} |` : '');
+  const head = (first: string): string[] => [
+    `| ${first} | self ms | share of busy |${requests ? ' µs/request |' : ''}`,
+    `| --- | --- | --- |${requests ? ' --- |' : ''}`,
+  ];
+  const rows = (lines: readonly ProfileLine[]) =>
+    lines.map((l) => `| ${l.name.replace(/\|/g, '\\|')} | ${l.selfMs.toFixed(0)} | ${l.percent.toFixed(1)}% |${perRequest(l.selfMs)}`);
   return [
     `### ${title}`,
     '',
-    `Busy ${summary.busyMs.toFixed(0)} ms, idle ${summary.idleMs.toFixed(0)} ms.`,
+    `Busy ${summary.busyMs.toFixed(0)} ms, idle ${summary.idleMs.toFixed(0)} ms${requests ? `, ${requests} requests answered (${((summary.busyMs * 1000) / requests).toFixed(0)} µs busy per request)` : ''}.`,
     '',
-    '| origin | self ms | share of busy |', '| --- | --- | --- |', ...rows(summary.origins),
+    ...head('origin'), ...rows(summary.origins),
     '',
-    '| function | self ms | share of busy |', '| --- | --- | --- |', ...rows(summary.functions),
+    ...head('function'), ...rows(summary.functions),
     '',
   ].join('\n');
 }

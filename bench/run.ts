@@ -27,6 +27,7 @@ import { measureSessionScale } from './session-scale.js';
 import { byName, startTargets } from './targets.js';
 import type { Target, TargetName } from './targets.js';
 import { measureThroughput } from './throughput.js';
+import type { ThroughputRow } from './throughput.js';
 import type { Credentials } from './workload.js';
 
 async function build(): Promise<void> {
@@ -59,13 +60,24 @@ async function facts(credentials: ReadonlyMap<TargetName, Credentials>, redis: P
   return { warden: { auth, redisConnected }, notes };
 }
 
-/** Stops the profiled children gracefully so V8 writes their profiles, then summarises them. */
-async function writeProfiles(targets: readonly Target[], dir: string): Promise<void> {
-  const sections: string[] = ['# CPU profiles of the proxies (bare http-proxy-3 and mcp-warden)', ''];
+/**
+ * Stops the profiled children gracefully so V8 writes their profiles, then summarises them. Per
+ * request figures only when throughput was the only traffic, so the request count is complete.
+ */
+async function writeProfiles(targets: readonly Target[], dir: string, options: BenchOptions, throughput: readonly ThroughputRow[] | null): Promise<void> {
+  const sections: string[] = [
+    '# CPU profiles of the proxies (bare http-proxy-3 and mcp-warden)',
+    '',
+    `\`npm run bench -- ${process.argv.slice(2).join(' ')}\` on ${new Date().toISOString()}; ${os.cpus().length} cores, 1-minute load average ${os.loadavg()[0]?.toFixed(2)}.`,
+    '',
+  ];
+  const onlyThroughput = options.only.size === 1 && throughput !== null;
   for (const target of targets.filter((t) => t.name !== 'direct')) {
     await target.child.stop(10_000);
     const file = await mainThreadProfile(path.join(dir, target.name));
-    if (file) sections.push(renderProfile(target.name, await summariseProfile(file)));
+    const row = throughput?.find((r) => r.target === target.name);
+    const requests = onlyThroughput && row ? row.warmupRequests + row.rounds.reduce((sum, r) => sum + r.requests, 0) : null;
+    if (file) sections.push(renderProfile(target.name, await summariseProfile(file), requests));
   }
   const out = path.join(RESULTS_DIR, 'profile.md');
   await writeFile(out, sections.join('\n'));
@@ -117,7 +129,7 @@ async function main(options: BenchOptions): Promise<void> {
     }
   }
 
-  if (profileDir) await writeProfiles(targets, profileDir);
+  if (profileDir) await writeProfiles(targets, profileDir, options, throughput);
 
   const results: BenchResults = {
     machine: machineInfo(redis.version),

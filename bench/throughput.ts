@@ -39,6 +39,8 @@ export interface ThroughputRow {
   /** Redis commands per request (median of rounds), for the Redis-backed target. */
   readonly storeCommandsPerRequest: number | null;
   readonly rounds: readonly LoadResult[];
+  /** Requests of the unmeasured warm-up run, so a profile can be read per request. */
+  readonly warmupRequests: number;
 }
 
 function rotate<T>(items: readonly T[], by: number): T[] {
@@ -60,9 +62,10 @@ export async function measureThroughput(
     connections: options.connections,
     durationSeconds,
   });
+  const warmup = new Map<TargetName, number>();
   if (options.warmupSeconds > 0) {
     say(`throughput: warm-up ${options.warmupSeconds}s per target`);
-    for (const target of targets) await measureLoad(spec(target, options.warmupSeconds));
+    for (const target of targets) warmup.set(target.name, (await measureLoad(spec(target, options.warmupSeconds))).requests);
   }
   const results = new Map<TargetName, LoadResult[]>(targets.map((t) => [t.name, []]));
   const commands = new Map<TargetName, number[]>(targets.map((t) => [t.name, []]));
@@ -92,6 +95,7 @@ export async function measureThroughput(
       cpuMicrosPerRequest: median(cpu.get(target.name) ?? []),
       storeCommandsPerRequest: target.storeCommands ? median(commands.get(target.name) ?? []) : null,
       rounds,
+      warmupRequests: warmup.get(target.name) ?? 0,
     };
   });
 }
