@@ -54,7 +54,7 @@ function firstEventSection(results: BenchResults): string[] {
   if (!rows) return [];
   const direct = rows.find((r) => r.target === 'direct');
   return [
-    `## SSE first event (${results.options.sseSamples} sequential GETs per target, request written -> first \`data:\` byte)`,
+    `## SSE first event (${results.options.sseSamples} sequential GETs per target, interleaved; request written -> first \`data:\` byte)`,
     '',
     table(
       ['target', 'median ms', 'p90 ms', 'min ms', 'median vs direct', 'failures'],

@@ -11,7 +11,6 @@ import path from 'node:path';
 import { parseOptions, USAGE } from './args.js';
 import type { BenchOptions } from './args.js';
 import { measureFirstEvent } from './first-event.js';
-import type { FirstEventResult } from './first-event.js';
 import { checkGoals } from './goals.js';
 import { measureIdleStreams } from './idle-streams.js';
 import type { IdleStreamsResult } from './idle-streams.js';
@@ -104,11 +103,7 @@ async function main(options: BenchOptions): Promise<void> {
     ? await measureThroughput(targets, credentials, { durationSeconds: options.duration, connections: options.connections, rounds: options.rounds, warmupSeconds: options.warmup })
     : null;
 
-  let firstEvent: FirstEventResult[] | null = null;
-  if (options.only.has('sse')) {
-    firstEvent = [];
-    for (const target of targets) firstEvent.push(await measureFirstEvent(target, credentials.get(target.name) ?? null, options.sseSamples));
-  }
+  const firstEvent = options.only.has('sse') ? await measureFirstEvent(targets, credentials, options.sseSamples) : null;
 
   const scale =
     options.only.has('sessions') || options.only.has('memory')
