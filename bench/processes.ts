@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root: children run from here so `dist/` and `node_modules/` resolve. */
@@ -13,6 +14,8 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export interface Child {
   readonly name: string;
   readonly pid: number;
+  /** Its stdin, when started with `leash` (otherwise null). */
+  readonly stdin: Writable | null;
   /** Resolves with the exit code (null when killed by a signal) once the process is gone. */
   readonly exited: Promise<number | null>;
   /** The last few KB of its stdout and stderr, for error messages. */
@@ -28,8 +31,8 @@ export interface StartOptions {
   /** Keep all of stdout (the load generator's JSON answer), not just a tail. */
   readonly collectStdout?: boolean;
   /**
-   * Give the child a stdin pipe it can watch: our own children exit when it closes, which
-   * also covers this process dying from SIGKILL, where no cleanup code can run.
+   * Give the child a stdin pipe: our own children exit when it closes, which also covers this
+   * process dying from SIGKILL, where no cleanup code can run; `redis-cli --pipe` reads from it.
    */
   readonly leash?: boolean;
   /** Options for node itself (before the script), e.g. `--cpu-prof`; only for startScript. */
@@ -77,7 +80,7 @@ export function startChild(name: string, command: string, args: readonly string[
     await exited;
     clearTimeout(timer);
   };
-  return { name, pid: proc.pid, exited, output: () => tail, stdout: () => all, stop };
+  return { name, pid: proc.pid, stdin: proc.stdin, exited, output: () => tail, stdout: () => all, stop };
 }
 
 /** Starts a TypeScript file under bench/ as its own Node process (through tsx). */

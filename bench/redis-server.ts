@@ -12,6 +12,7 @@ import { freePort, HOST } from './ports.js';
 
 export interface PrivateRedis {
   readonly url: string;
+  readonly port: number;
   readonly child: Child;
   /** A connection of our own, for filling and for INFO. */
   readonly client: Redis;
@@ -54,5 +55,5 @@ export async function startRedis(): Promise<PrivateRedis> {
   };
   const server = await client.info('server');
   const version = /^redis_version:(\S+)/m.exec(server)?.[1] ?? 'unknown';
-  return { url: `redis://${HOST}:${port}`, child, client, info, version };
+  return { url: `redis://${HOST}:${port}`, port, child, client, info, version };
 }

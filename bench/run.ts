@@ -92,7 +92,7 @@ async function main(options: BenchOptions): Promise<void> {
 
   const redis = await startRedis();
   const targets = await startTargets({ dir: scratch, redis, profileDir });
-  say(`targets up: ${targets.map((t) => `${t.name} ${t.mcpUrl}`).join(', ')}`);
+  say(`targets up: ${targets.map((t) => `${t.name} ${t.mcpUrl}`).join(', ')}; redis-server ${redis.url} (pid ${redis.child.pid})`);
   const credentials = await prepareAll(targets);
   const { warden, notes } = await facts(credentials, redis);
   const wardenRedis = byName(targets, 'warden-redis');

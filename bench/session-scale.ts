@@ -60,7 +60,7 @@ export async function measureSessionScale(
   for (const level of SESSION_LEVELS) {
     const started = Date.now();
     const usedBefore = await redis.info('memory', 'used_memory');
-    await fillSessions(redis.client, level - stored);
+    await fillSessions(redis.port, level - stored);
     usedDelta += (await redis.info('memory', 'used_memory')) - usedBefore;
     say(`sessions: filled Redis to ${level} records in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     stored = level;
