@@ -50,8 +50,6 @@ export function startChild(name: string, command: string, args: readonly string[
     env: options.env ?? process.env,
     stdio: [options.leash ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
-  if (proc.pid === undefined) throw new Error(`could not start ${name} (${command})`);
-  live.add(proc);
   let tail = '';
   let all = '';
   const keep = (chunk: Buffer): void => {
@@ -73,6 +71,10 @@ export function startChild(name: string, command: string, args: readonly string[
       resolve(null);
     });
   });
+  // After the listeners: a spawn failure arrives as an 'error' event, which must not go unheard.
+  if (proc.pid === undefined) throw new Error(`could not start ${name} (${command})`);
+  const pid = proc.pid;
+  live.add(proc);
   const stop = async (graceMs = 3_000): Promise<void> => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill('SIGTERM');
@@ -80,7 +82,7 @@ export function startChild(name: string, command: string, args: readonly string[
     await exited;
     clearTimeout(timer);
   };
-  return { name, pid: proc.pid, stdin: proc.stdin, exited, output: () => tail, stdout: () => all, stop };
+  return { name, pid, stdin: proc.stdin, exited, output: () => tail, stdout: () => all, stop };
 }
 
 /** Starts a TypeScript file under bench/ as its own Node process (through tsx). */
