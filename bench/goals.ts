@@ -17,7 +17,9 @@ export interface GoalCheck {
   readonly note: string | null;
 }
 
-// "Flat" leaves room for run-to-run noise: 10% plus 0.1 ms over the 1e3 level.
+// "Flat" leaves room for run-to-run noise: p50 within 10% plus 0.1 ms of the 1e3 level. A cost that
+// grows with the key count (a SCAN, an ever-growing set) shows in every request, so in the p50;
+// the p99 of separate 3 s runs on a shared machine moves by more than that, so it is only shown.
 const FLAT_RATIO = 1.1;
 const FLAT_SLACK_MS = 0.1;
 const MB = 1_000_000;
@@ -71,8 +73,8 @@ function sessionGoals(results: BenchResults): GoalCheck[] {
     out.push({
       goal,
       measured: `p50 ${first.p50Ms.toFixed(2)} -> ${last.p50Ms.toFixed(2)} ms, p99 ${first.p99Ms.toFixed(2)} -> ${last.p99Ms.toFixed(2)} ms`,
-      verdict: verdict(flat(first.p50Ms, last.p50Ms) && flat(first.p99Ms, last.p99Ms), unused),
-      note: [`flat = within +10% +0.1 ms of the 1e3 level`, unused ? 'mcp-warden sent no commands to Redis: sessions are not stored there yet' : null].filter(Boolean).join('; '),
+      verdict: verdict(flat(first.p50Ms, last.p50Ms), unused),
+      note: [`flat = p50 within +10% +0.1 ms of the 1e3 level`, unused ? 'mcp-warden sent no commands to Redis: sessions are not stored there yet' : null].filter(Boolean).join('; '),
     });
   }
   const memory = results.redisMemory;
