@@ -1,0 +1,56 @@
+/**
+ * SSE first-event latency: GET streams whose upstream sends one event at once; the time from
+ * writing the request to the first `data:` byte. Samples are interleaved across targets (one
+ * stream per target in turn), so a burst of other work on the machine hits all of them alike.
+ */
+import { openEventStream } from './event-stream.js';
+import { say } from './progress.js';
+import { median, percentile } from './stats.js';
+import type { Target, TargetName } from './targets.js';
+import { sessionHeaders } from './workload.js';
+import type { Credentials } from './workload.js';
+
+export interface FirstEventResult {
+  readonly target: TargetName;
+  readonly samples: number;
+  readonly medianMs: number;
+  readonly p90Ms: number;
+  readonly minMs: number;
+  readonly failures: number;
+}
+
+/** `samples` sequential streams per target; each is closed once its first event arrived. */
+export async function measureFirstEvent(
+  targets: readonly Target[],
+  credentials: ReadonlyMap<TargetName, Credentials>,
+  samples: number,
+): Promise<FirstEventResult[]> {
+  const times = new Map<TargetName, number[]>(targets.map((t) => [t.name, []]));
+  const failures = new Map<TargetName, number>(targets.map((t) => [t.name, 0]));
+  for (let i = 0; i < samples; i++) {
+    for (const target of targets) {
+      // The upstream sends its first event when it sees this header; both proxies forward it.
+      const headers = { ...sessionHeaders(credentials.get(target.name) ?? null), 'x-bench-first-event': '1' };
+      try {
+        const { socket, elapsedMs } = await openEventStream(new URL(target.mcpUrl), headers, 5_000);
+        socket.destroy();
+        times.get(target.name)?.push(elapsedMs);
+      } catch {
+        failures.set(target.name, (failures.get(target.name) ?? 0) + 1);
+      }
+    }
+  }
+  return targets.map((target) => {
+    const sorted = [...(times.get(target.name) ?? [])].sort((a, b) => a - b);
+    const result = {
+      target: target.name,
+      samples: sorted.length,
+      medianMs: median(sorted),
+      p90Ms: percentile(sorted, 90),
+      minMs: sorted[0] ?? 0,
+      failures: failures.get(target.name) ?? 0,
+    };
+    say(`sse first event ${target.name}: median ${result.medianMs.toFixed(3)} ms (${result.failures} failed)`);
+    return result;
+  });
+}

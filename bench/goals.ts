@@ -1,0 +1,133 @@
+/**
+ * The performance issue's targets, checked against one run. A verdict comes with a note
+ * whenever the measurement was not quite what the target means (no token endpoint yet, Redis
+ * not used by mcp-warden yet, a stream count capped by the open-file limit). A pass measured
+ * without the feature the target is about is only provisional; a miss stays a miss, since the
+ * missing feature can only add work.
+ */
+import type { BenchResults } from './results.js';
+import type { ThroughputRow } from './throughput.js';
+
+export type Verdict = 'PASS' | 'PASS (provisional)' | 'MISS' | 'not measured';
+
+export interface GoalCheck {
+  readonly goal: string;
+  readonly measured: string;
+  readonly verdict: Verdict;
+  readonly note: string | null;
+}
+
+// "Flat" leaves room for run-to-run noise: p50 within 10% plus 0.1 ms of the 1e3 level. A cost that
+// grows with the key count (a SCAN, an ever-growing set) shows in every request, so in the p50;
+// the p99 of separate 3 s runs on a shared machine moves by more than that, so it is only shown.
+const FLAT_RATIO = 1.1;
+const FLAT_SLACK_MS = 0.1;
+const MB = 1_000_000;
+
+const verdict = (ok: boolean, provisional = false): Verdict => (!ok ? 'MISS' : provisional ? 'PASS (provisional)' : 'PASS');
+const notMeasured = (goal: string): GoalCheck => ({ goal, measured: '-', verdict: 'not measured', note: null });
+
+const NO_AUTH = 'measured without a token (POST /oauth/token answered 404: not built yet)';
+
+function caveats(row: ThroughputRow): string | null {
+  const notes: string[] = [];
+  if (row.auth === 'none') notes.push(NO_AUTH);
+  if (row.store === 'redis' && (row.storeCommandsPerRequest ?? 0) < 0.01) notes.push('mcp-warden sent no commands to Redis: the Redis store is not wired in yet');
+  return notes.length ? notes.join('; ') : null;
+}
+
+function throughputGoals(rows: readonly ThroughputRow[] | null): GoalCheck[] {
+  const bare = rows?.find((r) => r.target === 'bare');
+  const memory = rows?.find((r) => r.target === 'warden-memory');
+  const redis = rows?.find((r) => r.target === 'warden-redis');
+  const ratioGoal = (goal: string, row: ThroughputRow | undefined, min: number): GoalCheck => {
+    if (!bare || !row || bare.requestsPerSecond === 0) return notMeasured(goal);
+    const ratio = row.requestsPerSecond / bare.requestsPerSecond;
+    const note = caveats(row);
+    return { goal, measured: `${ratio.toFixed(2)}x`, verdict: verdict(ratio >= min, note !== null), note };
+  };
+  const p99Goal = ((): GoalCheck => {
+    const goal = 'mcp-warden + Redis: p99 overhead vs bare <= 1 ms';
+    if (!bare || !redis) return notMeasured(goal);
+    const overhead = redis.p99Ms - bare.p99Ms;
+    const note = caveats(redis);
+    return { goal, measured: `${overhead.toFixed(2)} ms`, verdict: verdict(overhead <= 1, note !== null), note };
+  })();
+  return [
+    ratioGoal('mcp-warden + Redis: >= 0.85x bare req/s', redis, 0.85),
+    p99Goal,
+    ratioGoal('mcp-warden memory store: >= 0.90x bare req/s', memory, 0.9),
+  ];
+}
+
+function sessionGoals(results: BenchResults): GoalCheck[] {
+  const out: GoalCheck[] = [];
+  const levels = results.sessionScale;
+  const goal = 'Latency flat from 1e3 to 1e6 stored sessions';
+  const first = levels?.[0];
+  const last = levels?.at(-1);
+  if (!first || !last || levels.length < 2) out.push(notMeasured(goal));
+  else {
+    const flat = (a: number, b: number): boolean => b <= a * FLAT_RATIO + FLAT_SLACK_MS;
+    const unused = levels.every((l) => l.storeCommandsPerRequest < 0.01);
+    out.push({
+      goal,
+      measured: `p50 ${first.p50Ms.toFixed(2)} -> ${last.p50Ms.toFixed(2)} ms, p99 ${first.p99Ms.toFixed(2)} -> ${last.p99Ms.toFixed(2)} ms`,
+      verdict: verdict(flat(first.p50Ms, last.p50Ms), unused),
+      note: [`flat = p50 within +10% +0.1 ms of the 1e3 level`, unused ? 'mcp-warden sent no commands to Redis: sessions are not stored there yet' : null].filter(Boolean).join('; '),
+    });
+  }
+  const memory = results.redisMemory;
+  const memoryGoal = '<= 300 bytes of Redis per session';
+  if (!memory) out.push(notMeasured(memoryGoal));
+  else {
+    out.push({
+      goal: memoryGoal,
+      measured: `${memory.bytesPerSession.toFixed(0)} B (MEMORY USAGE of one key: ${memory.memoryUsageOneKey ?? '?'} B)`,
+      verdict: verdict(memory.bytesPerSession <= 300, true),
+      note: `dummy records written by the bench (~${memory.valueBytes}-byte value, key layout of DESIGN §6), not records written by mcp-warden`,
+    });
+  }
+  return out;
+}
+
+function streamGoals(results: BenchResults): GoalCheck[] {
+  const noAuth = results.warden.auth === 'none';
+  const sseGoal = 'SSE first event within 1 ms of direct';
+  const direct = results.firstEvent?.find((r) => r.target === 'direct');
+  const wardens = results.firstEvent?.filter((r) => r.target.startsWith('warden')) ?? [];
+  const worst = wardens.reduce<(typeof wardens)[number] | undefined>((w, r) => (!w || r.medianMs > w.medianMs ? r : w), undefined);
+  const sse: GoalCheck =
+    direct && worst
+      ? {
+          goal: sseGoal,
+          measured: `+${(worst.medianMs - direct.medianMs).toFixed(3)} ms (${worst.target}, median)`,
+          verdict: verdict(worst.medianMs - direct.medianMs <= 1, noAuth),
+          note: noAuth ? NO_AUTH : null,
+        }
+      : notMeasured(sseGoal);
+
+  const rssGoal = '10,000 idle streams in <= 200 MB RSS (mcp-warden, memory store)';
+  const held = results.idleStreams?.find((r) => r.target === 'warden-memory');
+  if (!held || held.opened === 0) return [sse, notMeasured(rssGoal)];
+  const at10k = (r: { rssBeforeMB: number; rssPerStreamKB: number }): number => r.rssBeforeMB + (r.rssPerStreamKB * 1000 * 10_000) / MB;
+  const bare = results.idleStreams?.find((r) => r.target === 'bare');
+  const notes = [
+    held.opened === 10_000 ? null : `extrapolated from ${held.opened} streams (${held.rssAfterMB.toFixed(1)} MB measured)`,
+    held.cappedBy ? `capped by ${held.cappedBy}` : null,
+    noAuth ? NO_AUTH : null,
+    bare && bare.opened > 0 ? `bare http-proxy-3 floor: ${at10k(bare).toFixed(1)} MB at 10,000 (${bare.rssPerStreamKB.toFixed(1)} KB per stream)` : null,
+  ].filter(Boolean);
+  return [
+    sse,
+    { goal: rssGoal, measured: `${at10k(held).toFixed(1)} MB`, verdict: verdict(at10k(held) <= 200, noAuth), note: notes.length ? notes.join('; ') : null },
+  ];
+}
+
+/** Every target of the issue, in the order the issue lists them. */
+export function checkGoals(results: BenchResults): GoalCheck[] {
+  const [redisRatio, redisP99, memoryRatio] = throughputGoals(results.throughput);
+  const [flat, memory] = sessionGoals(results);
+  const [sse, rss] = streamGoals(results);
+  return [redisRatio, redisP99, memoryRatio, flat, memory, sse, rss].filter((g): g is GoalCheck => g !== undefined);
+}

@@ -1,0 +1,150 @@
+/** Renders a run as Markdown and writes bench/results/latest.md and latest.json. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { GoalCheck } from './goals.js';
+import { ROOT } from './processes.js';
+import type { BenchResults } from './results.js';
+
+export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
+
+const fixed = (value: number, digits = 2): string => value.toFixed(digits);
+const int = (value: number): string => Math.round(value).toLocaleString('en-US');
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function throughputSection(results: BenchResults): string[] {
+  const rows = results.throughput;
+  if (!rows) return [];
+  const bare = rows.find((r) => r.target === 'bare');
+  const o = results.options;
+  return [
+    `## Throughput: POST tools/call (median of ${o.rounds} rounds, ${o.duration} s each, ${o.connections} connections)`,
+    '',
+    table(
+      ['target', 'auth', 'store', 'req/s', 'p50 ms', 'p99 ms', 'errors+non2xx', 'vs bare req/s', 'p99 overhead vs bare', 'CPU µs/req', 'CPU vs bare', 'Redis cmds/req', 'req/s per round'],
+      rows.map((r) => [
+        r.target,
+        r.auth,
+        r.store ?? '-',
+        int(r.requestsPerSecond),
+        fixed(r.p50Ms),
+        fixed(r.p99Ms),
+        String(r.failures),
+        bare ? `${fixed(r.requestsPerSecond / bare.requestsPerSecond)}x` : '-',
+        bare ? `${r.p99Ms - bare.p99Ms >= 0 ? '+' : ''}${fixed(r.p99Ms - bare.p99Ms)} ms` : '-',
+        fixed(r.cpuMicrosPerRequest, 0),
+        bare && bare.cpuMicrosPerRequest > 0 ? `${fixed(r.cpuMicrosPerRequest / bare.cpuMicrosPerRequest)}x` : '-',
+        r.storeCommandsPerRequest === null ? '-' : fixed(r.storeCommandsPerRequest),
+        r.rounds.map((x) => int(x.requestsPerSecond)).join(' / '),
+      ]),
+    ),
+    '',
+    'Latencies are per request as seen by the load generator (hrtime, fractional ms); `direct` is the upstream without any proxy. ' +
+      'CPU µs/req is the user+system CPU of the target\'s own process (/proc/<pid>/stat) divided by the requests it answered: the proxy ' +
+      'alone for proxies, the upstream for `direct`. On a machine shared with other work it moves far less than req/s does.',
+    '',
+  ];
+}
+
+function firstEventSection(results: BenchResults): string[] {
+  const rows = results.firstEvent;
+  if (!rows) return [];
+  const direct = rows.find((r) => r.target === 'direct');
+  return [
+    `## SSE first event (${results.options.sseSamples} sequential GETs per target, interleaved; request written -> first \`data:\` byte)`,
+    '',
+    table(
+      ['target', 'median ms', 'p90 ms', 'min ms', 'median vs direct', 'failures'],
+      rows.map((r) => [r.target, fixed(r.medianMs, 3), fixed(r.p90Ms, 3), fixed(r.minMs, 3), direct ? `+${fixed(r.medianMs - direct.medianMs, 3)} ms` : '-', String(r.failures)]),
+    ),
+    '',
+  ];
+}
+
+function idleStreamsSection(results: BenchResults): string[] {
+  const rows = results.idleStreams;
+  if (!rows) return [];
+  return [
+    `## Idle GET streams (${int(results.options.streams)} requested, RSS from /proc/<pid>/status)`,
+    '',
+    table(
+      ['target', 'streams held', 'failed', 'RSS before (MB)', 'RSS holding (MB)', 'per stream (KB)', `RSS at ${int(results.options.streams)} (MB)`, 'note'],
+      rows.map((r) => [
+        r.target, int(r.opened), String(r.failed), fixed(r.rssBeforeMB, 1), fixed(r.rssAfterMB, 1), fixed(r.rssPerStreamKB, 2),
+        `${fixed(r.rssAtRequestedMB, 1)}${r.extrapolated ? ' (extrapolated)' : ''}`, r.cappedBy ? `capped by ${r.cappedBy}` : '',
+      ]),
+    ),
+    '',
+    'MB = 10^6 bytes. `bare` is the http-proxy-3 floor, for comparison.',
+    '',
+  ];
+}
+
+function sessionsSection(results: BenchResults): string[] {
+  const out: string[] = [];
+  if (results.sessionScale) {
+    out.push(
+      `## Latency vs sessions stored in Redis (warden-redis, ${results.options.sessionDuration} s each, ${results.options.connections} connections)`,
+      '',
+      table(
+        ['sessions stored', 'req/s', 'p50 ms', 'p99 ms', 'errors+non2xx', 'Redis cmds/req'],
+        results.sessionScale.map((r) => [int(r.storedSessions), int(r.requestsPerSecond), fixed(r.p50Ms), fixed(r.p99Ms), String(r.failures), fixed(r.storeCommandsPerRequest)]),
+      ),
+      '',
+    );
+  }
+  const memory = results.redisMemory;
+  if (memory) {
+    out.push(
+      '## Redis memory per session',
+      '',
+      `${fixed(memory.bytesPerSession, 0)} bytes per session: \`used_memory\` grew by ${int(memory.usedMemoryDeltaBytes)} bytes for ${int(memory.keysAdded)} records ` +
+        `(~${memory.valueBytes}-byte values with a TTL). \`MEMORY USAGE\` of one record: ${memory.memoryUsageOneKey ?? '?'} bytes (excludes the keyspace and expiry dict entries).`,
+      '',
+    );
+  }
+  return out;
+}
+
+/** The whole report as Markdown. */
+export function renderMarkdown(results: BenchResults, goals: readonly GoalCheck[]): string {
+  const m = results.machine;
+  const o = results.options;
+  return [
+    '# mcp-warden benchmark',
+    '',
+    `${m.date} · ${m.cpuModel} (${m.cores} cores) · Node ${m.node} · Redis ${m.redis} · commit ${m.commit} · loopback only`,
+    '',
+    '## Targets from the performance issue',
+    '',
+    table(['target', 'measured', 'result', 'note'], goals.map((g) => [g.goal, g.measured, g.verdict, g.note ?? ''])),
+    '',
+    ...throughputSection(results),
+    ...firstEventSection(results),
+    ...idleStreamsSection(results),
+    ...sessionsSection(results),
+    ...(results.notes.length ? ['## Notes', '', ...results.notes.map((n) => `- ${n}`), ''] : []),
+    '## Machine and options',
+    '',
+    table(['', ''], [
+      ['date', m.date], ['CPU', `${m.cpuModel}, ${m.cores} cores`], ['memory', `${m.memoryGB} GB`], ['OS', m.os], ['Node', m.node],
+      ['Redis', m.redis], ['autocannon', m.autocannon], ['http-proxy-3', m.httpProxy3], ['commit', m.commit], ['open-file limit', m.openFileLimit],
+      ['load average (1 min)', `${fixed(m.loadAverage.start)} at start, ${fixed(m.loadAverage.end)} at end (${m.cores} cores)`],
+      ['options', `--duration ${o.duration} --connections ${o.connections} --rounds ${o.rounds} --warmup ${o.warmup} --only ${o.only.join(',')} --streams ${o.streams} --sse-samples ${o.sseSamples} --session-duration ${o.sessionDuration}${o.profile ? ' --profile' : ''}`],
+    ]),
+    '',
+  ].join('\n');
+}
+
+/** Writes latest.md and latest.json; returns their paths. */
+export async function writeResults(results: BenchResults, goals: readonly GoalCheck[], markdown: string): Promise<string[]> {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const md = path.join(RESULTS_DIR, 'latest.md');
+  const json = path.join(RESULTS_DIR, 'latest.json');
+  await writeFile(md, markdown);
+  await writeFile(json, `${JSON.stringify({ ...results, goals }, null, 2)}\n`);
+  return [md, json];
+}

@@ -1,0 +1,29 @@
+/** Everything one run measured: what report.ts renders and latest.json holds. */
+import type { BenchOptions } from './args.js';
+import type { FirstEventResult } from './first-event.js';
+import type { IdleStreamsResult } from './idle-streams.js';
+import type { MachineInfo } from './machine.js';
+import type { RedisMemoryResult, SessionLevelRow } from './session-scale.js';
+import type { ThroughputRow } from './throughput.js';
+
+export interface WardenFacts {
+  /** `bearer` when POST /oauth/token issued a token; `none` when it answered 404 (not built yet). */
+  readonly auth: 'bearer' | 'none';
+  /** Whether `--store redis` opened a connection to the private Redis at all. */
+  readonly redisConnected: boolean;
+}
+
+export interface BenchResults {
+  readonly machine: MachineInfo;
+  readonly options: Omit<BenchOptions, 'only'> & { readonly only: readonly string[] };
+  /** null when the measurement was not selected with --only. */
+  readonly throughput: readonly ThroughputRow[] | null;
+  readonly firstEvent: readonly FirstEventResult[] | null;
+  readonly idleStreams: readonly IdleStreamsResult[] | null;
+  readonly sessionScale: readonly SessionLevelRow[] | null;
+  readonly redisMemory: RedisMemoryResult | null;
+  /** What mcp-warden supported in this run, so verdicts can say what they rest on. */
+  readonly warden: WardenFacts;
+  /** The same facts and other caveats, in words for the report. */
+  readonly notes: readonly string[];
+}

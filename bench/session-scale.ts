@@ -1,0 +1,91 @@
+/**
+ * Does a request get slower as Redis holds more sessions? Fills Redis (directly, not through the
+ * proxy) to 1e3, 1e5 and 1e6 dummy session records and measures tool-call latency through the
+ * Redis-backed mcp-warden at each level. The same fill gives Redis memory per session.
+ */
+import { measureLoad } from './measure.js';
+import { say } from './progress.js';
+import { fillSessions, recordValue, sampleSessionKey } from './redis-fill.js';
+import type { PrivateRedis } from './redis-server.js';
+import type { Target } from './targets.js';
+import { postHeaders, TOOLS_CALL } from './workload.js';
+import type { Credentials } from './workload.js';
+
+const SESSION_LEVELS = [1_000, 100_000, 1_000_000] as const;
+
+export interface SessionLevelRow {
+  readonly storedSessions: number;
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly failures: number;
+  readonly storeCommandsPerRequest: number;
+}
+
+export interface RedisMemoryResult {
+  readonly keysAdded: number;
+  readonly usedMemoryDeltaBytes: number;
+  /** used_memory delta divided by the keys added: what Redis really pays, dict overhead included. */
+  readonly bytesPerSession: number;
+  /** `MEMORY USAGE` of one record key: key, value and object overhead, without the dicts. */
+  readonly memoryUsageOneKey: number | null;
+  readonly valueBytes: number;
+}
+
+export interface SessionScaleOptions {
+  /** Latency at each level; off when only the memory figure is wanted. */
+  readonly measureLatency: boolean;
+  readonly durationSeconds: number;
+  readonly connections: number;
+  /** Unmeasured seconds before the first level, so the first level is not the one paying for JIT. */
+  readonly warmupSeconds: number;
+}
+
+/** Fills level by level, measuring at each; returns the rows (empty without latency) and memory. */
+export async function measureSessionScale(
+  target: Target,
+  credentials: Credentials | null,
+  redis: PrivateRedis,
+  options: SessionScaleOptions,
+): Promise<{ levels: SessionLevelRow[]; memory: RedisMemoryResult }> {
+  const spec = (durationSeconds: number) => ({
+    url: target.mcpUrl, method: 'POST' as const, headers: postHeaders(credentials), body: TOOLS_CALL,
+    connections: options.connections, durationSeconds,
+  });
+  if (options.measureLatency && options.warmupSeconds > 0) await measureLoad(spec(options.warmupSeconds));
+  const levels: SessionLevelRow[] = [];
+  let stored = 0;
+  // Summed over the fills only: whatever mcp-warden writes while being measured is not a record.
+  let usedDelta = 0;
+  for (const level of SESSION_LEVELS) {
+    const started = Date.now();
+    const usedBefore = await redis.info('memory', 'used_memory');
+    await fillSessions(redis.port, level - stored);
+    usedDelta += (await redis.info('memory', 'used_memory')) - usedBefore;
+    say(`sessions: filled Redis to ${level} records in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    stored = level;
+    if (!options.measureLatency) continue;
+    const before = await redis.info('stats', 'total_commands_processed');
+    const result = await measureLoad(spec(options.durationSeconds));
+    const commands = (await redis.info('stats', 'total_commands_processed')) - before;
+    levels.push({
+      storedSessions: level,
+      requestsPerSecond: result.requestsPerSecond,
+      p50Ms: result.p50Ms,
+      p99Ms: result.p99Ms,
+      failures: result.errors + result.non2xx,
+      storeCommandsPerRequest: commands / Math.max(1, result.requests),
+    });
+    say(`sessions: ${level} stored -> p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`);
+  }
+  const key = await sampleSessionKey(redis.client);
+  const memory: RedisMemoryResult = {
+    keysAdded: stored,
+    usedMemoryDeltaBytes: usedDelta,
+    bytesPerSession: usedDelta / stored,
+    memoryUsageOneKey: key ? await redis.client.memory('USAGE', key) : null,
+    valueBytes: Buffer.byteLength(recordValue('bench')),
+  };
+  say(`sessions: Redis memory ${memory.bytesPerSession.toFixed(0)} bytes per session (MEMORY USAGE of one: ${memory.memoryUsageOneKey ?? '?'})`);
+  return { levels, memory };
+}

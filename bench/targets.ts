@@ -1,0 +1,90 @@
+/**
+ * The systems under test, each in its own process: the upstream itself ("direct"), a bare
+ * http-proxy-3 in front of it, and mcp-warden started through its real CLI with the memory
+ * store and with a private Redis.
+ */
+import path from 'node:path';
+import { initializeOnly, tokenThenInitialize } from './prepare.js';
+import type { Prepare } from './prepare.js';
+import { freePort, HOST } from './ports.js';
+import { startChild, startScript, waitHealthy } from './processes.js';
+import type { Child } from './processes.js';
+import type { PrivateRedis } from './redis-server.js';
+import { writeWardenConfig } from './warden-config.js';
+
+/** In round-1 order. */
+export type TargetName = 'direct' | 'bare' | 'warden-memory' | 'warden-redis';
+
+export interface Target {
+  readonly name: TargetName;
+  readonly mcpUrl: string;
+  /** The process answering this target's requests (its RSS is read, it may be profiled). */
+  readonly child: Child;
+  readonly store: 'memory' | 'redis' | null;
+  readonly prepare: Prepare;
+  /** Redis commands processed so far, for the target backed by the private Redis. */
+  readonly storeCommands: (() => Promise<number>) | null;
+}
+
+export interface RigOptions {
+  /** Scratch directory for the generated config. */
+  readonly dir: string;
+  readonly redis: PrivateRedis;
+  /** When set, the mcp-warden and bare-proxy children write a V8 CPU profile there on exit. */
+  readonly profileDir: string | null;
+}
+
+// One directory per target and V8's default file names: a process with a tsx loader thread writes
+// one profile per thread, and a fixed name would let the threads overwrite each other.
+function profileArgs(name: TargetName, profileDir: string | null): string[] {
+  return profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profileDir, name)}`] : [];
+}
+
+function startWarden(name: TargetName, port: number, upstream: string, config: string, storeArgs: string[], profileDir: string | null): Child {
+  return startChild(name, process.execPath, [
+    ...profileArgs(name, profileDir), 'dist/cli/index.js', 'serve',
+    '--host', HOST, '--port', String(port), '--upstream', upstream, '--config', config, '--log-level', 'warn', ...storeArgs,
+  ]);
+}
+
+/** Starts all four targets and resolves once each answers its health check, in round order. */
+export async function startTargets(options: RigOptions): Promise<Target[]> {
+  const [upstreamPort, barePort, memoryPort, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const origin = (port: number): string => `http://${HOST}:${port}`;
+  const upstreamOrigin = origin(upstreamPort);
+  const upstream = startScript('upstream', 'upstream.ts', [String(upstreamPort)], { leash: true });
+  await waitHealthy(`${upstreamOrigin}/healthz`, upstream);
+
+  const { file, client } = await writeWardenConfig(options.dir);
+  const bare = startScript('bare', 'bare-proxy.ts', [String(barePort), upstreamOrigin], { leash: true, nodeArgs: profileArgs('bare', options.profileDir) });
+  const memory = startWarden('warden-memory', memoryPort, `${upstreamOrigin}/mcp`, file, [], options.profileDir);
+  const redis = startWarden('warden-redis', redisPort, `${upstreamOrigin}/mcp`, file, ['--store', 'redis', '--redis-url', options.redis.url], options.profileDir);
+  await Promise.all([
+    waitHealthy(`${origin(barePort)}/healthz`, bare),
+    waitHealthy(`${origin(memoryPort)}/healthz`, memory),
+    waitHealthy(`${origin(redisPort)}/healthz`, redis),
+  ]);
+
+  const reference = (name: TargetName, child: Child, port: number): Target => ({
+    name, child, mcpUrl: `${origin(port)}/mcp`, store: null, prepare: initializeOnly(), storeCommands: null,
+  });
+  const warden = (name: TargetName, child: Child, port: number, store: 'memory' | 'redis'): Target => ({
+    name, child, mcpUrl: `${origin(port)}/mcp`, store,
+    prepare: tokenThenInitialize(origin(port), client),
+    // INFO itself is one command; the caller's delta includes it, which is noise at these counts.
+    storeCommands: store === 'redis' ? () => options.redis.info('stats', 'total_commands_processed') : null,
+  });
+  return [
+    reference('direct', upstream, upstreamPort),
+    reference('bare', bare, barePort),
+    warden('warden-memory', memory, memoryPort, 'memory'),
+    warden('warden-redis', redis, redisPort, 'redis'),
+  ];
+}
+
+/** The target with this name; throws if it was not started (a bug in the caller). */
+export function byName(targets: readonly Target[], name: TargetName): Target {
+  const target = targets.find((t) => t.name === name);
+  if (!target) throw new Error(`target ${name} not started`);
+  return target;
+}
