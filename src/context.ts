@@ -63,6 +63,12 @@ export interface RequestContext {
   /** read when a stage needed the body (initialize check): the bytes and the JSON-RPC peek. */
   body: Buffer | null;
   message: RpcPeek | null;
+  /**
+   * reject-blocked: the failed-attempt check of the address, started early so it shares the store
+   * round trip of load-state. It outranks every later outcome: load-state awaits it before anything
+   * is forwarded, and the request handler awaits it before sending any other refusal.
+   */
+  blockCheck: Promise<void> | null;
   /** authenticate: the verified identity. */
   identity: Identity | null;
   /** load-state (MCP path) or client authentication (OAuth endpoints): the client's settings; null for external identities. */
@@ -110,19 +116,24 @@ export interface UpstreamResponse {
 }
 
 export function createContext(req: IncomingMessage, res: ServerResponse, init: { id: string; startedAt: number; receivedMark: number; log: Logger; site: Site }): RequestContext {
+  // The child logger is made on first use: most requests log nothing at the default levels.
+  let log: Logger | null = null;
   return {
     req,
     res,
     id: init.id,
     startedAt: init.startedAt,
     timing: { received: init.receivedMark, forwarded: 0, upstreamHead: 0, clientHead: 0 },
-    log: init.log,
+    get log() {
+      return (log ??= init.log.child({ reqId: init.id }));
+    },
     site: init.site,
     route: 'unknown',
     kind: 'plain',
     clientAddress: req.socket.remoteAddress ?? '',
     body: null,
     message: null,
+    blockCheck: null,
     identity: null,
     client: null,
     presentedSessionId: null,

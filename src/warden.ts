@@ -175,9 +175,12 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
     onStreamStart: (ctx, end) => {
       metrics.openStreams(1);
-      ctx.res.once('close', () => metrics.openStreams(-1));
       // GET streams never end by themselves; POST streams are in-flight requests and may finish.
-      if (ctx.req.method === 'GET') drain.stream(ctx.res, end);
+      const forget = ctx.req.method === 'GET' ? drain.stream(end) : null;
+      ctx.res.once('close', () => {
+        metrics.openStreams(-1);
+        forget?.();
+      });
     },
     agents,
     clock,
@@ -241,7 +244,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       metrics.upstreamLatency((timing.upstreamHead - timing.forwarded) / 1000);
       metrics.overhead((timing.forwarded - timing.received + timing.clientHead - timing.upstreamHead) / 1000);
     }
-    ctx.log.info({ method: ctx.req.method, route: ctx.route, status: ctx.res.statusCode, ms: Math.round(stopwatch() - timing.received), clientId: clientIdOf(ctx), code: error?.code }, 'request');
+    if (log.isLevelEnabled('info')) ctx.log.info({ method: ctx.req.method, route: ctx.route, status: ctx.res.statusCode, ms: Math.round(stopwatch() - timing.received), clientId: clientIdOf(ctx), code: error?.code }, 'request');
   };
   const handlerFor = (table: RouteTable) => createRequestHandler({ routes: table, site, log, clock, stopwatch, drain, onRefusal, onDone });
   server.on('request', handlerFor(routes));

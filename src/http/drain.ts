@@ -1,48 +1,50 @@
-import type { ServerResponse } from 'node:http';
-
 /**
- * Graceful shutdown bookkeeping: requests in flight, and GET streams that would never end on
- * their own. On drain, streams are ended cleanly at once while other requests get `graceMs` to
- * finish; whatever is left after that is cut.
+ * Graceful shutdown bookkeeping: how many requests are in flight, and GET streams that would
+ * never end on their own. On drain, streams are ended cleanly at once while other requests get
+ * `graceMs` to finish; the caller cuts whatever is left (closeAllConnections).
  */
 export interface Drain {
   readonly draining: boolean;
-  /** Tracks a request until its response closes. */
-  track(res: ServerResponse): void;
-  /** Registers an open GET stream and how to end it cleanly. */
-  stream(res: ServerResponse, end: () => void): void;
-  /** Ends streams now, waits up to `graceMs` for the rest; resolves with how many were cut. */
+  /** A request started; pair with `done()` when its handler is over. */
+  begin(): void;
+  done(): void;
+  /** Registers an open GET stream and how to end it cleanly; returns its unregistration. */
+  stream(end: () => void): () => void;
+  /** Ends streams now, waits up to `graceMs` for the rest; resolves with how many are left. */
   drain(graceMs: number): Promise<number>;
 }
 
 export function createDrain(): Drain {
-  const inFlight = new Set<ServerResponse>();
-  const streams = new Map<ServerResponse, () => void>();
+  // A counter, not a set of responses: no per-request listener or allocation on the hot path.
+  let inFlight = 0;
+  const streams = new Set<() => void>();
   let draining = false;
   let onIdle: (() => void) | null = null;
-
-  function forget(res: ServerResponse): void {
-    inFlight.delete(res);
-    streams.delete(res);
-    if (inFlight.size === 0) onIdle?.();
-  }
 
   return {
     get draining() {
       return draining;
     },
-    track(res) {
-      inFlight.add(res);
-      res.once('close', () => forget(res));
+    begin() {
+      inFlight++;
     },
-    stream(res, end) {
-      streams.set(res, end);
-      if (draining) end();
+    done() {
+      inFlight--;
+      if (inFlight === 0) onIdle?.();
+    },
+    stream(end) {
+      if (draining) {
+        end();
+        return () => {};
+      }
+      streams.add(end);
+      return () => streams.delete(end);
     },
     async drain(graceMs) {
       draining = true;
-      for (const end of [...streams.values()]) end();
-      if (inFlight.size > 0) {
+      for (const end of [...streams]) end();
+      streams.clear();
+      if (inFlight > 0) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, graceMs);
           onIdle = () => {
@@ -51,9 +53,7 @@ export function createDrain(): Drain {
           };
         });
       }
-      const cut = inFlight.size;
-      for (const res of inFlight) res.destroy();
-      return cut;
+      return inFlight;
     },
   };
 }

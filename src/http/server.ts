@@ -1,10 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createContext } from '../context.js';
 import type { RequestContext, RouteKind, Site } from '../context.js';
 import { asWardenError, WardenError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { sendError } from './reply.js';
+import { settleBlockCheck } from '../pipeline/reject-blocked.js';
 import type { Drain } from './drain.js';
 
 /** Handles one request on a route; throws a refusal to answer with an error. */
@@ -46,17 +47,20 @@ const NOT_FOUND: Route = { template: '(unmatched)', kind: 'plain', methods: {} }
 export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const table = new Map(deps.routes.map((r) => [r.path, r]));
   const allowed = new Map(deps.routes.map((r) => [r.path, Object.keys(r.methods).join(', ')]));
+  // Request ids: unique per process (random prefix) and cheap (a counter), for correlating log lines.
+  const idPrefix = `${randomBytes(4).toString('hex')}-`;
+  let sequence = 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     const route = table.get(path) ?? NOT_FOUND;
-    const id = randomUUID();
-    const ctx = createContext(req, res, { id, startedAt: deps.clock(), receivedMark: deps.stopwatch(), log: deps.log.child({ reqId: id }), site: deps.site });
+    const id = `${idPrefix}${(++sequence).toString(36)}`;
+    const ctx = createContext(req, res, { id, startedAt: deps.clock(), receivedMark: deps.stopwatch(), log: deps.log, site: deps.site });
     ctx.route = route.template;
     ctx.kind = route.kind;
-    deps.drain.track(res);
+    deps.drain.begin();
     let error: WardenError | null = null;
     try {
       const handler = route.methods[req.method ?? ''];
@@ -75,6 +79,12 @@ export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, r
         return;
       }
       error = asWardenError(err);
+      // A pending failed-attempt check outranks every other refusal: a blocked address gets 429.
+      try {
+        await settleBlockCheck(ctx);
+      } catch (blocked) {
+        error = asWardenError(blocked);
+      }
       if (error.code === 'INTERNAL') ctx.log.error({ err: error.detail.cause }, 'unexpected error');
       try {
         await deps.onRefusal(ctx, error);
@@ -83,6 +93,7 @@ export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, r
       }
       sendError(ctx, error);
     } finally {
+      deps.drain.done();
       deps.onDone({ ctx, error });
     }
   }

@@ -2,6 +2,7 @@ import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
 import { parseBasic } from '../http/headers.js';
 import { readBody } from '../http/jsonrpc.js';
+import { settleBlockCheck } from '../pipeline/reject-blocked.js';
 import type { Client, ClientRegistry } from '../auth/clients.js';
 import type { Limiters } from '../store/limiters.js';
 
@@ -38,6 +39,8 @@ export async function readForm(ctx: RequestContext): Promise<Form> {
  * RFC 6749 §2.3). The token-endpoint limit is taken before the (deliberately slow) secret check.
  */
 export async function authenticateClient(ctx: RequestContext, form: Form, deps: { clients: ClientRegistry; limiters: Limiters }): Promise<Client> {
+  // A blocked address is refused before any secret is checked.
+  await settleBlockCheck(ctx);
   // All Authorization lines, not Node's first-wins req.headers: two are malformed (see authenticate).
   const lines = ctx.req.headersDistinct.authorization;
   const basic = parseBasic(lines?.length === 1 ? lines[0] : lines);

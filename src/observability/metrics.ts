@@ -45,9 +45,17 @@ export function createMetrics(registry: Registry = new client.Registry(), option
     });
   }
 
+  // Label children by key: prom-client would otherwise hash the label object on every request.
+  const requestSeries = new Map<string, client.Counter.Internal>();
   return {
     registry,
-    request: (route, method, status) => requests.inc({ route, method: METHODS.has(method) ? method : 'other', status: String(status) }),
+    request: (route, method, status) => {
+      const m = METHODS.has(method) ? method : 'other';
+      const key = `${route} ${m} ${status}`;
+      let series = requestSeries.get(key);
+      if (!series) requestSeries.set(key, (series = requests.labels({ route, method: m, status: String(status) })));
+      series.inc();
+    },
     upstreamLatency: (s) => upstream.observe(s),
     overhead: (s) => overhead.observe(s),
     refusal: (code, reason) => refusals.inc({ code, reason: reason ?? 'none' }),

@@ -45,6 +45,27 @@ const REQUEST_DROP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-aut
   'authorization', 'mcp-session-id', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip'];
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
 
+/** The upstream response head as the response stages see it (see `UpstreamResponse` in context.ts). */
+class UpstreamHead {
+  status: number;
+  readonly headers: Record<string, string | string[]>;
+  body: Buffer | null = null;
+  /** Chunks a stage read but could not keep whole (over its cap): sent before the rest. */
+  readonly prefix: Buffer[] = [];
+  readonly #stream: IncomingMessage;
+
+  constructor(status: number, headers: Record<string, string | string[]>, stream: IncomingMessage) {
+    this.status = status;
+    this.headers = headers;
+    this.#stream = stream;
+  }
+
+  async readBody(maxBytes: number): Promise<Buffer | null> {
+    this.body = await readSmallBody(this.#stream, maxBytes, this.prefix);
+    return this.body;
+  }
+}
+
 /** One outgoing request, from `proxy.web` until the client's response is done. */
 interface Exchange {
   readonly ctx: RequestContext;
@@ -105,7 +126,9 @@ export function forward(deps: ForwardDeps) {
   const agents = deps.agents ?? createUpstreamAgents();
   const proxy = createProxyServer({ selfHandleResponse: true, changeOrigin: true, ignorePath: true, xfwd: false });
   const exchanges = new WeakMap<IncomingMessage, Exchange>();
-  const drop = [...REQUEST_DROP, ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())];
+  const drop = new Set([...REQUEST_DROP, ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())]);
+  const clientIdHeader = deps.identityHeaders.clientId?.toLowerCase() ?? null;
+  const scopesHeader = deps.identityHeaders.scopes?.toLowerCase() ?? null;
   const extra = Object.entries(deps.upstreamHeaders).map(([k, v]) => [k.toLowerCase(), v] as const);
   const targets = new Map<string, URL>();
 
@@ -115,17 +138,18 @@ export function forward(deps: ForwardDeps) {
   });
   proxy.on('proxyRes', (upstreamRes, req) => {
     const exchange = exchanges.get(req);
-    if (exchange) void respond(exchange, upstreamRes);
+    if (exchange) respond(exchange, upstreamRes);
   });
   // Per-request errors go to the callback given to proxy.web; this listener only keeps a stray one from crashing the process.
   proxy.on('error', () => {});
 
   function upstreamHead(ctx: RequestContext, headers: IncomingHttpHeaders, upstreamSessionId: string | null): IncomingHttpHeaders {
-    const out: IncomingHttpHeaders = { ...headers };
-    for (const name of drop) delete out[name];
-    const { clientId, scopes } = deps.identityHeaders;
-    if (ctx.identity && clientId) out[clientId.toLowerCase()] = ctx.identity.clientId;
-    if (ctx.identity && scopes) out[scopes.toLowerCase()] = ctx.identity.scopes.join(' ');
+    // A fresh object, not a copy with deletes: deleting keys turns it into a slow dictionary object
+    // that http-proxy then copies again on every request.
+    const out: IncomingHttpHeaders = {};
+    for (const name in headers) if (!drop.has(name)) out[name] = headers[name];
+    if (ctx.identity && clientIdHeader) out[clientIdHeader] = ctx.identity.clientId;
+    if (ctx.identity && scopesHeader) out[scopesHeader] = ctx.identity.scopes.join(' ');
     if (upstreamSessionId) out['mcp-session-id'] = upstreamSessionId;
     out['x-forwarded-for'] = ctx.clientAddress;
     out['x-forwarded-proto'] = ctx.site.origin.startsWith('https:') ? 'https' : 'http';
@@ -134,7 +158,8 @@ export function forward(deps: ForwardDeps) {
     return out;
   }
 
-  async function respond(exchange: Exchange, upstreamRes: IncomingMessage): Promise<void> {
+  /** The upstream head arrived: run the response stages (synchronously when none has I/O to do), then send. */
+  function respond(exchange: Exchange, upstreamRes: IncomingMessage): void {
     const { ctx } = exchange;
     if (exchange.timer) clearTimeout(exchange.timer);
     if (exchange.refused) {
@@ -143,27 +168,33 @@ export function forward(deps: ForwardDeps) {
     }
     ctx.timing.upstreamHead = deps.stopwatch();
     const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(upstreamRes.headers)) {
+    const raw = upstreamRes.headers;
+    for (const name in raw) {
+      const value = raw[name];
       // CORS is the proxy's policy (security.allowedOrigins, set by check-transport), not the upstream's.
       if (value !== undefined && !RESPONSE_DROP.has(name) && !name.startsWith('access-control-')) headers[name] = value;
     }
-    // Chunks a response stage read but could not keep whole (over its cap): sent before the rest.
-    const prefix: Buffer[] = [];
-    const response = {
-      status: upstreamRes.statusCode ?? 502,
-      headers,
-      body: null as Buffer | null,
-      readBody: (maxBytes: number) => readSmallBody(upstreamRes, maxBytes, prefix).then((body) => (response.body = body)),
-    };
+    const response = new UpstreamHead(upstreamRes.statusCode ?? 502, headers, upstreamRes);
     ctx.response = response;
-    try {
-      await runResponseStages(deps.responseStages, ctx);
-    } catch (err) {
+    const fail = (err: unknown): void => {
       upstreamRes.destroy();
       exchange.reject(err instanceof WardenError ? err : new WardenError('INTERNAL', { cause: err }));
+    };
+    let pending: void | Promise<void>;
+    try {
+      pending = runResponseStages(deps.responseStages, ctx);
+    } catch (err) {
+      fail(err);
       return;
     }
+    if (pending) pending.then(() => send(exchange, upstreamRes, response), fail);
+    else send(exchange, upstreamRes, response);
+  }
+
+  function send(exchange: Exchange, upstreamRes: IncomingMessage, response: UpstreamHead): void {
+    const { ctx } = exchange;
     const { res } = ctx;
+    const { headers } = response;
     if (res.destroyed) {
       upstreamRes.destroy();
       exchange.resolve();
@@ -175,7 +206,6 @@ export function forward(deps: ForwardDeps) {
       exchange.reject(new WardenError('UPSTREAM_UNAVAILABLE', { reason: 'reset' }));
       return;
     }
-    res.once('close', () => exchange.resolve());
     ctx.timing.clientHead = deps.stopwatch();
     if (response.body) {
       delete headers['content-length'];
@@ -184,10 +214,11 @@ export function forward(deps: ForwardDeps) {
       return;
     }
     res.writeHead(response.status, headers);
-    // Send the head now: a GET stream's headers must not wait for its first event.
-    res.flushHeaders();
     const isStream = String(headers['content-type'] ?? '').startsWith('text/event-stream');
     if (isStream) {
+      // A stream's head goes now (a GET stream's headers must not wait for its first event); any
+      // other head leaves with the first body chunk, in one write instead of two.
+      res.flushHeaders();
       deps.onStreamStart?.(ctx, () => {
         upstreamRes.unpipe(res);
         upstreamRes.destroy();
@@ -196,7 +227,7 @@ export function forward(deps: ForwardDeps) {
     }
     upstreamRes.on('error', () => {});
     upstreamRes.once('aborted', () => (isStream ? res.end() : res.destroy()));
-    for (const chunk of prefix) res.write(chunk);
+    for (const chunk of response.prefix) res.write(chunk);
     upstreamRes.pipe(res);
   }
 

@@ -1,6 +1,7 @@
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
+import { settleBlockCheck } from './reject-blocked.js';
 import type { ClientRegistry } from '../auth/clients.js';
 import type { SessionIds } from '../session/session-id.js';
 import type { Limiters } from '../store/limiters.js';
@@ -30,7 +31,8 @@ export function loadState(deps: LoadStateDeps) {
     ctx.sessionKey = ctx.presentedSessionId === null ? null : deps.sessionIds.check(ctx.presentedSessionId, identity.principal);
     const client = identity.issuer === 'self' ? await deps.clients.get(identity.clientId) : null;
     ctx.client = client;
-    const [state, limit] = await Promise.all([
+    const [, state, limit] = await Promise.all([
+      settleBlockCheck(ctx),
       deps.store.loadRequestState({
         principal: identity.principal,
         jti: identity.jti,

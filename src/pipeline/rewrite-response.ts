@@ -30,13 +30,18 @@ const MAX_ERROR_BODY = 64 * 1024;
  * replaced by the caller's own proxy id, or dropped when the request had none.
  */
 export function swapSessionId(deps: RewriteDeps) {
-  return async function swapSessionId(ctx: RequestContext): Promise<void> {
+  // Synchronous unless a session is minted: the hot path (a request inside a session) awaits nothing.
+  return function swapSessionId(ctx: RequestContext): void | Promise<void> {
     const response = need(ctx.response, 'ctx.response');
     const upstreamId = response.headers[SESSION_HEADER];
-    delete response.headers[SESSION_HEADER];
+    if (upstreamId !== undefined) delete response.headers[SESSION_HEADER];
     if (ctx.session && ctx.presentedSessionId !== null) response.headers[SESSION_HEADER] = ctx.presentedSessionId;
-    if (!ctx.creating || typeof upstreamId !== 'string' || response.status < 200 || response.status > 299) return;
+    if (!ctx.creating || typeof upstreamId !== 'string' || response.status < 200 || response.status > 299) return undefined;
+    return mint(ctx, upstreamId);
+  };
 
+  async function mint(ctx: RequestContext, upstreamId: string): Promise<void> {
+    const response = need(ctx.response, 'ctx.response');
     const identity = need(ctx.identity, 'ctx.identity');
     const minted = deps.sessionIds.mint(identity.principal);
     const now = deps.clock();
@@ -59,7 +64,7 @@ export function swapSessionId(deps: RewriteDeps) {
     for (const evicted of result.evicted) logEvent(ctx.log, 'session.evicted', { clientId: identity.clientId, sessionId: evicted, address: ctx.clientAddress });
     logEvent(ctx.log, 'session.created', { clientId: identity.clientId, sessionId: minted.key, address: ctx.clientAddress });
     response.headers[SESSION_HEADER] = minted.id;
-  };
+  }
 }
 
 /**
@@ -68,9 +73,13 @@ export function swapSessionId(deps: RewriteDeps) {
  * A 404 with any other body (e.g. "method not found") deletes nothing.
  */
 export function forgetOnUpstream404(deps: RewriteDeps) {
-  return async function forgetOnUpstream404(ctx: RequestContext): Promise<void> {
+  return function forgetOnUpstream404(ctx: RequestContext): void | Promise<void> {
     const response = need(ctx.response, 'ctx.response');
-    if (response.status !== 404 || !ctx.session) return;
+    return response.status === 404 && ctx.session ? forget(ctx, ctx.session) : undefined;
+  };
+
+  async function forget(ctx: RequestContext, session: NonNullable<RequestContext['session']>): Promise<void> {
+    const response = need(ctx.response, 'ctx.response');
     const body = await response.readBody(MAX_ERROR_BODY);
     let code: unknown = null;
     try {
@@ -79,17 +88,20 @@ export function forgetOnUpstream404(deps: RewriteDeps) {
       return;
     }
     if (code !== SESSION_GONE) return;
-    await deps.store.deleteSession(ctx.session.principal, ctx.session.key);
-    logEvent(ctx.log, 'session.ended', { reason: 'upstream_gone', clientId: ctx.identity?.clientId, sessionId: ctx.session.key, address: ctx.clientAddress });
-  };
+    await deps.store.deleteSession(session.principal, session.key);
+    logEvent(ctx.log, 'session.ended', { reason: 'upstream_gone', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
+  }
 }
 
 /** Response stage: DELETE ends the proxy session whatever the upstream answered (405 included). */
 export function endOnDelete(deps: RewriteDeps) {
-  return async function endOnDelete(ctx: RequestContext): Promise<void> {
-    if (ctx.req.method !== 'DELETE' || !ctx.session) return;
-    if (await deps.store.deleteSession(ctx.session.principal, ctx.session.key)) {
-      logEvent(ctx.log, 'session.ended', { reason: 'delete', clientId: ctx.identity?.clientId, sessionId: ctx.session.key, address: ctx.clientAddress });
-    }
+  return function endOnDelete(ctx: RequestContext): void | Promise<void> {
+    return ctx.req.method === 'DELETE' && ctx.session ? end(ctx, ctx.session) : undefined;
   };
+
+  async function end(ctx: RequestContext, session: NonNullable<RequestContext['session']>): Promise<void> {
+    if (await deps.store.deleteSession(session.principal, session.key)) {
+      logEvent(ctx.log, 'session.ended', { reason: 'delete', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
+    }
+  }
 }

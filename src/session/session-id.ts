@@ -30,18 +30,30 @@ function keyOf(random: Buffer): string {
   return random.subarray(0, 16).toString('base64url');
 }
 
+/** Checked ids remembered (bounded), so a busy session costs a Map lookup instead of an HMAC. */
+const CHECKED_CACHE_SIZE = 10_000;
+
 export function createSessionIds(secret: Uint8Array): SessionIds {
   const tag = (principal: string, random: Buffer): Buffer => createHmac('sha256', secret).update(principal).update('\0').update(random).digest().subarray(0, TAG_BYTES);
+  // Only ids that passed are remembered, keyed with their principal: a miss always runs the HMAC.
+  const checked = new Map<string, string>();
   return {
     mint(principal) {
       const random = randomBytes(RANDOM_BYTES);
       return { id: Buffer.concat([random, tag(principal, random)]).toString('base64url'), key: keyOf(random) };
     },
     check(id, principal) {
+      const cacheKey = `${principal}\0${id}`;
+      const known = checked.get(cacheKey);
+      if (known !== undefined) return known;
       if (!SHAPE.test(id)) return null;
       const bytes = Buffer.from(id, 'base64url');
       const random = bytes.subarray(0, RANDOM_BYTES);
-      return timingSafeEqual(bytes.subarray(RANDOM_BYTES), tag(principal, random)) ? keyOf(random) : null;
+      if (!timingSafeEqual(bytes.subarray(RANDOM_BYTES), tag(principal, random))) return null;
+      const key = keyOf(random);
+      if (checked.size >= CHECKED_CACHE_SIZE) checked.delete(checked.keys().next().value ?? '');
+      checked.set(cacheKey, key);
+      return key;
     },
   };
 }

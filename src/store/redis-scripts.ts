@@ -128,3 +128,13 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `,
 };
+
+/** A rate-limiter counter and its remaining time, read in one command ('' when absent). */
+export const PEEK_COUNTER = {
+  numberOfKeys: 1,
+  lua: `
+local value = redis.call('GET', KEYS[1])
+if not value then return {'', 0} end
+return {value, redis.call('PTTL', KEYS[1])}
+`,
+};

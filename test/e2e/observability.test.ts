@@ -117,7 +117,7 @@ t.test('a scenario run logs every security event, and no secret or full id', asy
     const lines = logs.events(event);
     const line = lines.find((l) => Object.entries(fields).every(([k, v]) => (v instanceof RegExp ? v.test(String(l[k])) : l[k] === v)));
     t.ok(line, `${event} logged for its scenario (${JSON.stringify(fields, (_k, v: unknown) => (v instanceof RegExp ? String(v) : v))})`);
-    t.match(line, { reqId: /^[0-9a-f-]{36}$/, level: /^(info|warn|error)$/ }, `${event} carries the request id`);
+    t.match(line, { reqId: /^[0-9a-f]{8}-[0-9a-z]+$/, level: /^(info|warn|error)$/ }, `${event} carries the request id`);
   }
   const created = logs.events('session.created')[0];
   t.equal(logs.events('session.ended')[0]?.session, created?.session, 'short hashes correlate a session across events');
