@@ -1,27 +1,31 @@
 /**
- * Fills Redis with dummy session records, shaped like mcp-warden's (DESIGN §5, §6): key
- * `mcpw:{<client>}:s:<43 base64url chars>` -> a ~150-byte record with a PX TTL. The key layout
- * may still change; this is the one place that has to follow it.
+ * Fills Redis with session records exactly as mcp-warden writes them: the key layout and record
+ * encoding come from src/store/keys.ts, and each client's sessions are also in its index (the
+ * sorted set the session cap uses). Clients hold `SESSIONS_PER_CLIENT` sessions each, as a
+ * deployment with many agents would.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { encodeSession, keyLayout } from '../src/store/keys.js';
 import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { HOST } from './ports.js';
 import { startChild } from './processes.js';
 
 const BATCH = 10_000;
-const ID_BYTES = 32; // 43 base64url characters, like a proxy session id without its tag
+const KEY_BYTES = 12; // a store key is 16 base64url characters (src/session/session-id.ts keyOf)
+const SESSIONS_PER_CLIENT = 10;
 
 export interface FillOptions {
+  /** Records already written: numbering continues from there, so clients are not refilled. */
+  readonly start?: number;
   readonly prefix?: string;
   readonly clientId?: string;
   readonly ttlMs?: number;
 }
 
-/** What one record looks like (~150 bytes): upstream session id, client, grant, upstream, times. */
-export function recordValue(clientId: string): string {
-  const now = Date.now();
-  return JSON.stringify({ u: randomUUID(), c: clientId, g: randomBytes(16).toString('base64url'), t: 'http://127.0.0.1:3000/mcp', cr: now, ls: now });
+/** One record as mcp-warden stores it: created, upstream index, grant, fingerprint, upstream session id. */
+export function recordValue(): string {
+  return encodeSession({ createdAt: Date.now(), upstream: 0, grantId: randomBytes(16).toString('base64url'), fingerprint: '', upstreamSessionId: randomUUID() });
 }
 
 /** One RESP bulk string. */
@@ -33,19 +37,31 @@ const bulk = (s: string): string => `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
  * Redis spends storing them, and on a small machine that CPU is the bottleneck.
  */
 export async function fillSessions(port: number, count: number, options: FillOptions = {}): Promise<void> {
-  const { prefix = 'mcpw:', clientId = 'bench', ttlMs = 3_600_000 } = options;
-  const rest = bulk(recordValue(clientId)) + bulk('PX') + bulk(String(ttlMs));
+  const { prefix = 'mcpw:', clientId = 'bench', ttlMs = 3_600_000, start = 0 } = options;
+  const keys = keyLayout(prefix);
+  const rest = bulk(recordValue()) + bulk('PX') + bulk(String(ttlMs));
+  const created = String(Date.now());
   const cli = startChild('redis-cli --pipe', 'redis-cli', ['-h', HOST, '-p', String(port), '--pipe'], { leash: true, collectStdout: true });
   const stdin = cli.stdin;
   if (!stdin) throw new Error('redis-cli has no stdin');
   // If redis-cli dies, writes fail with EPIPE; its exit code and output below say why.
   stdin.on('error', () => {});
+  let replies = 0;
   for (let done = 0; done < count; done += BATCH) {
     const size = Math.min(BATCH, count - done);
-    const ids = randomBytes(size * ID_BYTES);
+    const ids = randomBytes(size * KEY_BYTES);
     let chunk = '';
     for (let i = 0; i < size; i++) {
-      chunk += `*5\r\n$3\r\nSET\r\n${bulk(`${prefix}{${clientId}}:s:${ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES).toString('base64url')}`)}${rest}`;
+      const n = start + done + i;
+      const principal = `${clientId}${Math.floor(n / SESSIONS_PER_CLIENT)}`;
+      const key = ids.subarray(i * KEY_BYTES, (i + 1) * KEY_BYTES).toString('base64url');
+      chunk += `*5\r\n$3\r\nSET\r\n${bulk(keys.session(principal, key))}${rest}`;
+      chunk += `*4\r\n$4\r\nZADD\r\n${bulk(keys.sessionIndex(principal))}${bulk(created)}${bulk(key)}`;
+      replies += 2;
+      if (n % SESSIONS_PER_CLIENT === SESSIONS_PER_CLIENT - 1 || done + i === count - 1) {
+        chunk += `*3\r\n$7\r\nPEXPIRE\r\n${bulk(keys.sessionIndex(principal))}${bulk(String(ttlMs))}`;
+        replies += 1;
+      }
     }
     if (!stdin.write(chunk)) await once(stdin, 'drain');
   }
@@ -53,7 +69,7 @@ export async function fillSessions(port: number, count: number, options: FillOpt
   const code = await cli.exited;
   // redis-cli --pipe ends with "errors: <n>, replies: <n>".
   const summary = /errors: (\d+), replies: (\d+)/.exec(cli.stdout());
-  if (code !== 0 || summary?.[1] !== '0' || Number(summary[2]) !== count) {
+  if (code !== 0 || summary?.[1] !== '0' || Number(summary[2]) !== replies) {
     throw new Error(`redis-cli --pipe failed (exit ${code}): ${cli.output().slice(-500)}`);
   }
 }
@@ -61,6 +77,6 @@ export async function fillSessions(port: number, count: number, options: FillOpt
 /** One key the filler wrote, for `MEMORY USAGE`. */
 export async function sampleSessionKey(redis: Redis, options: FillOptions = {}): Promise<string | null> {
   const { prefix = 'mcpw:', clientId = 'bench' } = options;
-  const [, keys] = await redis.scan('0', 'MATCH', `${prefix}{${clientId}}:s:*`, 'COUNT', 1000);
-  return keys[0] ?? null;
+  const [, found] = await redis.scan('0', 'MATCH', `${prefix}{${clientId}*}:s:*`, 'COUNT', 1000);
+  return found[0] ?? null;
 }

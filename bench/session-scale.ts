@@ -60,7 +60,7 @@ export async function measureSessionScale(
   for (const level of SESSION_LEVELS) {
     const started = Date.now();
     const usedBefore = await redis.info('memory', 'used_memory');
-    await fillSessions(redis.port, level - stored);
+    await fillSessions(redis.port, level - stored, { start: stored });
     usedDelta += (await redis.info('memory', 'used_memory')) - usedBefore;
     say(`sessions: filled Redis to ${level} records in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     stored = level;
@@ -84,7 +84,7 @@ export async function measureSessionScale(
     usedMemoryDeltaBytes: usedDelta,
     bytesPerSession: usedDelta / stored,
     memoryUsageOneKey: key ? await redis.client.memory('USAGE', key) : null,
-    valueBytes: Buffer.byteLength(recordValue('bench')),
+    valueBytes: Buffer.byteLength(recordValue()),
   };
   say(`sessions: Redis memory ${memory.bytesPerSession.toFixed(0)} bytes per session (MEMORY USAGE of one: ${memory.memoryUsageOneKey ?? '?'})`);
   return { levels, memory };

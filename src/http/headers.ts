@@ -16,6 +16,26 @@ export function parseBearer(header: string | string[] | undefined): Parsed<strin
   return match?.[1] ? { ok: true, value: match[1] } : { ok: false, reason: 'malformed' };
 }
 
+/**
+ * The `Authorization` field as sent: its value, or every value when the client sent the line more
+ * than once. Node keeps only the first repeated line in `req.headers`; a singleton field sent twice
+ * is malformed (RFC 9110 §5.3), so the parsers must see both. Reads `rawHeaders` without copying.
+ */
+export function authorizationField(value: string | undefined, rawHeaders: readonly string[]): string | string[] | undefined {
+  if (value === undefined) return undefined;
+  let lines: string[] | null = null;
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] ?? '';
+    if (name.length === 13 && name.toLowerCase() === 'authorization') {
+      count++;
+      if (count === 2) lines = [value];
+      if (count >= 2) lines?.push(rawHeaders[i + 1] ?? '');
+    }
+  }
+  return lines ?? value;
+}
+
 /** Client credentials of an `Authorization: Basic` header, form-decoded as RFC 6749 §2.3.1 says. */
 export function parseBasic(header: string | string[] | undefined): Parsed<{ id: string; secret: string }> {
   if (header === undefined || header === '') return { ok: false, reason: 'missing' };

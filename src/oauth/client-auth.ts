@@ -1,6 +1,6 @@
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
-import { parseBasic } from '../http/headers.js';
+import { authorizationField, parseBasic } from '../http/headers.js';
 import { readBody } from '../http/jsonrpc.js';
 import { settleBlockCheck } from '../pipeline/reject-blocked.js';
 import type { Client, ClientRegistry } from '../auth/clients.js';
@@ -41,9 +41,8 @@ export async function readForm(ctx: RequestContext): Promise<Form> {
 export async function authenticateClient(ctx: RequestContext, form: Form, deps: { clients: ClientRegistry; limiters: Limiters }): Promise<Client> {
   // A blocked address is refused before any secret is checked.
   await settleBlockCheck(ctx);
-  // All Authorization lines, not Node's first-wins req.headers: two are malformed (see authenticate).
-  const lines = ctx.req.headersDistinct.authorization;
-  const basic = parseBasic(lines?.length === 1 ? lines[0] : lines);
+  // All Authorization lines, not Node's first-wins req.headers: two are malformed.
+  const basic = parseBasic(authorizationField(ctx.req.headers.authorization, ctx.req.rawHeaders));
   const postId = form.get('client_id');
   const postSecret = form.get('client_secret');
   if (basic.ok && (postSecret !== undefined || (postId !== undefined && postId !== basic.value.id))) {

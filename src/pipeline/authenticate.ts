@@ -1,6 +1,6 @@
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
-import { parseBearer } from '../http/headers.js';
+import { authorizationField, parseBearer } from '../http/headers.js';
 import type { VerifyAccessToken } from '../auth/access-token.js';
 
 /**
@@ -10,10 +10,8 @@ import type { VerifyAccessToken } from '../auth/access-token.js';
  */
 export function authenticate(deps: { readonly verify: VerifyAccessToken; readonly requiredScope: string | null }) {
   return async function authenticate(ctx: RequestContext): Promise<void> {
-    // Node keeps only the first of repeated Authorization lines in req.headers; headersDistinct keeps
-    // them all, so two lines reach the parser as two and are refused (a singleton field, RFC 9110 §5.3).
-    const lines = ctx.req.headersDistinct.authorization;
-    const bearer = parseBearer(lines?.length === 1 ? lines[0] : lines);
+    // Two Authorization lines reach the parser as two and are refused (see authorizationField).
+    const bearer = parseBearer(authorizationField(ctx.req.headers.authorization, ctx.req.rawHeaders));
     if (!bearer.ok) {
       throw bearer.reason === 'missing' ? new WardenError('TOKEN_MISSING', { reason: 'missing' }) : new WardenError('TOKEN_INVALID', { reason: 'malformed' });
     }

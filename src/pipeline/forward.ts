@@ -124,13 +124,15 @@ function bodyCap(maxBytes: number): Transform {
  */
 export function forward(deps: ForwardDeps) {
   const agents = deps.agents ?? createUpstreamAgents();
-  const proxy = createProxyServer({ selfHandleResponse: true, changeOrigin: true, ignorePath: true, xfwd: false });
+  // The upstream path is set on the request itself (below), so http-proxy joins it as is:
+  // `toProxy` + no `prependPath` spare it two URL parses per request.
+  const proxy = createProxyServer({ selfHandleResponse: true, changeOrigin: true, prependPath: false, toProxy: true, xfwd: false });
   const exchanges = new WeakMap<IncomingMessage, Exchange>();
   const drop = new Set([...REQUEST_DROP, ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())]);
   const clientIdHeader = deps.identityHeaders.clientId?.toLowerCase() ?? null;
   const scopesHeader = deps.identityHeaders.scopes?.toLowerCase() ?? null;
   const extra = Object.entries(deps.upstreamHeaders).map(([k, v]) => [k.toLowerCase(), v] as const);
-  const targets = new Map<string, URL>();
+  const targets = new Map<string, { url: URL; path: string }>();
 
   proxy.on('proxyReq', (upstreamReq, req) => {
     const exchange = exchanges.get(req);
@@ -234,10 +236,15 @@ export function forward(deps: ForwardDeps) {
   return async function forward(ctx: RequestContext): Promise<void> {
     const upstream = need(ctx.upstream, 'ctx.upstream');
     let target = targets.get(upstream);
-    if (!target) targets.set(upstream, (target = new URL(upstream)));
+    if (!target) {
+      const url = new URL(upstream);
+      targets.set(upstream, (target = { url, path: `${url.pathname}${url.search}` }));
+    }
     const { req, res } = ctx;
-    // http-proxy copies req.headers into the upstream request; give it the rewritten head.
+    // http-proxy copies req.headers and req.url into the upstream request: give it the rewritten
+    // head and the upstream's own path (the client's path and query never reach the upstream).
     req.headers = upstreamHead(ctx, req.headers, ctx.upstreamSessionId);
+    req.url = target.path;
     const chunked = ctx.body === null && req.headers['content-length'] === undefined && req.method !== 'GET' && req.method !== 'DELETE';
     const buffer = ctx.body ? Readable.from([ctx.body]) : chunked ? req.pipe(bodyCap(deps.maxBodyBytes)) : undefined;
 
@@ -269,7 +276,7 @@ export function forward(deps: ForwardDeps) {
         if (exchange.timer) clearTimeout(exchange.timer);
         resolve();
       });
-      proxy.web(req, res, { target, agent: target.protocol === 'https:' ? agents.https : agents.http, buffer }, fail);
+      proxy.web(req, res, { target: target.url, agent: target.url.protocol === 'https:' ? agents.https : agents.http, buffer }, fail);
     });
   };
 }

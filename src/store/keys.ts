@@ -33,9 +33,17 @@ export function keyLayout(prefix: string): KeyLayout {
   };
 }
 
-/** Session records as one compact string: `created|upstream|grant|fingerprint|upstreamSessionId`. */
+/**
+ * What a session record keeps of its grant id: a 12-character prefix tells one principal's grants
+ * apart (grant revocation matches on it) and saves 10 bytes per stored session.
+ */
+export function grantTag(grantId: string): string {
+  return grantId.slice(0, 12);
+}
+
+/** Session records as one compact string: `created|upstream|grant tag|fingerprint|upstreamSessionId`. */
 export function encodeSession(r: { createdAt: number; upstream: number; grantId: string; fingerprint: string; upstreamSessionId: string }): string {
-  return `${r.createdAt}|${r.upstream}|${r.grantId}|${r.fingerprint}|${r.upstreamSessionId}`;
+  return `${r.createdAt}|${r.upstream}|${grantTag(r.grantId)}|${r.fingerprint}|${r.upstreamSessionId}`;
 }
 
 /** Decodes {@link encodeSession}; null for anything malformed (treated as no session). */

@@ -1,5 +1,5 @@
 import { boundedMemoryLimiter } from './memory-limiter.js';
-import { decodeSession, encodeSession, keyLayout } from './keys.js';
+import { decodeSession, encodeSession, grantTag, keyLayout } from './keys.js';
 import type {
   CreateResult, Limiter, LimiterOptions, RefreshRecord, RefreshUse, RequestState, SessionInfo, SessionLimits, SessionRecord,
   StateQuery, Store, StoredClient, StoredKey,
@@ -171,7 +171,7 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
       data.set(keys.revokedGrant(principal, grantId), '1', now + ttlMs);
       let ended = 0;
       for (const key of [...liveSessions(principal, now).keys()]) {
-        if (readSession(principal, key, now)?.grantId === grantId && deleteSession(principal, key)) ended++;
+        if (readSession(principal, key, now)?.grantId === grantTag(grantId) && deleteSession(principal, key)) ended++;
       }
       return ended;
     },

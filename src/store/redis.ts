@@ -3,7 +3,7 @@ import type { RedisOptions, Result } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
 import { WardenError } from '../errors.js';
-import { decodeSession, encodeSession, keyLayout } from './keys.js';
+import { decodeSession, encodeSession, grantTag, keyLayout } from './keys.js';
 import { ADD_KEY, COUNT_SESSIONS, CREATE_SESSION, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import type { RefreshRecord, SessionInfo, Store, StoredClient, StoredKey } from './store.js';
 
@@ -186,7 +186,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       }),
 
     revokeGrant: (principal, grantId, ttlMs) =>
-      run(() => client.mcpwRevokeGrant(keys.revokedGrant(principal, grantId), keys.sessionIndex(principal), sessionPrefix(principal), grantId, ttlMs)),
+      run(() => client.mcpwRevokeGrant(keys.revokedGrant(principal, grantId), keys.sessionIndex(principal), sessionPrefix(principal), grantTag(grantId), ttlMs)),
 
     revokePrincipal: (principal, cutoff, ttlMs) =>
       run(() => client.mcpwRevokePrincipal(keys.cutoff(principal), keys.sessionIndex(principal), sessionPrefix(principal), cutoff, ttlMs)),

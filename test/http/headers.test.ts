@@ -53,3 +53,11 @@ t.test('secure transport', async (t) => {
   t.ok(isSecure(false, 'https', true));
   t.notOk(isSecure(false, 'http, https', true), 'the first hop decides');
 });
+
+t.test('authorizationField sees every Authorization line Node folded away', async (t) => {
+  const { authorizationField } = await import('../../src/http/headers.js');
+  t.equal(authorizationField(undefined, ['Host', 'x']), undefined);
+  t.equal(authorizationField('Bearer a', ['Host', 'x', 'Authorization', 'Bearer a']), 'Bearer a');
+  t.same(authorizationField('Bearer a', ['authorization', 'Bearer a', 'AUTHORIZATION', '']), ['Bearer a', ''], 'two lines, any case');
+  t.same(parseBearer(authorizationField('Bearer a', ['authorization', 'Bearer a', 'Authorization', 'Bearer b'])), { ok: false, reason: 'malformed' });
+});
