@@ -122,6 +122,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     configuredSecret: tokens.secret,
     clock,
     refreshIntervalMs: 30_000,
+    onRotated: (kid) => logEvent(log, 'keys.rotated', { kid }),
     onGenerated: (kid) => {
       if (store.kind === 'memory') logEvent(log, 'keys.generated', { kid, reason: 'no tokens.secret: generated per process; tokens end with it' });
     },

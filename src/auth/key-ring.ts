@@ -42,6 +42,8 @@ export interface KeyRingOptions {
   readonly refreshIntervalMs: number;
   /** Told when a key had to be generated (memory store: tokens die with the process). */
   readonly onGenerated?: (kid: string) => void;
+  /** Told when this replica starts signing with a newer key (a rotation, here or on another replica). */
+  readonly onRotated?: (kid: string) => void;
 }
 
 const RELOAD_COOLDOWN_MS = 5_000;
@@ -110,7 +112,9 @@ export async function createKeyRing(options: KeyRingOptions): Promise<KeyRing> {
     if (fixed) active.push(fixed);
     byKid = new Map(active.map((k) => [k.kid, k]));
     // Sign with the newest key of the configured algorithm; other algorithms only verify.
+    const previous = newest;
     newest = active.filter((k) => k.alg === algorithm).sort((a, b) => b.createdAt - a.createdAt)[0] ?? null;
+    if (previous && newest && newest.kid !== previous.kid) options.onRotated?.(newest.kid);
   }
 
   await load();

@@ -45,7 +45,18 @@ function checkTokens({ tokens }: Config, problems: Problem[]): void {
     if (tokens.issuer !== null && issuer.issuer === tokens.issuer) {
       problems.push({ path: `tokens.trustedIssuers[${i}].issuer`, message: 'must differ from tokens.issuer' });
     }
+    // Keys fetched over plain HTTP could be swapped in transit: only a loopback JWKS may skip TLS.
+    if (!isHttpsOrLoopback(issuer.jwksUri)) problems.push({ path: `tokens.trustedIssuers[${i}].jwksUri`, message: 'must be https (plain http only for localhost)' });
   });
+}
+
+function isHttpsOrLoopback(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname));
+  } catch {
+    return false;
+  }
 }
 
 function checkClients({ clients }: Config, problems: Problem[]): void {

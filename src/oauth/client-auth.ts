@@ -4,7 +4,7 @@ import { authorizationField, parseBasic } from '../http/headers.js';
 import { readBody } from '../http/jsonrpc.js';
 import { settleBlockCheck } from '../pipeline/reject-blocked.js';
 import type { Client, ClientRegistry } from '../auth/clients.js';
-import type { Limiters } from '../store/limiters.js';
+import type { LimitResult, Limiters } from '../store/limiters.js';
 
 const MAX_FORM_BYTES = 16 * 1024;
 const MAX_PARAM_LENGTH = 4096;
@@ -36,7 +36,8 @@ export async function readForm(ctx: RequestContext): Promise<Form> {
 
 /**
  * Authenticates the calling client by `client_secret_basic` or `client_secret_post` (exactly one,
- * RFC 6749 §2.3). The token-endpoint limit is taken before the (deliberately slow) secret check.
+ * RFC 6749 §2.3). The address's token-endpoint limit is taken before the (deliberately slow)
+ * secret check; the client's own limit only once the secret was right.
  */
 export async function authenticateClient(ctx: RequestContext, form: Form, deps: { clients: ClientRegistry; limiters: Limiters }): Promise<Client> {
   // A blocked address is refused before any secret is checked.
@@ -49,11 +50,14 @@ export async function authenticateClient(ctx: RequestContext, form: Form, deps: 
     throw new WardenError('OAUTH_INVALID_REQUEST', { description: 'Use one client authentication method' });
   }
   const credentials = basic.ok ? basic.value : postId !== undefined && postSecret !== undefined ? { id: postId, secret: postSecret } : null;
-  const limit = await deps.limiters.tokenEndpoint(ctx.clientAddress, credentials?.id ?? null);
-  if (!limit.allowed) throw new WardenError('RATE_LIMITED', { reason: 'token_endpoint', limit: limit.limit, retryAfterMs: limit.limit.resetMs });
+  const refuse = (result: LimitResult): WardenError => new WardenError('RATE_LIMITED', { reason: 'token_endpoint', limit: result.limit, retryAfterMs: result.limit.resetMs });
+  const byAddress = await deps.limiters.tokenEndpoint(ctx.clientAddress);
+  if (!byAddress.allowed) throw refuse(byAddress);
   if (!credentials) throw new WardenError('OAUTH_INVALID_CLIENT', { reason: basic.ok || basic.reason === 'missing' ? 'missing' : 'malformed' });
   const client = await deps.clients.authenticate(credentials.id, credentials.secret);
   if (!client) throw new WardenError('OAUTH_INVALID_CLIENT', { reason: 'client' });
+  const byClient = await deps.limiters.tokenClient(client.id);
+  if (!byClient.allowed) throw refuse(byClient);
   ctx.client = client;
   return client;
 }

@@ -12,7 +12,6 @@ const LEVELS = {
   'session.created': 'info',
   'session.ended': 'info',
   'session.evicted': 'info',
-  'session.revoked': 'info',
   'session.not_found': 'warn',
   'session.binding_mismatch': 'warn',
   'session.limited': 'warn',

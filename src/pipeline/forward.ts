@@ -128,7 +128,9 @@ export function forward(deps: ForwardDeps) {
   // `toProxy` + no `prependPath` spare it two URL parses per request.
   const proxy = createProxyServer({ selfHandleResponse: true, changeOrigin: true, prependPath: false, toProxy: true, xfwd: false });
   const exchanges = new WeakMap<IncomingMessage, Exchange>();
-  const drop = new Set([...REQUEST_DROP, ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())]);
+  // The default identity header names are stripped even when turned off (null): an upstream that
+  // once trusted them must never get a client-made copy.
+  const drop = new Set([...REQUEST_DROP, 'x-mcp-client-id', 'x-mcp-scopes', ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())]);
   const clientIdHeader = deps.identityHeaders.clientId?.toLowerCase() ?? null;
   const scopesHeader = deps.identityHeaders.scopes?.toLowerCase() ?? null;
   const extra = Object.entries(deps.upstreamHeaders).map(([k, v]) => [k.toLowerCase(), v] as const);

@@ -22,7 +22,13 @@ export interface Limiters {
   /** One new session of a principal. */
   sessionCreate(principal: string): Promise<LimitResult>;
   /** One token-endpoint request, counted per source address and per client id. */
-  tokenEndpoint(address: string, clientId: string | null): Promise<LimitResult>;
+  /** One token-endpoint request of a source address (taken before any secret is checked). */
+  tokenEndpoint(address: string): Promise<LimitResult>;
+  /**
+   * One token-endpoint request of an authenticated client. Taken only once the secret was right,
+   * so nobody can spend a client's budget by guessing at its secret (the address pays for that).
+   */
+  tokenClient(clientId: string): Promise<LimitResult>;
   /** Milliseconds an address stays blocked for failed attempts (0: not blocked). */
   blockedFor(address: string): Promise<number>;
   /**
@@ -82,11 +88,8 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
   return {
     client: (principal, override) => (override ? consume(clientLimiter(override), principal, override) : consume(client, principal, limits.client)),
     sessionCreate: (principal) => consume(sessionCreate, principal, limits.sessionCreate),
-    async tokenEndpoint(address, clientId) {
-      const byAddress = await consume(tokenByAddress, addressKey(address), limits.tokenEndpoint);
-      if (!byAddress.allowed || clientId === null) return byAddress;
-      return consume(tokenByClient, clientId, limits.tokenEndpoint);
-    },
+    tokenEndpoint: (address) => consume(tokenByAddress, addressKey(address), limits.tokenEndpoint),
+    tokenClient: (clientId) => consume(tokenByClient, clientId, limits.tokenEndpoint),
     async blockedFor(address) {
       try {
         const res = await failed.get(addressKey(address));

@@ -93,3 +93,19 @@ for (const algorithm of ['EdDSA', 'ES256'] as const) {
     t.equal(a.algorithm, algorithm);
   });
 }
+
+t.test('a replica reports when it starts signing with a rotated key (keys.rotated)', async (t) => {
+  const { ring, advance } = harness();
+  const seenA: string[] = [];
+  const seenB: string[] = [];
+  const a = await ring({ onRotated: (kid) => seenA.push(kid) });
+  const b = await ring({ onRotated: (kid) => seenB.push(kid) });
+  t.same([seenA, seenB], [[], []], 'first load is not a rotation');
+  advance(10);
+  const fresh = await a.rotate();
+  t.same(seenA, [fresh.kid], 'the rotating replica');
+  await b.refresh();
+  t.same(seenB, [fresh.kid], 'and the other one on its next load');
+  await b.refresh();
+  t.same(seenB, [fresh.kid], 'once');
+});

@@ -105,6 +105,7 @@ const BAD: [string, unknown, string[]][] = [
   ['mcpPath reserved', { mcpPath: '/oauth/mcp' }, ['mcpPath']],
   ['tls half given', { tls: { certFile: '/c.pem' } }, ['tls']],
   ['bad identity header', { identityHeaders: { clientId: 'X Client' } }, ['identityHeaders.clientId']],
+  ['JWKS over plain http', { tokens: { trustedIssuers: [{ issuer: 'https://idp.example', jwksUri: 'http://idp.example/jwks', audience: 'a' }, { issuer: 'https://b.example', jwksUri: 'http://127.0.0.1:9/jwks', audience: 'a' }] } }, ['tokens.trustedIssuers[0].jwksUri']],
   ['not an object', { store: 'redis' }, ['store']],
   ['prototype keys are unknown keys', JSON.parse('{"__proto__": {"x": 1}, "constructor": 1}'), ['__proto__', 'constructor']],
 ];

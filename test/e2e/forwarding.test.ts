@@ -214,3 +214,19 @@ t.test('routing: unknown path 404, wrong method 405 with Allow, 202 stays 202', 
   t.equal(note.status, 202);
   t.equal(await note.text(), '');
 });
+
+t.test('identity headers turned off are still stripped: a client cannot plant them', async (t) => {
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url], identityHeaders: { clientId: null, scopes: 'X-Granted' } });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const { client, close } = await connectClient(proxy.mcpUrl, { token: await proxy.token(), headers: { 'X-MCP-Client-Id': 'mallory', 'X-MCP-Scopes': 'admin', 'X-Granted': 'admin' } });
+  t.teardown(close);
+  const whoami = await client.callTool({ name: 'whoami', arguments: {} });
+  const seen = JSON.parse((whoami.content as { text: string }[])[0]?.text ?? '{}') as { clientId: unknown; scopes: unknown };
+  t.same(seen, { clientId: null, scopes: null, authorization: null }, 'no planted identity reached the upstream');
+  const last = upstream.requests[upstream.requests.length - 1];
+  t.equal(last?.headers['x-granted'], 'mcp', 'the configured header carries the real scopes');
+});

@@ -133,4 +133,11 @@ t.test('token endpoint: limited per client_id across addresses and per address a
   t.equal(anonymous.status, 401, 'no credentials: invalid_client');
   t.equal((await tokenRequest(proxy.url, null, '', from('198.51.100.20'))).status, 401);
   t.equal((await tokenRequest(proxy.url, null, '', from('198.51.100.20'))).status, 429, 'requests without credentials spend the address budget too');
+
+  // Guessing at bob's secret from many addresses must not lock bob out: only a right secret
+  // spends the client's budget (bob spent 1 of 2 above).
+  for (const address of ['198.51.100.30', '198.51.100.31', '198.51.100.32']) {
+    t.equal((await tokenRequest(proxy.url, 'bob', 'wrong-secret-000000000', from(address))).status, 401);
+  }
+  t.equal((await tokenRequest(proxy.url, 'bob', TEST_CLIENTS.bob, from('198.51.100.33'))).status, 200, 'wrong secrets did not spend bob\'s budget');
 });
