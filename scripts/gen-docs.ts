@@ -4,13 +4,20 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { exampleConfig, referenceTable } from '../src/config/reference.js';
+import { errorTable } from '../src/errors.js';
 
 writeFileSync('proxy.config.example.json', `${JSON.stringify(exampleConfig(), null, 2)}\n`);
-const readme = readFileSync('README.md', 'utf8');
-const begin = '<!-- config-reference:begin -->';
-const end = '<!-- config-reference:end -->';
-const start = readme.indexOf(begin);
-const stop = readme.indexOf(end);
-if (start === -1 || stop === -1) throw new Error('README.md lacks the config-reference markers');
-writeFileSync('README.md', `${readme.slice(0, start + begin.length)}\n${referenceTable()}\n${readme.slice(stop)}`);
-console.log('wrote proxy.config.example.json and the README configuration reference');
+function replaceBetween(text: string, name: string, content: string): string {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const start = text.indexOf(begin);
+  const stop = text.indexOf(end);
+  if (start === -1 || stop === -1) throw new Error(`README.md lacks the ${name} markers`);
+  return `${text.slice(0, start + begin.length)}\n${content}\n${text.slice(stop)}`;
+}
+
+let readme = readFileSync('README.md', 'utf8');
+readme = replaceBetween(readme, 'config-reference', referenceTable());
+readme = replaceBetween(readme, 'error-table', errorTable());
+writeFileSync('README.md', readme);
+console.log('wrote proxy.config.example.json, the README configuration reference and error table');

@@ -108,3 +108,12 @@ export class ConfigError extends Error {
 export function asWardenError(err: unknown): WardenError {
   return err instanceof WardenError ? err : new WardenError('INTERNAL', { cause: err });
 }
+
+/** The README's error-code table, generated from the catalog (a test keeps the README in step). */
+export function errorTable(): string {
+  const rows = ['| code | HTTP | JSON-RPC (MCP path) | OAuth `error` | message | counts as failed attempt |', '|---|---|---|---|---|---|'];
+  for (const [code, e] of Object.entries(ERROR_CATALOG)) {
+    rows.push(`| \`${code}\` | ${e.status} | ${e.rpcCode} | \`${e.oauthError}\` | ${e.message} | ${e.failedAttempt ? 'yes' : ''} |`);
+  }
+  return rows.join('\n');
+}
