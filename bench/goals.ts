@@ -85,7 +85,7 @@ function sessionGoals(results: BenchResults): GoalCheck[] {
       goal: memoryGoal,
       measured: `${memory.bytesPerSession.toFixed(0)} B (MEMORY USAGE of one key: ${memory.memoryUsageOneKey ?? '?'} B)`,
       verdict: verdict(memory.bytesPerSession <= 300, true),
-      note: `dummy records written by the bench (~${memory.valueBytes}-byte value, key layout of DESIGN §6), not records written by mcp-warden`,
+      note: `records made with mcp-warden's own key layout and encoder (~${memory.valueBytes}-byte value), 10 per client with their index entries`,
     });
   }
   return out;

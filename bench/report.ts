@@ -102,7 +102,7 @@ function sessionsSection(results: BenchResults): string[] {
       '## Redis memory per session',
       '',
       `${fixed(memory.bytesPerSession, 0)} bytes per session: \`used_memory\` grew by ${int(memory.usedMemoryDeltaBytes)} bytes for ${int(memory.keysAdded)} records ` +
-        `(~${memory.valueBytes}-byte values with a TTL). \`MEMORY USAGE\` of one record: ${memory.memoryUsageOneKey ?? '?'} bytes (excludes the keyspace and expiry dict entries).`,
+        `(~${memory.valueBytes}-byte values with a TTL, plus each record's entry in its client's session index). \`MEMORY USAGE\` of one record: ${memory.memoryUsageOneKey ?? '?'} bytes (excludes the keyspace and expiry dict entries).`,
       '',
     );
   }

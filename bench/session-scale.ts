@@ -1,6 +1,6 @@
 /**
  * Does a request get slower as Redis holds more sessions? Fills Redis (directly, not through the
- * proxy) to 1e3, 1e5 and 1e6 dummy session records and measures tool-call latency through the
+ * proxy) to 1e3, 1e5 and 1e6 session records (written in mcp-warden's own format) and measures tool-call latency through the
  * Redis-backed mcp-warden at each level. The same fill gives Redis memory per session.
  */
 import { measureLoad } from './measure.js';

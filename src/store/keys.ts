@@ -34,16 +34,20 @@ export function keyLayout(prefix: string): KeyLayout {
 }
 
 /**
- * What a session record keeps of its grant id: a 12-character prefix tells one principal's grants
- * apart (grant revocation matches on it) and saves 10 bytes per stored session.
+ * What a session record keeps of its grant id: an 8-character prefix (48 bits) tells one
+ * principal's few grants apart for grant revocation (a clash would only end one session too many).
  */
 export function grantTag(grantId: string): string {
-  return grantId.slice(0, 12);
+  return grantId.slice(0, 8);
 }
 
-/** Session records as one compact string: `created|upstream|grant tag|fingerprint|upstreamSessionId`. */
+/**
+ * Session records as one compact string: `created|upstream|grant tag|fingerprint|upstreamSessionId`,
+ * the creation time in base 36. Every byte is paid once per session in Redis, and a typical record
+ * (under 60 bytes) fits jemalloc's 64-byte class instead of the 80-byte one.
+ */
 export function encodeSession(r: { createdAt: number; upstream: number; grantId: string; fingerprint: string; upstreamSessionId: string }): string {
-  return `${r.createdAt}|${r.upstream}|${grantTag(r.grantId)}|${r.fingerprint}|${r.upstreamSessionId}`;
+  return `${r.createdAt.toString(36)}|${r.upstream}|${grantTag(r.grantId)}|${r.fingerprint}|${r.upstreamSessionId}`;
 }
 
 /** Decodes {@link encodeSession}; null for anything malformed (treated as no session). */
@@ -53,7 +57,7 @@ export function decodeSession(principal: string, key: string, value: string): { 
   const [created, upstream, grantId = '', fingerprint = ''] = parts;
   // The upstream id is visible ASCII and may itself contain "|": it is everything after the 4th.
   const upstreamSessionId = parts.slice(4).join('|');
-  const createdAt = Number(created);
+  const createdAt = /^[0-9a-z]{1,11}$/.test(created ?? '') ? parseInt(created ?? '', 36) : Number.NaN;
   const index = Number(upstream);
   if (!Number.isSafeInteger(createdAt) || !Number.isSafeInteger(index) || !upstreamSessionId) return null;
   return { principal, key, createdAt, upstream: index, grantId, fingerprint, upstreamSessionId };

@@ -15,7 +15,7 @@ local session = false
 if ARGV[4] == '1' then
   session = redis.call('GET', KEYS[4])
   if session then
-    local created = tonumber(string.match(session, '^(%d+)|'))
+    local created = tonumber(string.match(session, '^(%w+)|'), 36)
     if created then
       local expires = math.min(tonumber(ARGV[1]) + tonumber(ARGV[2]), created + tonumber(ARGV[3]))
       redis.call('PEXPIREAT', KEYS[4], string.format('%d', expires))
@@ -82,7 +82,7 @@ redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
 local ended = 0
 for _, member in ipairs(live_sessions(KEYS[2], ARGV[1])) do
   local record = redis.call('GET', ARGV[1] .. member)
-  if record and string.match(record, '^%d+|%d+|([^|]*)|') == ARGV[2] then
+  if record and string.match(record, '^%w+|%d+|([^|]*)|') == ARGV[2] then
     redis.call('DEL', ARGV[1] .. member)
     redis.call('ZREM', KEYS[2], member)
     ended = ended + 1
