@@ -40,6 +40,8 @@ export function createExternalIssuers(configs: readonly IssuerConfig[], deps: { 
       // The subject goes into an upstream header: visible ASCII only, bounded.
       if (!/^[\x21-\x7e]{1,256}$/.test(sub)) throw new WardenError('TOKEN_INVALID', { reason: 'claims' });
       const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [...entry.config.scopes];
+      // Scopes go into an upstream header too: RFC 6749 §3.3 scope tokens only.
+      if (!scopes.every((s) => /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/.test(s))) throw new WardenError('TOKEN_INVALID', { reason: 'claims' });
       // The store namespace is per issuer, so an IdP subject can never share sessions or limits
       // with a local client of the same name; odd subjects are hashed into a safe key.
       const subjectKey = SAFE_SUBJECT.test(sub) ? sub : createHash('sha256').update(sub).digest('base64url').slice(0, 22);

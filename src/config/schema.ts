@@ -7,7 +7,8 @@ import type { Resolved } from './fields.js';
 
 const HTTP = ['http:', 'https:'] as const;
 const SCOPE = { pattern: /^[\x21\x23-\x5b\x5d-\x7e]+$/, message: 'must be an OAuth scope token (RFC 6749 §3.3)' };
-const CLIENT_ID = { pattern: /^[A-Za-z0-9._~-]{1,64}$/, message: 'must be 1-64 characters of A-Z a-z 0-9 . _ ~ -' };
+// No "~": external identities are namespaced as "idp<n>~<subject>" and must never match a client.
+const CLIENT_ID = { pattern: /^[A-Za-z0-9._-]{1,64}$/, message: 'must be 1-64 characters of A-Z a-z 0-9 . _ -' };
 
 /** A client allowed to get tokens: from the config file (store-managed clients have the same shape). */
 const clientShape = {

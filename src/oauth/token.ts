@@ -80,16 +80,16 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     }
     const state = await deps.store.loadRequestState({ principal: client.id, jti: null, grantId: used.record.grantId, sessionKey: null, now, idleTimeoutMs: 1, maxLifetimeMs: 1 });
     if (state.revoked || used.record.issuedAt < state.clientCutoff) throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'revoked' });
-    // RFC 6749 §6: a refresh may narrow the scope, never widen it.
-    let scopes: string[];
     try {
-      scopes = requestedScopes(form, used.record.scope.split(' ').filter((s) => client.scopes.includes(s)));
+      // RFC 6749 §6: a refresh may narrow the scope, never widen it.
+      const scopes = requestedScopes(form, used.record.scope.split(' ').filter((s) => client.scopes.includes(s)));
+      await respond(ctx, client, scopes, used.record.grantId, true);
     } catch (err) {
-      // A refused scope is not a use: keep the refresh token valid, or the client's retry would count as reuse.
-      await deps.store.putRefreshToken(client.id, hashRefreshToken(token), used.record, now);
+      // Refused (scope) or failed (store, signing) before the client got a successor: that was no
+      // use. Keep the refresh token valid, or the client's retry would count as reuse and end the grant.
+      await deps.store.putRefreshToken(client.id, hashRefreshToken(token), used.record, now).catch(() => {});
       throw err;
     }
-    await respond(ctx, client, scopes, used.record.grantId, true);
   }
 
   return async function token(ctx: RequestContext): Promise<void> {

@@ -22,8 +22,9 @@ function requestedParamHeaders(requested: string | undefined): string[] {
 }
 
 /**
- * Stage 1: refuses what must not get further (oversized declared body, plain HTTP when TLS is
- * required, a browser Origin not on the allow-list) and answers CORS preflights itself.
+ * Stage 1: refuses what must not get further (a body on GET or DELETE, an oversized declared body,
+ * plain HTTP when TLS is required, a browser Origin not on the allow-list) and answers CORS
+ * preflights itself.
  */
 export function checkTransport(deps: TransportDeps) {
   const allowed = new Set(deps.allowedOrigins);
@@ -50,6 +51,11 @@ export function checkTransport(deps: TransportDeps) {
       });
       res.end();
       return 'done';
+    }
+    // Request smuggling: a GET or DELETE body would go onto the kept-alive upstream connection
+    // unframed, where the upstream reads it as a second request that no stage ever checked.
+    if (req.method !== 'POST' && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0)) {
+      throw new WardenError('INVALID_MESSAGE', { description: `A ${req.method ?? ''} request must not carry a body` });
     }
     if (Number(req.headers['content-length'] ?? 0) > deps.maxBodyBytes) throw new WardenError('BODY_TOO_LARGE');
     return undefined;

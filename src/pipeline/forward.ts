@@ -41,7 +41,8 @@ export function createUpstreamAgents(): UpstreamAgents {
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and headers a client must not be able to set upstream.
-const REQUEST_DROP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'transfer-encoding',
+// `expect` too: with it http-proxy skips the proxyReq event, and a timeout could not abort upstream.
+const REQUEST_DROP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect',
   'authorization', 'mcp-session-id', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip'];
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
 
@@ -191,7 +192,7 @@ export function forward(deps: ForwardDeps) {
       fail(err);
       return;
     }
-    if (pending) pending.then(() => send(exchange, upstreamRes, response), fail);
+    if (pending) pending.then(() => send(exchange, upstreamRes, response)).catch(fail);
     else send(exchange, upstreamRes, response);
   }
 
@@ -199,6 +200,11 @@ export function forward(deps: ForwardDeps) {
     const { ctx } = exchange;
     const { res } = ctx;
     const { headers } = response;
+    // A refusal was sent while a response stage waited (timeout, body cap, upstream error).
+    if (exchange.refused || res.headersSent) {
+      upstreamRes.destroy();
+      return;
+    }
     if (res.destroyed) {
       upstreamRes.destroy();
       exchange.resolve();
@@ -248,7 +254,9 @@ export function forward(deps: ForwardDeps) {
     req.headers = upstreamHead(ctx, req.headers, ctx.upstreamSessionId);
     req.url = target.path;
     const chunked = ctx.body === null && req.headers['content-length'] === undefined && req.method !== 'GET' && req.method !== 'DELETE';
-    const buffer = ctx.body ? Readable.from([ctx.body]) : chunked ? req.pipe(bodyCap(deps.maxBodyBytes)) : undefined;
+    // Only a POST body is ever piped upstream; anything else sends none (check-transport refuses a
+    // GET or DELETE that announces one: see request smuggling there).
+    const buffer = ctx.body ? Readable.from([ctx.body]) : chunked ? req.pipe(bodyCap(deps.maxBodyBytes)) : req.method === 'POST' ? undefined : Readable.from([]);
 
     ctx.timing.forwarded = deps.stopwatch();
     await new Promise<void>((resolve, rejectWith) => {

@@ -11,7 +11,7 @@ export interface StreamGauge {
  * Caps concurrent GET streams per principal on this replica: each one holds a client socket and
  * an upstream socket for as long as it lives, so a client must not be able to open unbounded many.
  */
-export function createStreamGauge(maxPerPrincipal: number, onChange?: (total: number) => void): StreamGauge {
+export function createStreamGauge(maxPerPrincipal: number): StreamGauge {
   const open = new Map<string, number>();
   let total = 0;
   return {
@@ -19,12 +19,12 @@ export function createStreamGauge(maxPerPrincipal: number, onChange?: (total: nu
       const count = open.get(principal) ?? 0;
       if (count >= maxPerPrincipal) return false;
       open.set(principal, count + 1);
-      onChange?.(++total);
+      total++;
       res.once('close', () => {
         const left = (open.get(principal) ?? 1) - 1;
         if (left > 0) open.set(principal, left);
         else open.delete(principal);
-        onChange?.(--total);
+        total--;
       });
       return true;
     },

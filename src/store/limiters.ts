@@ -21,7 +21,6 @@ export interface Limiters {
   client(principal: string, override: Pick<Limit, 'points' | 'durationMs'> | null): Promise<LimitResult>;
   /** One new session of a principal. */
   sessionCreate(principal: string): Promise<LimitResult>;
-  /** One token-endpoint request, counted per source address and per client id. */
   /** One token-endpoint request of a source address (taken before any secret is checked). */
   tokenEndpoint(address: string): Promise<LimitResult>;
   /**

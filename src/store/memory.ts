@@ -79,6 +79,10 @@ const SWEEP_INTERVAL_MS = 60_000;
 export function createMemoryStore(options: { maxEntries: number; clock: () => number }): Store {
   const keys = keyLayout('');
   const data = new TtlMap(options.maxEntries);
+  // Revocations live apart from traffic (sessions, refresh tokens): a flood of those must never push
+  // a revocation out of the bound and make a revoked token valid again. Only revocations can fill
+  // this map, and they come from authenticated, rate-limited callers.
+  const revocations = new TtlMap(options.maxEntries);
   // Session index per principal: key -> createdAt (kept small: bounded by the session cap).
   const indexes = new Map<string, Map<string, number>>();
   const clients = new Map<string, StoredClient>();
@@ -88,6 +92,7 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
 
   function sweep(now: number): void {
     data.sweep(now);
+    revocations.sweep(now);
     for (const [principal, index] of indexes) {
       for (const key of index.keys()) if (data.get(keys.session(principal, key), now) === undefined) index.delete(key);
       if (index.size === 0) indexes.delete(principal);
@@ -114,9 +119,9 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     kind: 'memory',
 
     async loadRequestState(q: StateQuery): Promise<RequestState> {
-      const revoked = (q.jti !== null && data.get(keys.revokedToken(q.principal, q.jti), q.now) !== undefined)
-        || (q.grantId !== null && data.get(keys.revokedGrant(q.principal, q.grantId), q.now) !== undefined);
-      const clientCutoff = Number(data.get(keys.cutoff(q.principal), q.now) ?? 0);
+      const revoked = (q.jti !== null && revocations.get(keys.revokedToken(q.principal, q.jti), q.now) !== undefined)
+        || (q.grantId !== null && revocations.get(keys.revokedGrant(q.principal, q.grantId), q.now) !== undefined);
+      const clientCutoff = Number(revocations.get(keys.cutoff(q.principal), q.now) ?? 0);
       let session: SessionRecord | null = null;
       if (q.sessionKey !== null) {
         session = readSession(q.principal, q.sessionKey, q.now);
@@ -164,11 +169,11 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     },
 
     async revokeToken(principal, jti, expiresAt, now) {
-      if (expiresAt > now) data.set(keys.revokedToken(principal, jti), '1', expiresAt);
+      if (expiresAt > now) revocations.set(keys.revokedToken(principal, jti), '1', expiresAt);
     },
 
     async revokeGrant(principal, grantId, ttlMs, now) {
-      data.set(keys.revokedGrant(principal, grantId), '1', now + ttlMs);
+      revocations.set(keys.revokedGrant(principal, grantId), '1', now + ttlMs);
       let ended = 0;
       for (const key of [...liveSessions(principal, now).keys()]) {
         if (readSession(principal, key, now)?.grantId === grantTag(grantId) && deleteSession(principal, key)) ended++;
@@ -177,7 +182,7 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     },
 
     async revokePrincipal(principal, cutoff, ttlMs) {
-      data.set(keys.cutoff(principal), String(cutoff), cutoff + ttlMs);
+      revocations.set(keys.cutoff(principal), String(cutoff), cutoff + ttlMs);
       let ended = 0;
       for (const key of [...(indexes.get(principal)?.keys() ?? [])]) if (deleteSession(principal, key)) ended++;
       return ended;

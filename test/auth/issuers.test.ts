@@ -94,6 +94,11 @@ t.test('an external token without the required scope gets 403 insufficient_scope
   const scoped = await idp.sign({ sub: 'user-2', aud: AUDIENCE, exp: now() + 300, scope: 'profile mcp' });
   leaks.add(scoped);
   t.equal((await mcpPost(proxy.mcpUrl, `Bearer ${scoped}`)).status, 200, 'the token\'s own scope claim decides');
+  const injected = await idp.sign({ sub: 'user-2', aud: AUDIENCE, exp: now() + 300, scope: 'mcp\r\nX-Evil: 1' });
+  leaks.add(injected);
+  const refused = await mcpPost(proxy.mcpUrl, `Bearer ${injected}`);
+  t.equal(refused.status, 401, 'a scope claim that is not scope tokens is refused, not forwarded into a header');
+  t.match(refused.header('www-authenticate'), /error="invalid_token"/);
 });
 
 t.test('an external subject named like a local client does not share its identity in the store', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap';
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -229,4 +230,37 @@ t.test('identity headers turned off are still stripped: a client cannot plant th
   t.same(seen, { clientId: null, scopes: null, authorization: null }, 'no planted identity reached the upstream');
   const last = upstream.requests[upstream.requests.length - 1];
   t.equal(last?.headers['x-granted'], 'mcp', 'the configured header carries the real scopes');
+});
+
+t.test('request smuggling: a body on GET or DELETE is refused and never reaches the upstream', async (t) => {
+  const seen: string[] = [];
+  const upstream = await rawUpstream((req, res) => {
+    seen.push(`${req.method} ${String(req.headers['x-mcp-client-id'])}`);
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+  const proxy = await startWarden({ upstreams: [upstream.url] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const token = await proxy.token();
+  const { port } = new URL(proxy.url);
+  const smuggled = 'POST /mcp HTTP/1.1\r\nHost: x\r\nX-MCP-Client-Id: victim\r\nContent-Length: 2\r\n\r\n{}';
+  const attempts = [
+    `DELETE /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n\r\n${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`,
+    `GET /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nAccept: text/event-stream\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`,
+  ];
+  for (const raw of attempts) {
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () => socket.end(raw));
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString('utf8')));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    t.match(reply, /^HTTP\/1\.1 400 /, `refused: ${raw.slice(0, 6)}`);
+    t.match(reply, /must not carry a body/);
+  }
+  t.same(seen, [], 'nothing reached the upstream, least of all the smuggled request');
 });

@@ -42,3 +42,17 @@ t.test('expired entries are swept', async (t) => {
   t.equal(map.get('b', 99), '1');
   t.equal(map.get('b', 100), undefined, 'expiry is exclusive');
 });
+
+t.test('traffic never pushes a revocation out of the bound', async (t) => {
+  const store = createMemoryStore({ maxEntries: 1_000, clock: () => 0 });
+  t.teardown(() => store.close());
+  await store.revokeToken('victim', 'stolen-jti', 60_000, 0);
+  await store.revokeGrant('victim', 'stolen-grant', 60_000, 0);
+  for (let i = 0; i < 5_000; i++) {
+    await store.putRefreshToken('attacker', `h${i}`, { grantId: 'g', issuedAt: 0, scope: 'mcp', audience: 'a', expiresAt: 60_000 }, 0);
+    await store.createSession({ key: `k${i}`, principal: `p${i}`, grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: 0 }, { maxConcurrent: 5, onLimit: 'reject', now: 0, idleTimeoutMs: 60_000, maxLifetimeMs: 60_000 });
+  }
+  const state = (jti: string | null, grantId: string | null) => store.loadRequestState({ principal: 'victim', jti, grantId, sessionKey: null, now: 1, idleTimeoutMs: 1, maxLifetimeMs: 1 });
+  t.equal((await state('stolen-jti', null)).revoked, true, 'the revoked token stays revoked');
+  t.equal((await state(null, 'stolen-grant')).revoked, true, 'the revoked grant stays revoked');
+});
