@@ -70,7 +70,7 @@ export function parsed<T>(parse: (raw: unknown, path: string, problems: Problem[
  */
 export async function withStore<T>(config: Config, options: { persistent: boolean; command: string }, work: (store: Store) => Promise<T>): Promise<T> {
   if (options.persistent && config.store.type === 'memory') {
-    throw new AdminError('MEMORY_STORE', `\`${options.command}\` changes shared state, but the configured store is "memory" (inside one proxy process). Configure a Redis store (--store redis --redis-url URL, or "store" in the config file).`);
+    throw new AdminError('MEMORY_STORE', `\`${options.command}\` works on state the proxy replicas share, but the configured store is "memory" (inside one proxy process); commands like this need a shared store: configure Redis (--store redis --redis-url URL, or "store" in the config file).`);
   }
   const store = await createStore(config.store, { clock: Date.now });
   try {

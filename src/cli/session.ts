@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import type { Config } from '../config/schema.js';
 import { formatSessionRows, listSessionRows, revokeClientSessions, revokeSession } from '../session/manage.js';
 import { createSessionIds, sessionIdSecret } from '../session/session-id.js';
-import { createStore } from '../store/store.js';
+import { withStore } from '../admin/common.js';
 import type { Store } from '../store/store.js';
 import { configFromArgs, EXIT, withConfigOptions } from './options.js';
 import type { ConfigArgs } from './options.js';
@@ -18,23 +18,12 @@ interface RevokeArgs extends ConfigArgs {
 }
 
 /**
- * Opens the configured store, runs one session operation and closes it; the operation returns the
- * exit code. The memory store lives inside one proxy process, so only a shared store has sessions
- * a separate CLI process can see.
+ * Runs one session operation on the configured store (the admin commands' `withStore`: the memory
+ * store is refused, it lives inside one proxy process); the operation returns the exit code.
  */
-async function withStore(args: ConfigArgs, work: (store: Store, config: Config) => Promise<number>): Promise<void> {
+async function onSharedStore(args: ConfigArgs, command: string, work: (store: Store, config: Config) => Promise<number>): Promise<void> {
   const config = await configFromArgs(args);
-  if (config.store.type !== 'redis') {
-    process.stderr.write('mcp-warden: session commands need a shared store (store.type "redis"); the memory store lives inside one proxy process\n');
-    process.exitCode = EXIT.usage;
-    return;
-  }
-  const store = await createStore(config.store, { clock: Date.now });
-  try {
-    process.exitCode = await work(store, config);
-  } finally {
-    await store.close();
-  }
+  process.exitCode = await withStore(config, { persistent: true, command }, (store) => work(store, config));
 }
 
 const list: CommandModule<object, ListArgs> = {
@@ -47,7 +36,7 @@ const list: CommandModule<object, ListArgs> = {
       .example('$0 session list --config proxy.json', 'Every open session of every client')
       .example('$0 session list --client agent-1 --json --config proxy.json', 'The sessions of one client, as JSON'),
   handler: (args) =>
-    withStore(args, async (store) => {
+    onSharedStore(args, 'session list', async (store) => {
       const rows = await listSessionRows(store, args.client ?? null, Date.now());
       if (args.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
       else process.stdout.write(rows.length ? `${formatSessionRows(rows)}\n` : 'no open sessions\n');
@@ -72,7 +61,7 @@ const revoke: CommandModule<object, RevokeArgs> = {
       process.exitCode = EXIT.usage;
       return;
     }
-    await withStore(args, async (store, config) => {
+    await onSharedStore(args, 'session revoke', async (store, config) => {
       if (args.id === undefined) {
         const ended = await revokeClientSessions(store, args.client, Date.now());
         process.stdout.write(`ended ${ended} session${ended === 1 ? '' : 's'} of client ${args.client}\n`);

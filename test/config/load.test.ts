@@ -95,6 +95,7 @@ const BAD: [string, unknown, string[]][] = [
   ['client without secret', { clients: [{ id: 'a' }] }, ['clients[0]']],
   ['client with two secrets', { clients: [{ id: 'a', secret: 's'.repeat(20), secretHash: 'x' }] }, ['clients[0]', 'clients[0].secretHash']],
   ['duplicate clients', { clients: [{ id: 'a', secret: 's'.repeat(20) }, { id: 'a', secret: 't'.repeat(20) }] }, ['clients[1].id']],
+  ['client id shaped like an external identity', { clients: [{ id: 'idp0~alice', secret: 's'.repeat(20) }] }, ['clients[0].id']],
   ['bad client id and key', { clients: [{ id: 'a b', secret: 's'.repeat(20), colour: 'red' }] }, ['clients[0].colour', 'clients[0].id']],
   ['bad rate limit', { rateLimits: { client: { points: 0, duration: 'x', burst: 1 } } }, ['rateLimits.client.burst', 'rateLimits.client.points', 'rateLimits.client.duration']],
   ['bad failed-attempts block', { rateLimits: { failedAttempts: { points: 5, duration: '1m' } } }, ['rateLimits.failedAttempts.block']],
