@@ -115,38 +115,66 @@ export interface UpstreamResponse {
   readBody(maxBytes: number): Promise<Buffer | null>;
 }
 
-export function createContext(req: IncomingMessage, res: ServerResponse, init: { id: string; startedAt: number; receivedMark: number; log: Logger; site: Site }): RequestContext {
-  // The child logger is made on first use: most requests log nothing at the default levels.
-  let log: Logger | null = null;
-  return {
-    req,
-    res,
-    id: init.id,
-    startedAt: init.startedAt,
-    timing: { received: init.receivedMark, forwarded: 0, upstreamHead: 0, clientHead: 0 },
-    get log() {
-      return (log ??= init.log.child({ reqId: init.id }));
-    },
-    site: init.site,
-    route: 'unknown',
-    kind: 'plain',
-    clientAddress: req.socket.remoteAddress ?? '',
-    body: null,
-    message: null,
-    blockCheck: null,
-    identity: null,
-    client: null,
-    presentedSessionId: null,
-    sessionKey: null,
-    state: null,
-    limit: null,
-    session: null,
-    creating: false,
-    upstreamSessionId: null,
-    upstreamIndex: null,
-    upstream: null,
-    response: null,
-  };
+interface ContextInit {
+  readonly id: string;
+  readonly startedAt: number;
+  readonly receivedMark: number;
+  readonly log: Logger;
+  readonly site: Site;
+}
+
+/**
+ * A class rather than an object literal: a literal with a getter is built on V8's slow path on
+ * every request, a class instance gets one fixed shape.
+ */
+class Context implements RequestContext {
+  readonly id: string;
+  readonly startedAt: number;
+  readonly timing: Timing;
+  readonly site: Site;
+  route = 'unknown';
+  kind: RouteKind = 'plain';
+  clientAddress: string;
+  body: Buffer | null = null;
+  message: RpcPeek | null = null;
+  blockCheck: Promise<void> | null = null;
+  identity: Identity | null = null;
+  client: Client | null = null;
+  presentedSessionId: string | null = null;
+  sessionKey: string | null = null;
+  state: RequestState | null = null;
+  limit: LimitResult | null = null;
+  session: SessionRecord | null = null;
+  creating = false;
+  upstreamSessionId: string | null = null;
+  upstreamIndex: number | null = null;
+  upstream: string | null = null;
+  response: UpstreamResponse | null = null;
+  #log: Logger | null = null;
+  readonly #parentLog: Logger;
+
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+
+  constructor(req: IncomingMessage, res: ServerResponse, init: ContextInit) {
+    this.req = req;
+    this.res = res;
+    this.id = init.id;
+    this.startedAt = init.startedAt;
+    this.timing = { received: init.receivedMark, forwarded: 0, upstreamHead: 0, clientHead: 0 };
+    this.site = init.site;
+    this.clientAddress = req.socket.remoteAddress ?? '';
+    this.#parentLog = init.log;
+  }
+
+  /** The child logger is made on first use: most requests log nothing at the default levels. */
+  get log(): Logger {
+    return (this.#log ??= this.#parentLog.child({ reqId: this.id }));
+  }
+}
+
+export function createContext(req: IncomingMessage, res: ServerResponse, init: ContextInit): RequestContext {
+  return new Context(req, res, init);
 }
 
 /** Reads a field an earlier stage must have set; a null here is a bug in the stage order (500). */

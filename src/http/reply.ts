@@ -13,7 +13,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /** Headers of draft-ietf-httpapi-ratelimit-headers for a limit: the policy and what is left of it. */
-export function rateLimitHeaders(name: string, limit: NonNullable<RefusalDetail['limit']>): Record<string, string> {
+export function rateLimitHeaders(name: string, limit: NonNullable<RefusalDetail['limit']>): { 'ratelimit-policy': string; ratelimit: string } {
   return {
     'ratelimit-policy': `"${name}";q=${limit.points};w=${limit.windowSeconds}`,
     ratelimit: `"${name}";r=${Math.max(0, limit.remaining)};t=${Math.max(0, Math.ceil(limit.resetMs / 1000))}`,

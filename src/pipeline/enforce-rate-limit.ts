@@ -8,6 +8,8 @@ export function enforceRateLimit() {
   return function enforceRateLimit(ctx: RequestContext): void {
     const { allowed, limit } = need(ctx.limit, 'ctx.limit');
     if (!allowed) throw new WardenError('RATE_LIMITED', { reason: 'client', limit, retryAfterMs: limit.resetMs });
-    for (const [name, value] of Object.entries(rateLimitHeaders('client', limit))) ctx.res.setHeader(name, value);
+    const headers = rateLimitHeaders('client', limit);
+    ctx.res.setHeader('ratelimit-policy', headers['ratelimit-policy']);
+    ctx.res.setHeader('ratelimit', headers.ratelimit);
   };
 }
