@@ -14,6 +14,10 @@ export interface RpcPeek {
 
 const MAX_ECHOED_ID_LENGTH = 128;
 
+function bodyEndedEarly(): WardenError {
+  return new WardenError('INVALID_MESSAGE', { description: 'The request body ended early' });
+}
+
 /**
  * Reads a request body up to `maxBytes`. Stops reading as soon as the cap is passed (413) instead
  * of buffering the whole body first; a declared Content-Length over the cap is refused unread.
@@ -21,6 +25,9 @@ const MAX_ECHOED_ID_LENGTH = 128;
  */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   if (Number(req.headers['content-length'] ?? 0) > maxBytes) return Promise.reject(new WardenError('BODY_TOO_LARGE'));
+  // The client hung up before the body was read (an earlier stage waited on the store): a destroyed
+  // request emits nothing more, so waiting for its data would never end.
+  if (req.destroyed) return Promise.reject(bodyEndedEarly());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -44,7 +51,7 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
     // The client broke off the upload: a refusal, not a bug (nothing can be sent back anyway).
     const onError = (): void => {
       stop();
-      reject(new WardenError('INVALID_MESSAGE', { description: 'The request body ended early' }));
+      reject(bodyEndedEarly());
     };
     // A client that hangs up mid-body must not leave this promise (and its request) pending forever.
     const onClose = (): void => {

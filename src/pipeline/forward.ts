@@ -45,6 +45,9 @@ export function createUpstreamAgents(): UpstreamAgents {
 // `expect` too: with it http-proxy skips the proxyReq event, and a timeout could not abort upstream.
 const REQUEST_DROP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect',
   'authorization', 'mcp-session-id', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip'];
+// nginx's code for "client closed request": what the access log and metrics show for a request
+// whose client left before it was forwarded (nothing is sent).
+const CLIENT_CLOSED_REQUEST = 499;
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
 
 /** The upstream response head as the response stages see it (see `UpstreamResponse` in context.ts). */
@@ -250,6 +253,13 @@ export function forward(deps: ForwardDeps) {
   }
 
   return async function forward(ctx: RequestContext): Promise<void> {
+    // The client hung up while an earlier stage waited on the store. Its 'close' has fired, so
+    // nothing would ever end an upstream request made for it now: it would hold an upstream
+    // connection (and this request) open until the upstream timeout.
+    if (ctx.res.closed) {
+      ctx.res.statusCode = CLIENT_CLOSED_REQUEST;
+      return;
+    }
     const upstream = need(ctx.upstream, 'ctx.upstream');
     let target = targets.get(upstream);
     if (!target) {

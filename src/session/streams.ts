@@ -16,6 +16,9 @@ export function createStreamGauge(maxPerPrincipal: number): StreamGauge {
   let total = 0;
   return {
     admit(principal, res) {
+      // A client already gone is not forwarded (see forward); its 'close' will not fire again, so
+      // counting it would take a slot for good.
+      if (res.closed) return true;
       const count = open.get(principal) ?? 0;
       if (count >= maxPerPrincipal) return false;
       open.set(principal, count + 1);
