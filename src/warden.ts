@@ -19,7 +19,7 @@ import { createLogger } from './observability/logger.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
-import { createUpstreamAgents } from './pipeline/forward.js';
+import { createUpstreamAgent } from './pipeline/forward.js';
 import { buildEntryStages, buildRequestStages, runStages } from './pipeline/index.js';
 import type { Stage, StageDeps } from './pipeline/index.js';
 import { createTokenSigner, createTokenVerifier } from './auth/access-token.js';
@@ -132,7 +132,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const sessionIds = createSessionIds(await sessionIdSecret(config, store));
   const upstreams = createUpstreamPicker(config.upstreams, clock);
   const drain = createDrain();
-  const agents = createUpstreamAgents();
+  const agent = createUpstreamAgent(security.upstreamTimeout);
 
   const serverOptions: http.ServerOptions = {
     headersTimeout: security.headersTimeout,
@@ -183,7 +183,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
         forget?.();
       });
     },
-    agents,
+    agent,
     clock,
     stopwatch,
   };
@@ -274,8 +274,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       if (cut > 0) log.warn({ cut }, 'requests still running at the end of the shutdown grace were cut');
       server.closeAllConnections();
       // Idle keep-alive connections to the upstreams would otherwise outlive the proxy.
-      agents.http.destroy();
-      agents.https.destroy();
+      await agent.destroy();
       await closing;
       if (admin) {
         admin.closeAllConnections();

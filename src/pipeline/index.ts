@@ -36,7 +36,7 @@ export interface StageDeps {
   readonly endUpstreamSession: RewriteDeps['endUpstreamSession'];
   readonly onStreamStart?: ForwardDeps['onStreamStart'];
   /** Upstream connection pools, owned (and destroyed on close) by the composition root. */
-  readonly agents?: ForwardDeps['agents'];
+  readonly agent?: ForwardDeps['agent'];
   readonly clock: () => number;
   readonly stopwatch: () => number;
 }
@@ -85,7 +85,7 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
       responseStages: buildResponseStages(config, deps),
       stopwatch: deps.stopwatch,
       onStreamStart: deps.onStreamStart,
-      agents: deps.agents,
+      agent: deps.agent,
     }),
   ];
 }

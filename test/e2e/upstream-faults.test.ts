@@ -285,3 +285,47 @@ t.test('upstream cuts an initialize response while the proxy stores the session 
   t.same([...new Set(outcomes)].filter((o) => o !== '502 complete' && o !== '200 complete'), [], `every client got an answer at once: ${[...new Set(outcomes)].join(', ')}`);
   t.ok(outcomes.includes('502 complete'), 'the reset during the stages was seen as an upstream failure');
 });
+
+t.test('a client that stops reading pauses the upstream: the proxy does not buffer the response', async (t) => {
+  const TOTAL = 256 * 1024 * 1024;
+  const CHUNK = Buffer.alloc(64 * 1024, 'x');
+  let written = 0;
+  const upstream = await httpUpstream((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(TOTAL) });
+    // Writes only as fast as the proxy takes it: `written` is what the proxy has accepted.
+    const pump = (): void => {
+      while (written < TOTAL) {
+        written += CHUNK.length;
+        if (!res.write(CHUNK)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    pump();
+  });
+  const proxy = await startWarden({ upstreams: [upstream.url] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const token = await proxy.token();
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    const req = http.request(proxy.mcpUrl, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: ACCEPT, 'content-length': String(body.length) } }, resolve);
+    req.on('error', reject);
+    req.end(body);
+  });
+  t.equal(res.statusCode, 200);
+  res.pause();
+  await sleep(800);
+  const whilePaused = written;
+  // Socket buffers on both hops hold a few MB at most; an unpaused upstream would have sent it all.
+  t.ok(whilePaused < 64 * 1024 * 1024, `with the client not reading, the upstream got to write ${(whilePaused / 1e6).toFixed(1)} of ${TOTAL / 1e6} MB`);
+  let received = 0;
+  res.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+  });
+  res.resume();
+  await new Promise<void>((resolve, reject) => res.once('end', resolve).once('error', reject));
+  t.equal(received, TOTAL, 'once the client reads again, every byte arrives');
+});
