@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: builds mcp-warden, starts the upstream, a bare http-proxy-3, mcp-warden with
- * the memory store and with a private Redis (each its own process), prepares a session on each,
+ * `npm run bench`: builds mcp-warden, starts the upstream, a bare http-proxy-3, a bare undici
+ * proxy, mcp-warden with the memory store and with a private Redis (each its own process),
+ * prepares a session on each,
  * runs the selected measurements with the load generator in yet another process, prints the
  * Markdown report and writes bench/results/latest.{md,json}. Every child is stopped on the way
  * out, Ctrl-C and errors included.

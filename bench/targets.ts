@@ -1,7 +1,8 @@
 /**
  * The systems under test, each in its own process: the upstream itself ("direct"), a bare
- * http-proxy-3 in front of it, and mcp-warden started through its real CLI with the memory
- * store and with a private Redis.
+ * http-proxy-3 in front of it (the issue's floor), a bare proxy on undici's dispatcher (the floor
+ * of mcp-warden's own forwarding engine, for reference), and mcp-warden started through its real
+ * CLI with the memory store and with a private Redis.
  */
 import path from 'node:path';
 import { initializeOnly, tokenThenInitialize } from './prepare.js';
@@ -13,7 +14,7 @@ import type { PrivateRedis } from './redis-server.js';
 import { writeWardenConfig } from './warden-config.js';
 
 /** In round-1 order. */
-export type TargetName = 'direct' | 'bare' | 'warden-memory' | 'warden-redis';
+export type TargetName = 'direct' | 'bare' | 'bare-undici' | 'warden-memory' | 'warden-redis';
 
 export interface Target {
   readonly name: TargetName;
@@ -49,7 +50,7 @@ function startWarden(name: TargetName, port: number, upstream: string, config: s
 
 /** Starts all four targets and resolves once each answers its health check, in round order. */
 export async function startTargets(options: RigOptions): Promise<Target[]> {
-  const [upstreamPort, barePort, memoryPort, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [upstreamPort, barePort, undiciPort, memoryPort, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const origin = (port: number): string => `http://${HOST}:${port}`;
   const upstreamOrigin = origin(upstreamPort);
   const upstream = startScript('upstream', 'upstream.ts', [String(upstreamPort)], { leash: true });
@@ -57,10 +58,12 @@ export async function startTargets(options: RigOptions): Promise<Target[]> {
 
   const { file, client } = await writeWardenConfig(options.dir);
   const bare = startScript('bare', 'bare-proxy.ts', [String(barePort), upstreamOrigin], { leash: true, nodeArgs: profileArgs('bare', options.profileDir) });
+  const bareUndici = startScript('bare-undici', 'bare-undici.ts', [String(undiciPort), upstreamOrigin], { leash: true, nodeArgs: profileArgs('bare-undici', options.profileDir) });
   const memory = startWarden('warden-memory', memoryPort, `${upstreamOrigin}/mcp`, file, [], options.profileDir);
   const redis = startWarden('warden-redis', redisPort, `${upstreamOrigin}/mcp`, file, ['--store', 'redis', '--redis-url', options.redis.url], options.profileDir);
   await Promise.all([
     waitHealthy(`${origin(barePort)}/healthz`, bare),
+    waitHealthy(`${origin(undiciPort)}/healthz`, bareUndici),
     waitHealthy(`${origin(memoryPort)}/healthz`, memory),
     waitHealthy(`${origin(redisPort)}/healthz`, redis),
   ]);
@@ -77,6 +80,7 @@ export async function startTargets(options: RigOptions): Promise<Target[]> {
   return [
     reference('direct', upstream, upstreamPort),
     reference('bare', bare, barePort),
+    reference('bare-undici', bareUndici, undiciPort),
     warden('warden-memory', memory, memoryPort, 'memory'),
     warden('warden-redis', redis, redisPort, 'redis'),
   ];

@@ -1,7 +1,7 @@
 /**
  * Throughput and latency of a tool call through each target. Targets are interleaved in rounds,
- * each round starting one target later (round 1: direct, bare, memory, redis; round 2: bare,
- * memory, redis, direct; ...), so drift of a shared machine hits every target alike; the report
+ * each round starting one target later (round 1: direct, bare, bare-undici, memory, redis;
+ * round 2: bare, bare-undici, memory, redis, direct; ...), so drift of a shared machine hits every target alike; the report
  * takes the median of the rounds.
  */
 import { cpuSeconds } from './cpu-time.js';

@@ -36,9 +36,12 @@ function clientOptions(store: Config['store']): RedisOptions {
     connectTimeout: 2_000,
     commandTimeout: store.commandTimeout,
     retryStrategy: (times) => Math.min(100 * times, 1_000),
-    // Commands issued in the same tick (the state script and the rate-limit consume) leave in one
-    // write: fewer syscalls and one round trip.
-    enableAutoPipelining: true,
+    // Off, measured: the request's three commands (failed-attempt check, state script, rate-limit
+    // consume) are sent back to back either way, so they share one round trip. Auto-pipelining
+    // saved two write syscalls per request but its per-tick batches made V8 promote every
+    // request's commands out of the young generation (scavenges 0.5 -> 3.5 ms, a mark-compact
+    // every 150 ms in an ioredis-only loop); without it mcp-warden spent ~10% less CPU per request.
+    enableAutoPipelining: false,
     ...(store.password ? { password: store.password } : {}),
   };
 }
@@ -233,8 +236,8 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       });
       return {
         consume: (key) => limiter.consume(key),
-        // The library reads a counter with MULTI/GET/PTTL/EXEC, a transaction that cannot share a
-        // write with other commands; one script reads the same key and rides the auto-pipeline.
+        // The library reads a counter with MULTI/GET/PTTL/EXEC, a transaction of four commands that
+        // holds the connection; one script reads the same key in one command.
         get: async (key) => {
           const [consumed, ttl] = await client.mcpwPeekCounter(limiter.getKey(key));
           if (consumed === '') return null;
