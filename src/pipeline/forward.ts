@@ -44,6 +44,9 @@ const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', '
 // nginx's code for "client closed request": what the access log and metrics show for a request
 // whose client left before it was forwarded (nothing is sent).
 const CLIENT_CLOSED_REQUEST = 499;
+// How much of an upstream body is held while response stages run before the upstream is paused
+// (Node's own stream buffer size).
+const HOLD_BYTES = 16 * 1024;
 // Errors of the pool that mean "the upstream did not answer in time" rather than "it failed".
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -81,8 +84,8 @@ interface Shared {
 /**
  * One upstream exchange, from dispatch until the client's response is over: it is the pool's
  * handler (a class, so no closures are made per request), and the response stages' view of the
- * upstream head (`ctx.response`). The upstream body is paused while response stages run; a stage
- * may read a small body (`readBody`) before anything is sent.
+ * upstream head (`ctx.response`). While response stages run, the upstream body is held (paused past
+ * HOLD_BYTES); a stage may read a small body (`readBody`) before anything is sent.
  */
 class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
   status = 502;
@@ -92,7 +95,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
   readonly #prefix: Buffer[] = [];
   #prefixBytes = 0;
   /**
-   * head: waiting for the upstream head; hold: head in, body paused while response stages run;
+   * head: waiting for the upstream head; hold: head in, body held while response stages run;
    * read: a stage is reading the body; pipe: streaming to the client; over: settled.
    */
   #mode: 'head' | 'hold' | 'read' | 'pipe' | 'over' = 'head';
@@ -156,9 +159,9 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     }
     if (pending) {
       pending.then(() => this.#send(), (err: unknown) => this.#failStage(err));
-      // Paused while the stages run, unless one of them is reading the body: the parser is still
-      // running this callback, so only the return value can keep the body coming.
-      return this.#reading !== null;
+      // Keep reading while the stages run (held up to HOLD_BYTES): a paused connection would not
+      // report an upstream that dies meanwhile, and the client would get a 200 with nothing after.
+      return true;
     }
     return this.#send();
   }
@@ -179,7 +182,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       this.#mode = 'hold';
       reading.done(null);
     }
-    return this.#mode === 'read';
+    return this.#mode === 'read' || this.#prefixBytes < HOLD_BYTES;
   }
 
   onComplete(): void {
