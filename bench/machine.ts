@@ -14,6 +14,7 @@ export interface MachineInfo {
   readonly redis: string;
   readonly autocannon: string;
   readonly httpProxy3: string;
+  readonly undici: string;
   /** Commit of the code under test (with `+dirty` when the tree had changes). */
   readonly commit: string;
   /** Open-file limit of this process, which caps the idle-stream count. */
@@ -66,6 +67,7 @@ export function machineInfo(redisVersion: string): MachineInfo {
     redis: redisVersion,
     autocannon: packageVersion('autocannon'),
     httpProxy3: packageVersion('http-proxy-3'),
+    undici: packageVersion('undici'),
     commit: gitCommit(),
     openFileLimit: openFileLimit(),
     loadAverage: { start: START_LOAD_AVERAGE, end: os.loadavg()[0] ?? 0 },

@@ -131,7 +131,7 @@ export function renderMarkdown(results: BenchResults, goals: readonly GoalCheck[
     '',
     table(['', ''], [
       ['date', m.date], ['CPU', `${m.cpuModel}, ${m.cores} cores`], ['memory', `${m.memoryGB} GB`], ['OS', m.os], ['Node', m.node],
-      ['Redis', m.redis], ['autocannon', m.autocannon], ['http-proxy-3', m.httpProxy3], ['commit', m.commit], ['open-file limit', m.openFileLimit],
+      ['Redis', m.redis], ['autocannon', m.autocannon], ['http-proxy-3', m.httpProxy3], ['undici', m.undici], ['commit', m.commit], ['open-file limit', m.openFileLimit],
       ['load average (1 min)', `${fixed(m.loadAverage.start)} at start, ${fixed(m.loadAverage.end)} at end (${m.cores} cores)`],
       ['options', `--duration ${o.duration} --connections ${o.connections} --rounds ${o.rounds} --warmup ${o.warmup} --only ${o.only.join(',')} --streams ${o.streams} --sse-samples ${o.sseSamples} --session-duration ${o.sessionDuration}${o.profile ? ' --profile' : ''}`],
     ]),
