@@ -76,11 +76,6 @@ function responseHeaders(raw: readonly Buffer[]): Record<string, string | string
   return headers;
 }
 
-interface Shared {
-  readonly deps: ForwardDeps;
-  readonly responseStages: readonly ResponseStage[];
-}
-
 /**
  * One upstream exchange, from dispatch until the client's response is over: it is the pool's
  * handler (a class, so no closures are made per request), and the response stages' view of the
@@ -107,13 +102,13 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
   #cut = false;
   #isStream = false;
   readonly #ctx: RequestContext;
-  readonly #shared: Shared;
+  readonly #deps: ForwardDeps;
   readonly #resolve: () => void;
   readonly #reject: (err: WardenError) => void;
 
-  constructor(ctx: RequestContext, shared: Shared, resolve: () => void, reject: (err: WardenError) => void) {
+  constructor(ctx: RequestContext, deps: ForwardDeps, resolve: () => void, reject: (err: WardenError) => void) {
     this.#ctx = ctx;
-    this.#shared = shared;
+    this.#deps = deps;
     this.#resolve = resolve;
     this.#reject = reject;
     // The exchange is over when the client's response is, whichever way it ended; a client that
@@ -144,7 +139,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     // 1xx interim responses are the upstream's business with us, not the client's.
     if (status < 200 || this.#mode !== 'head') return this.#mode !== 'over';
     const ctx = this.#ctx;
-    ctx.timing.upstreamHead = this.#shared.deps.stopwatch();
+    ctx.timing.upstreamHead = this.#deps.stopwatch();
     this.#resume = resume;
     this.status = status;
     this.headers = responseHeaders(raw);
@@ -152,7 +147,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     this.#mode = 'hold';
     let pending: void | Promise<void>;
     try {
-      pending = runResponseStages(this.#shared.responseStages, ctx);
+      pending = runResponseStages(this.#deps.responseStages, ctx);
     } catch (err) {
       this.#failStage(err);
       return false;
@@ -270,7 +265,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       this.#refuse(new WardenError('UPSTREAM_UNAVAILABLE', { reason: 'reset' }));
       return false;
     }
-    ctx.timing.clientHead = this.#shared.deps.stopwatch();
+    ctx.timing.clientHead = this.#deps.stopwatch();
     const { headers } = this;
     if (this.body) {
       delete headers['content-length'];
@@ -284,7 +279,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       // A stream's head goes now (a GET stream's headers must not wait for its first event); any
       // other head leaves with the first body chunk, in one write instead of two.
       res.flushHeaders();
-      this.#shared.deps.onStreamStart?.(ctx, () => {
+      this.#deps.onStreamStart?.(ctx, () => {
         this.#abort?.();
         res.end();
       });
@@ -311,7 +306,6 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
  */
 export function forward(deps: ForwardDeps) {
   const agent = deps.agent ?? createUpstreamAgent(deps.upstreamTimeoutMs);
-  const shared: Shared = { deps, responseStages: deps.responseStages };
   // The default identity header names are stripped even when turned off (null): an upstream that
   // once trusted them must never get a client-made copy.
   const drop = new Set([...REQUEST_DROP, 'x-mcp-client-id', 'x-mcp-scopes', ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())]);
@@ -356,7 +350,7 @@ export function forward(deps: ForwardDeps) {
     ctx.timing.forwarded = deps.stopwatch();
     const { origin, path } = target;
     return new Promise<void>((resolve, reject) => {
-      const exchange = new Exchange(ctx, shared, resolve, reject);
+      const exchange = new Exchange(ctx, deps, resolve, reject);
       agent.dispatch({ origin, path, method: req.method as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body, headersTimeout: deps.upstreamTimeoutMs, bodyTimeout: 0 }, exchange);
     });
   };

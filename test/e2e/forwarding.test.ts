@@ -264,3 +264,38 @@ t.test('request smuggling: a body on GET or DELETE is refused and never reaches 
   }
   t.same(seen, [], 'nothing reached the upstream, least of all the smuggled request');
 });
+
+t.test('Expect: 100-continue is answered by the proxy and not passed on; hop-by-hop headers stay behind', async (t) => {
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const token = await proxy.token();
+  const body = JSON.stringify(INIT);
+  const res = await new Promise<{ status: number; text: string; continued: boolean }>((resolve, reject) => {
+    let continued = false;
+    const req = http.request(proxy.mcpUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: ACCEPT, 'content-length': String(Buffer.byteLength(body)), expect: '100-continue', 'keep-alive': 'timeout=5', te: 'trailers', 'x-marker': 'expect' },
+    });
+    // Node's client waits for the interim response before it sends the body.
+    req.on('continue', () => {
+      continued = true;
+      req.end(body);
+    });
+    req.on('response', (r) => {
+      let text = '';
+      r.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: r.statusCode ?? 0, text, continued }));
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+  t.ok(res.continued, 'the client got 100 Continue and sent its body');
+  t.equal(res.status, 200, 'the initialize was forwarded and answered');
+  t.match(res.text, /"protocolVersion"/);
+  const seen = upstream.requests.find((r) => r.headers['x-marker'] === 'expect');
+  t.ok(seen, 'the upstream got the request');
+  t.same([seen?.headers.expect, seen?.headers['keep-alive'], seen?.headers.te], [undefined, undefined, undefined], 'without Expect, Keep-Alive or TE');
+});
