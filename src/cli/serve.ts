@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import type { CommandModule } from 'yargs';
 import { createWarden } from '../warden.js';
 import { configFromArgs, EXIT, withConfigOptions } from './options.js';
@@ -14,6 +15,11 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
       .example('MCP_WARDEN_PORT=9000 $0', 'Configure through the environment'),
   handler: async (args) => {
     const config = await configFromArgs(args);
+    // V8 moves allocation sites whose objects often survive a young-generation collection to old
+    // space. Under load a proxy's per-request objects look like that (many are in flight at each
+    // collection), so they were allocated straight into old space and collected only by full
+    // mark-compacts: scavenges 1 -> 4 ms, a mark-compact every 0.5 s, ~25% more CPU per request.
+    v8.setFlagsFromString('--no-allocation-site-pretenuring');
     const warden = await createWarden(config);
     warden.logger.info({ url: warden.url, mcp: warden.mcpUrl, upstreams: config.upstreams, store: config.store.type }, 'mcp-warden listening');
     let stopping = false;
