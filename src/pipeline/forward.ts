@@ -91,11 +91,12 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
   #prefixBytes = 0;
   /**
    * head: waiting for the upstream head; hold: head in, body held while response stages run;
-   * read: a stage is reading the body; pipe: streaming to the client; over: settled.
+   * pipe: streaming to the client; over: settled.
    */
-  #mode: 'head' | 'hold' | 'read' | 'pipe' | 'over' = 'head';
+  #mode: 'head' | 'hold' | 'pipe' | 'over' = 'head';
   #abort: ((err?: Error) => void) | null = null;
   #resume: (() => void) | null = null;
+  /** Set while a response stage reads the body (`readBody`): the upstream is never paused then. */
   #reading: { readonly maxBytes: number; readonly done: (body: Buffer | null) => void } | null = null;
   /** The upstream body ended (whole) or broke (cut) before it could be piped. */
   #complete = false;
@@ -171,13 +172,8 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     if (this.#mode === 'over') return false;
     this.#prefix.push(chunk);
     this.#prefixBytes += chunk.length;
-    const reading = this.#reading;
-    if (this.#mode === 'read' && reading && this.#prefixBytes > reading.maxBytes) {
-      this.#reading = null;
-      this.#mode = 'hold';
-      reading.done(null);
-    }
-    return this.#mode === 'read' || this.#prefixBytes < HOLD_BYTES;
+    if (this.#reading && this.#prefixBytes > this.#reading.maxBytes) this.#endRead(null);
+    return this.#reading !== null || this.#prefixBytes < HOLD_BYTES;
   }
 
   onComplete(): void {
@@ -186,13 +182,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       this.#ctx.res.end();
       return;
     }
-    const reading = this.#reading;
-    if (reading) {
-      this.#reading = null;
-      this.#mode = 'hold';
-      reading.done(Buffer.concat(this.#prefix.splice(0)));
-      this.#prefixBytes = 0;
-    }
+    if (this.#reading) this.#endRead(this.#takePrefix());
   }
 
   onError(err: Error): void {
@@ -212,12 +202,9 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
         if (this.#isStream) res.end();
         else res.destroy();
         return;
-      default: {
+      default:
         this.#cut = true;
-        const reading = this.#reading;
-        this.#reading = null;
-        reading?.done(null);
-      }
+        this.#endRead(null);
     }
   }
 
@@ -225,8 +212,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
   readBody(maxBytes: number): Promise<Buffer | null> {
     if (Number(this.headers['content-length'] ?? 0) > maxBytes || this.#cut || this.#prefixBytes > maxBytes) return Promise.resolve(null);
     if (this.#complete) {
-      this.body = Buffer.concat(this.#prefix.splice(0));
-      this.#prefixBytes = 0;
+      this.body = this.#takePrefix();
       return Promise.resolve(this.body);
     }
     return new Promise((resolve) => {
@@ -237,9 +223,20 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
           resolve(body);
         },
       };
-      this.#mode = 'read';
       this.#resume?.();
     });
+  }
+
+  /** Ends a stage's read: with the whole body, or null (over its cap, or cut). */
+  #endRead(body: Buffer | null): void {
+    const reading = this.#reading;
+    this.#reading = null;
+    reading?.done(body);
+  }
+
+  #takePrefix(): Buffer {
+    this.#prefixBytes = 0;
+    return Buffer.concat(this.#prefix.splice(0));
   }
 
   #failStage(err: unknown): void {

@@ -75,6 +75,7 @@ t.test('a POST in a session whose client left during the store round trip is not
   const { proxy, upstream, session, whileStorePaused, shutdown } = await setup(t);
   await whileStorePaused(() => abandon(proxy.mcpUrl, 'POST', { ...session, 'content-type': 'application/json', 'x-marker': 'left' }, CALL, 100));
   t.equal(marked(upstream, 'left'), 0, 'the upstream never saw the abandoned request');
+  t.ok(proxy.logs.lines.some((l) => l.msg === 'request' && l.status === 499), 'the access log records it as 499 (client closed request)');
   const after = await fetch(proxy.mcpUrl, { method: 'POST', headers: { ...session, 'content-type': 'application/json', 'x-marker': 'stayed' }, body: CALL });
   t.equal(after.status, 200, 'the next request in the session is served');
   await after.arrayBuffer();
