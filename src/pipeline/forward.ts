@@ -155,8 +155,8 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     }
     if (pending) {
       pending.then(() => this.#send(), (err: unknown) => this.#failStage(err));
-      // Keep reading while the stages run (held up to HOLD_BYTES): a paused connection would not
-      // report an upstream that dies meanwhile, and the client would get a 200 with nothing after.
+      // Keep reading while the stages run, up to HOLD_BYTES: a small body (most JSON answers) is
+      // then complete when the head goes out, and leaves with it in one write.
       return true;
     }
     return this.#send();

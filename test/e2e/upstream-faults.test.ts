@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { freePort, startRedis } from '../fixtures/redis.js';
+import { freePort, redisCommand, startRedis } from '../fixtures/redis.js';
 import { startWarden } from '../fixtures/warden.js';
 import type { TestWarden } from '../fixtures/warden.js';
 
@@ -255,10 +255,15 @@ t.test('upstream cuts an initialize response while the proxy stores the session 
   const upstream = await httpUpstream((req, res) => {
     req.resume();
     req.once('end', () => {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 'upstream-1' });
-      res.flushHeaders();
-      // Gone before any event: the proxy is still awaiting Redis when the reset lands.
-      req.socket.destroy();
+      // Redis holds the proxy's session write for 150 ms, so the reset surely lands while the
+      // response stage waits on it (left to chance, the Redis reply sometimes won the race under
+      // load and every round ended as a 200 with an empty stream).
+      void redisCommand(redis.port, ['CLIENT', 'PAUSE', '150', 'ALL']).then(() => {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 'upstream-1' });
+        res.flushHeaders();
+        // Gone before any event, a moment after the head: the proxy is still awaiting Redis.
+        setTimeout(() => req.socket.destroy(), 30);
+      });
     });
   });
   const proxy = await startWarden({
@@ -280,8 +285,9 @@ t.test('upstream cuts an initialize response while the proxy stores the session 
     const body = res ? await res.text().then(() => 'complete', () => 'cut') : 'failed';
     outcomes.push(Date.now() - started > 2_000 ? 'hang' : `${res?.status} ${body}`);
   });
-  // 502 when the reset landed during the store round trip; a cleanly ended (empty) stream when it
-  // landed after the head was sent. Before the fix some of these hung until the client gave up.
+  // 502 when the reset landed during the store round trip (every round, with Redis paused); a
+  // cleanly ended (empty) stream would be the answer had it landed after the head was sent.
+  // Before the fix some of these hung until the client gave up.
   t.same([...new Set(outcomes)].filter((o) => o !== '502 complete' && o !== '200 complete'), [], `every client got an answer at once: ${[...new Set(outcomes)].join(', ')}`);
   t.ok(outcomes.includes('502 complete'), 'the reset during the stages was seen as an upstream failure');
 });
