@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from './observability/logger.js';
 import type { RpcPeek } from './http/jsonrpc.js';
 import type { RequestState, SessionRecord } from './store/store.js';
-import type { LimitResult } from './store/limiters.js';
+import type { LimitResult, Limiters } from './store/limiters.js';
 import type { Client } from './auth/clients.js';
 
 /** How refusals on a route are written: JSON-RPC (MCP path), RFC 6749 JSON (OAuth), plain JSON. */
@@ -64,11 +64,11 @@ export interface RequestContext {
   body: Buffer | null;
   message: RpcPeek | null;
   /**
-   * reject-blocked: the failed-attempt check of the address, started early so it shares the store
-   * round trip of load-state. It outranks every later outcome: load-state awaits it before anything
-   * is forwarded, and the request handler awaits it before sending any other refusal.
+   * reject-blocked: the failed-attempt check of the address is owed (the limiters to run it with).
+   * It outranks every later outcome: load-state takes it over into its store call, and the request
+   * handler runs it before sending any other refusal.
    */
-  blockCheck: Promise<void> | null;
+  blockCheck: Limiters | null;
   /** authenticate: the verified identity. */
   identity: Identity | null;
   /** load-state (MCP path) or client authentication (OAuth endpoints): the client's settings; null for external identities. */
@@ -137,7 +137,7 @@ class Context implements RequestContext {
   clientAddress: string;
   body: Buffer | null = null;
   message: RpcPeek | null = null;
-  blockCheck: Promise<void> | null = null;
+  blockCheck: Limiters | null = null;
   identity: Identity | null = null;
   client: Client | null = null;
   presentedSessionId: string | null = null;

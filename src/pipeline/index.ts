@@ -74,7 +74,7 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
   return [
     ...buildEntryStages(config, deps),
     authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
-    loadState({ store: deps.store, limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
+    loadState({ limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
     enforceRateLimit(),
     resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, clock: deps.clock }),
     forward({

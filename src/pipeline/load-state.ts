@@ -1,14 +1,12 @@
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
-import { settleBlockCheck } from './reject-blocked.js';
+import { addressBlocked } from './reject-blocked.js';
 import type { ClientRegistry } from '../auth/clients.js';
 import type { SessionIds } from '../session/session-id.js';
 import type { Limiters } from '../store/limiters.js';
-import type { Store } from '../store/store.js';
 
 export interface LoadStateDeps {
-  readonly store: Store;
   readonly limiters: Limiters;
   readonly clients: ClientRegistry;
   readonly sessionIds: SessionIds;
@@ -18,9 +16,10 @@ export interface LoadStateDeps {
 }
 
 /**
- * Stage 5: one store round trip for the token's revocation state and the session record (slid
- * forward), run in parallel with the client's rate-limit consume. A revoked token, grant or
- * client ends here with 401.
+ * Stage 5: one store call for the token's revocation state, the session record (slid forward),
+ * the client's rate-limit consume and the owed failed-attempt check; on a single Redis node that is
+ * one script, one round trip. A blocked address ends here with 429, a revoked token, grant or
+ * client with 401.
  */
 export function loadState(deps: LoadStateDeps) {
   return async function loadState(ctx: RequestContext): Promise<void> {
@@ -31,9 +30,10 @@ export function loadState(deps: LoadStateDeps) {
     ctx.sessionKey = ctx.presentedSessionId === null ? null : deps.sessionIds.check(ctx.presentedSessionId, identity.principal);
     const client = identity.issuer === 'self' ? await deps.clients.get(identity.clientId) : null;
     ctx.client = client;
-    const [, state, limit] = await Promise.all([
-      settleBlockCheck(ctx),
-      deps.store.loadRequestState({
+    const blockCheckOwed = ctx.blockCheck !== null;
+    ctx.blockCheck = null;
+    const { state, limit, blockedMs } = await deps.limiters.forRequest(
+      {
         principal: identity.principal,
         jti: identity.jti,
         grantId: identity.grantId,
@@ -41,9 +41,11 @@ export function loadState(deps: LoadStateDeps) {
         now: deps.clock(),
         idleTimeoutMs: deps.idleTimeoutMs,
         maxLifetimeMs: deps.maxLifetimeMs,
-      }),
-      deps.limiters.client(identity.principal, client?.rateLimit ?? null),
-    ]);
+      },
+      client?.rateLimit ?? null,
+      blockCheckOwed ? ctx.clientAddress : null,
+    );
+    if (blockedMs > 0) throw addressBlocked(deps.limiters, blockedMs);
     ctx.state = state;
     ctx.limit = limit;
     // A token of a client that no longer exists is as good as revoked.

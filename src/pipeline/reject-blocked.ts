@@ -2,31 +2,30 @@ import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
 import type { Limiters } from '../store/limiters.js';
 
+/** The refusal of an address over its failed-attempt budget. */
+export function addressBlocked(limiters: Limiters, blockedMs: number): WardenError {
+  const { points, windowSeconds } = limiters.failedAttemptsPolicy;
+  const limit = { points, windowSeconds, remaining: 0, resetMs: blockedMs };
+  return new WardenError('ADDRESS_BLOCKED', { reason: 'failed_attempts', limit, retryAfterMs: blockedMs });
+}
+
 /**
  * Stage 3: an address over its failed-attempt budget gets 429, whatever else is wrong with the
- * request. The check starts here and is settled with the state in stage 5, so on Redis it rides in
- * the same round trip instead of costing one of its own; nothing is forwarded before it passed,
- * and the request handler awaits it before any other refusal is sent (a blocked address never
- * learns whether its token or session id was right).
+ * request. The check is owed from here on, not run here: load-state reads the counter in its own
+ * store call (on one Redis node, the same script), and whoever refuses a request before that runs
+ * it first (a blocked address never learns whether its token or session id was right).
  */
 export function rejectBlocked(deps: { readonly limiters: Limiters }) {
-  const { points, windowSeconds } = deps.limiters.failedAttemptsPolicy;
   return function rejectBlocked(ctx: RequestContext): void {
-    const check = deps.limiters.blockedFor(ctx.clientAddress).then((blockedMs) => {
-      if (blockedMs > 0) {
-        const limit = { points, windowSeconds, remaining: 0, resetMs: blockedMs };
-        throw new WardenError('ADDRESS_BLOCKED', { reason: 'failed_attempts', limit, retryAfterMs: blockedMs });
-      }
-    });
-    // Observed later (stage 5 or the request handler); never an unhandled rejection meanwhile.
-    check.catch(() => {});
-    ctx.blockCheck = check;
+    ctx.blockCheck = deps.limiters;
   };
 }
 
-/** Waits for the pending failed-attempt check, throwing ADDRESS_BLOCKED when the address is blocked. */
+/** Runs the owed failed-attempt check, if any: throws ADDRESS_BLOCKED when the address is blocked. */
 export async function settleBlockCheck(ctx: RequestContext): Promise<void> {
-  const check = ctx.blockCheck;
+  const limiters = ctx.blockCheck;
   ctx.blockCheck = null;
-  if (check) await check;
+  if (!limiters) return;
+  const blockedMs = await limiters.blockedFor(ctx.clientAddress);
+  if (blockedMs > 0) throw addressBlocked(limiters, blockedMs);
 }

@@ -4,7 +4,7 @@ import type { Limit } from '../config/fields.js';
 import { WardenError } from '../errors.js';
 import type { RefusalDetail } from '../errors.js';
 import { addressPrefix } from '../http/headers.js';
-import type { Limiter, Store } from './store.js';
+import type { Limiter, RequestLoad, RequestState, StateQuery, Store } from './store.js';
 
 /** The state of one limit after a request consumed from it. */
 export interface LimitResult {
@@ -16,9 +16,20 @@ export interface LimitResult {
 /** The limiter names used in headers, events and metrics labels (a closed set). */
 export type LimiterName = 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts';
 
+/** What {@link Limiters.forRequest} found. */
+export interface RequestLimits {
+  readonly state: RequestState;
+  readonly limit: LimitResult;
+  /** Milliseconds the address stays blocked for failed attempts (0: not blocked, or not asked). */
+  readonly blockedMs: number;
+}
+
 export interface Limiters {
-  /** One request of a client on the MCP path (per-client override honoured). */
-  client(principal: string, override: Pick<Limit, 'points' | 'durationMs'> | null): Promise<LimitResult>;
+  /**
+   * The MCP path's one store call: the request state, one request of the client's limit consumed
+   * (per-client override honoured) and, when `address` is given, its failed-attempt block read.
+   */
+  forRequest(query: StateQuery, override: Pick<Limit, 'points' | 'durationMs'> | null, address: string | null): Promise<RequestLimits>;
   /** One new session of a principal. */
   sessionCreate(principal: string): Promise<LimitResult>;
   /** One token-endpoint request of a source address (taken before any secret is checked). */
@@ -68,8 +79,9 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
       throw storeUnavailable(err, onStoreError);
     }
   }
-  const make = (name: string, limit: Limit): Limiter => store.limiter({ keyPrefix: name, points: limit.points, durationMs: limit.durationMs, blockMs: limit.blockMs });
-  const client = make('client', limits.client);
+  const make = (name: string, limit: Limit, perPrincipal = false): Limiter =>
+    store.limiter({ keyPrefix: name, points: limit.points, durationMs: limit.durationMs, blockMs: limit.blockMs, perPrincipal });
+  const client = make('client', limits.client, true);
   const overrides = new Map<string, Limiter>();
   const sessionCreate = make('session', limits.sessionCreate);
   const tokenByAddress = make('token-ip', limits.tokenEndpoint);
@@ -80,19 +92,32 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
   function clientLimiter(override: Pick<Limit, 'points' | 'durationMs'>): Limiter {
     const name = `client-${override.points}-${override.durationMs}`;
     let limiter = overrides.get(name);
-    if (!limiter) overrides.set(name, (limiter = make(name, { ...override, blockMs: 0 })));
+    if (!limiter) overrides.set(name, (limiter = make(name, { ...override, blockMs: 0 }, true)));
     return limiter;
   }
 
+  const blockedMs = (res: RateLimiterRes | null): number => (res && res.consumedPoints >= limits.failedAttempts.points ? res.msBeforeNext : 0);
+
   return {
-    client: (principal, override) => (override ? consume(clientLimiter(override), principal, override) : consume(client, principal, limits.client)),
+    async forRequest(query, override, address) {
+      let load: RequestLoad;
+      try {
+        load = await store.loadRequest({
+          ...query,
+          consume: { limiter: override ? clientLimiter(override) : client, key: query.principal },
+          peek: address === null ? null : { limiter: failed, key: addressKey(address) },
+        });
+      } catch (err) {
+        throw err instanceof WardenError ? err : storeUnavailable(err, onStoreError);
+      }
+      return { state: load.state, limit: result(load.consumed.res, override ?? limits.client, load.consumed.allowed), blockedMs: blockedMs(load.peeked) };
+    },
     sessionCreate: (principal) => consume(sessionCreate, principal, limits.sessionCreate),
     tokenEndpoint: (address) => consume(tokenByAddress, addressKey(address), limits.tokenEndpoint),
     tokenClient: (clientId) => consume(tokenByClient, clientId, limits.tokenEndpoint),
     async blockedFor(address) {
       try {
-        const res = await failed.get(addressKey(address));
-        return res && res.consumedPoints >= limits.failedAttempts.points ? res.msBeforeNext : 0;
+        return blockedMs(await failed.get(addressKey(address)));
       } catch (err) {
         throw storeUnavailable(err, onStoreError);
       }

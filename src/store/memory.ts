@@ -1,3 +1,4 @@
+import { loadRequestApart } from './load-apart.js';
 import { boundedMemoryLimiter } from './memory-limiter.js';
 import { decodeSession, encodeSession, grantTag, keyLayout } from './keys.js';
 import type {
@@ -115,7 +116,7 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     return value === undefined ? null : decodeSession(principal, key, value);
   }
 
-  return {
+  const store: Store = {
     kind: 'memory',
 
     async loadRequestState(q: StateQuery): Promise<RequestState> {
@@ -128,6 +129,10 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
         if (session) data.setExpiry(keys.session(q.principal, q.sessionKey), Math.min(q.now + q.idleTimeoutMs, session.createdAt + q.maxLifetimeMs));
       }
       return { revoked, clientCutoff, session };
+    },
+
+    loadRequest(q) {
+      return loadRequestApart(store, q);
     },
 
     async countSessions(principal, now) {
@@ -247,4 +252,5 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
       clearInterval(sweeper);
     },
   };
+  return store;
 }

@@ -4,25 +4,59 @@
  * fit Lua's doubles exactly and are formatted with %d before going back to Redis.
  */
 
-/** The hot path: revocation state of a token plus the session, slid to its next idle expiry. */
-export const LOAD_STATE = {
-  numberOfKeys: 4,
-  // KEYS: revoked token, revoked grant, cutoff, session. ARGV: now, idle ms, max lifetime ms, has session.
-  lua: `
-local revoked = redis.call('EXISTS', KEYS[1], KEYS[2])
-local cutoff = redis.call('GET', KEYS[3])
-local session = false
-if ARGV[4] == '1' then
-  session = redis.call('GET', KEYS[4])
-  if session then
-    local created = tonumber(string.match(session, '^(%w+)|'), 36)
-    if created then
-      local expires = math.min(tonumber(ARGV[1]) + tonumber(ARGV[2]), created + tonumber(ARGV[3]))
-      redis.call('PEXPIREAT', KEYS[4], string.format('%d', expires))
+// Revocation state of a token plus the session, slid to its next idle expiry.
+// KEYS: revoked token, revoked grant, cutoff, session. ARGV: now, idle ms, max lifetime ms, has session.
+const REQUEST_STATE = `
+local function request_state()
+  local revoked = redis.call('EXISTS', KEYS[1], KEYS[2])
+  local cutoff = redis.call('GET', KEYS[3])
+  local session = false
+  if ARGV[4] == '1' then
+    session = redis.call('GET', KEYS[4])
+    if session then
+      local created = tonumber(string.match(session, '^(%w+)|'), 36)
+      if created then
+        local expires = math.min(tonumber(ARGV[1]) + tonumber(ARGV[2]), created + tonumber(ARGV[3]))
+        redis.call('PEXPIREAT', KEYS[4], string.format('%d', expires))
+      end
     end
   end
+  return revoked, cutoff or '', session or ''
 end
-return {revoked, cutoff or '', session or ''}
+`;
+
+export const LOAD_STATE = {
+  numberOfKeys: 4,
+  lua: `${REQUEST_STATE}
+return {request_state()}
+`,
+};
+
+/**
+ * The hot path in one command: the state, one point of the client's request counter, and on a
+ * single node the address's failed-attempt counter read. The counter is rate-limiter-flexible's
+ * fixed window (value = points consumed, TTL = the window), without a block (the client limit has none).
+ */
+export const LOAD_REQUEST = {
+  // Variable: 5 keys, or 6 with the counter to read (it may live in another Cluster slot).
+  numberOfKeys: undefined,
+  // KEYS: as request_state, then the counter to consume, [the counter to read].
+  // ARGV: as request_state, then window ms.
+  lua: `${REQUEST_STATE}
+local revoked, cutoff, session = request_state()
+redis.call('SET', KEYS[5], 0, 'PX', ARGV[5], 'NX')
+local consumed = redis.call('INCR', KEYS[5])
+local ttl = redis.call('PTTL', KEYS[5])
+if ttl == -1 then
+  redis.call('PEXPIRE', KEYS[5], ARGV[5])
+  ttl = tonumber(ARGV[5])
+end
+local peeked, peekedTtl = '', 0
+if KEYS[6] then
+  peeked = redis.call('GET', KEYS[6]) or ''
+  if peeked ~= '' then peekedTtl = redis.call('PTTL', KEYS[6]) end
+end
+return {revoked, cutoff, session, consumed, ttl, peeked, peekedTtl}
 `,
 };
 

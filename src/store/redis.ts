@@ -4,14 +4,16 @@ import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
 import { WardenError } from '../errors.js';
 import { decodeSession, encodeSession, grantTag, keyLayout } from './keys.js';
-import { ADD_KEY, COUNT_SESSIONS, CREATE_SESSION, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
-import type { RefreshRecord, SessionInfo, Store, StoredClient, StoredKey } from './store.js';
+import { ADD_KEY, COUNT_SESSIONS, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
+import { loadRequestApart } from './load-apart.js';
+import type { Limiter, LimiterOptions, RefreshRecord, RequestLoad, RequestQuery, SessionInfo, Store, StoredClient, StoredKey } from './store.js';
 
 type Reply = string | number | (string | number)[];
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     mcpwLoadState(...args: (string | number)[]): Result<[number, string, string], Context>;
+    mcpwLoadRequest(...args: (string | number)[]): Result<[number, string, string, number, number, string, number], Context>;
     mcpwCountSessions(...args: (string | number)[]): Result<number, Context>;
     mcpwCreateSession(...args: (string | number)[]): Result<(number | string)[], Context>;
     mcpwRevokeGrant(...args: (string | number)[]): Result<number, Context>;
@@ -77,16 +79,16 @@ export function waitReady(client: RedisClient, timeoutMs: number): Promise<void>
 }
 
 function defineScripts(client: RedisClient): void {
-  const scripts = { mcpwLoadState: LOAD_STATE, mcpwCountSessions: COUNT_SESSIONS, mcpwCreateSession: CREATE_SESSION, mcpwRevokeGrant: REVOKE_GRANT, mcpwRevokePrincipal: REVOKE_PRINCIPAL, mcpwUseRefresh: USE_REFRESH, mcpwAddKey: ADD_KEY, mcpwPeekCounter: PEEK_COUNTER };
+  const scripts = { mcpwLoadState: LOAD_STATE, mcpwLoadRequest: LOAD_REQUEST, mcpwCountSessions: COUNT_SESSIONS, mcpwCreateSession: CREATE_SESSION, mcpwRevokeGrant: REVOKE_GRANT, mcpwRevokePrincipal: REVOKE_PRINCIPAL, mcpwUseRefresh: USE_REFRESH, mcpwAddKey: ADD_KEY, mcpwPeekCounter: PEEK_COUNTER };
   for (const [name, s] of Object.entries(scripts)) client.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
 }
 
 /**
- * Gathers the commands a request issues across the awaits of one turn (failed-attempt check,
- * state script, rate-limit consume) into one write on the connection: the socket is corked at the
- * first and uncorked once every microtask queued meanwhile has run. What ioredis auto-pipelining
- * does, without its per-batch objects (see clientOptions). A cluster spreads commands over several
- * connections, so there each command is written as it comes.
+ * Gathers the commands a request issues across the awaits of one turn into one write on the
+ * connection: the socket is corked at the first and uncorked once every microtask queued
+ * meanwhile has run. What ioredis auto-pipelining does, without its per-batch objects (see
+ * clientOptions). A cluster spreads commands over several connections, so there each command is
+ * written as it comes.
  */
 function writeCoalescer(client: RedisClient): () => void {
   if (client instanceof Cluster) return () => {};
@@ -96,6 +98,55 @@ function writeCoalescer(client: RedisClient): () => void {
     stream.cork();
     queueMicrotask(() => process.nextTick(() => stream.uncork()));
   };
+}
+
+/**
+ * A rate-limiter-flexible counter in Redis. It keeps its options and key scheme so the hot-path
+ * script can consume it in place of the library (same value, TTL and block semantics).
+ */
+class RedisLimiter implements Limiter {
+  readonly #limiter: RateLimiterRedis;
+  readonly #peek: (key: string) => Promise<[string, number]>;
+  readonly #coalesce: () => void;
+  readonly options: LimiterOptions;
+
+  constructor(client: RedisClient, prefix: string, options: LimiterOptions, coalesce: () => void) {
+    this.options = options;
+    this.#limiter = new RateLimiterRedis({
+      storeClient: client,
+      keyPrefix: prefix,
+      points: options.points,
+      duration: options.durationMs / 1000,
+      blockDuration: (options.blockMs ?? 0) / 1000,
+      rejectIfRedisNotReady: true,
+    });
+    this.#peek = (key) => client.mcpwPeekCounter(key);
+    this.#coalesce = coalesce;
+  }
+
+  /** The Redis key of a counter; a principal's is in the principal's Cluster slot. */
+  keyOf(key: string): string {
+    return this.#limiter.getKey(this.options.perPrincipal ? `{${key}}` : key);
+  }
+
+  consume(key: string): Promise<RateLimiterRes> {
+    this.#coalesce();
+    return this.#limiter.consume(this.options.perPrincipal ? `{${key}}` : key);
+  }
+
+  // The library reads a counter with MULTI/GET/PTTL/EXEC, a transaction of four commands that
+  // holds the connection; one script reads the same key in one command.
+  async get(key: string): Promise<RateLimiterRes | null> {
+    this.#coalesce();
+    return this.counter(...(await this.#peek(this.keyOf(key))));
+  }
+
+  /** A counter's value and TTL as the library reports them; null when absent. */
+  counter(value: string | number, ttl: number): RateLimiterRes | null {
+    if (value === '') return null;
+    const consumed = Number(value);
+    return new RateLimiterRes(Math.max(this.options.points - consumed, 0), ttl, consumed, consumed === 1);
+  }
 }
 
 /** Any Redis failure on the request path is the same refusal: fail closed with 503. */
@@ -139,6 +190,36 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
     return out;
   }
 
+  async function loadRequest(q: RequestQuery, consume: RedisLimiter, peek: RedisLimiter | null): Promise<RequestLoad> {
+    // A Cluster cannot take the address's counter (another slot) in the principal's script.
+    const peekInScript = peek !== null && q.peek !== null && !(client instanceof Cluster);
+    const scriptKeys = [
+      keys.revokedToken(q.principal, q.jti ?? ''), keys.revokedGrant(q.principal, q.grantId ?? ''), keys.cutoff(q.principal),
+      keys.session(q.principal, q.sessionKey ?? ''), consume.keyOf(q.consume.key),
+    ];
+    if (peekInScript) scriptKeys.push(peek.keyOf(q.peek.key));
+    const [reply, peekedApart] = await Promise.all([
+      client.mcpwLoadRequest(
+        scriptKeys.length, ...scriptKeys,
+        q.now, q.idleTimeoutMs, q.maxLifetimeMs, q.sessionKey === null ? '0' : '1',
+        consume.options.durationMs,
+      ),
+      peek !== null && q.peek !== null && !peekInScript ? peek.get(q.peek.key) : null,
+    ]);
+    const [revoked, cutoff, session, consumed, ttl, peeked, peekedTtl] = reply;
+    const counter = consume.counter(consumed, ttl);
+    if (counter === null) throw new Error('load-request script returned no counter');
+    return {
+      state: {
+        revoked: revoked > 0,
+        clientCutoff: Number(cutoff || 0),
+        session: q.sessionKey !== null && session ? decodeSession(q.principal, q.sessionKey, session) : null,
+      },
+      consumed: { allowed: consumed <= consume.options.points, res: counter },
+      peeked: peekInScript && peek !== null ? peek.counter(peeked, peekedTtl) : peekedApart,
+    };
+  }
+
   async function allPrincipals(): Promise<string[]> {
     const nodes = client instanceof Cluster ? client.nodes('master') : [client];
     const found = new Set<string>();
@@ -157,7 +238,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
     return [...found];
   }
 
-  return {
+  const store: Store = {
     kind: 'redis',
 
     loadRequestState: (q) =>
@@ -175,6 +256,15 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
           session: q.sessionKey !== null && session ? decodeSession(q.principal, q.sessionKey, session) : null,
         };
       }),
+
+    loadRequest: (q) => {
+      const consume = q.consume.limiter;
+      const peek = q.peek?.limiter ?? null;
+      // Only the store's own per-principal counters without a block can ride in the principal's script.
+      const inScript = consume instanceof RedisLimiter && consume.options.perPrincipal === true && !consume.options.blockMs;
+      if (!inScript || (peek !== null && !(peek instanceof RedisLimiter))) return loadRequestApart(store, q);
+      return run(() => loadRequest(q, consume, peek));
+    },
 
     countSessions: (principal) => run(() => client.mcpwCountSessions(keys.sessionIndex(principal), sessionPrefix(principal))),
 
@@ -244,31 +334,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         return previous ?? value;
       }),
 
-    limiter: (o) => {
-      const limiter = new RateLimiterRedis({
-        storeClient: client,
-        keyPrefix: keys.limiterPrefix(o.keyPrefix),
-        points: o.points,
-        duration: o.durationMs / 1000,
-        blockDuration: (o.blockMs ?? 0) / 1000,
-        rejectIfRedisNotReady: true,
-      });
-      return {
-        consume: (key) => {
-          coalesce();
-          return limiter.consume(key);
-        },
-        // The library reads a counter with MULTI/GET/PTTL/EXEC, a transaction of four commands that
-        // holds the connection; one script reads the same key in one command.
-        get: async (key) => {
-          coalesce();
-          const [consumed, ttl] = await client.mcpwPeekCounter(limiter.getKey(key));
-          if (consumed === '') return null;
-          const points = Number(consumed);
-          return new RateLimiterRes(Math.max(o.points - points, 0), ttl, points, false);
-        },
-      };
-    },
+    limiter: (o) => new RedisLimiter(client, keys.limiterPrefix(o.keyPrefix), o, coalesce),
 
     countAllSessions: () =>
       run(async () => {
@@ -283,4 +349,5 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       client.disconnect();
     },
   };
+  return store;
 }

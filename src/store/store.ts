@@ -45,6 +45,28 @@ export interface RequestState {
   readonly session: SessionRecord | null;
 }
 
+/** One counter of a rate limiter, as the hot path names it. */
+export interface CounterRef {
+  readonly limiter: Limiter;
+  readonly key: string;
+}
+
+/** The MCP path's store call: the request state, plus the rate-limit counters that ride with it. */
+export interface RequestQuery extends StateQuery {
+  /** One point is consumed (the client's request limit). */
+  readonly consume: CounterRef;
+  /** Read without consuming (the address's failed attempts); null when not wanted. */
+  readonly peek: CounterRef | null;
+}
+
+export interface RequestLoad {
+  readonly state: RequestState;
+  /** The consumed counter; `allowed` is false once it went over its points. */
+  readonly consumed: { readonly allowed: boolean; readonly res: RateLimiterRes };
+  /** The peeked counter; null when absent (or not asked for). */
+  readonly peeked: RateLimiterRes | null;
+}
+
 export interface SessionLimits {
   readonly maxConcurrent: number;
   readonly onLimit: 'reject' | 'evict-oldest';
@@ -98,6 +120,11 @@ export interface Limiter {
 
 export interface LimiterOptions {
   readonly keyPrefix: string;
+  /**
+   * Its keys are principals. On Redis such counters share the principal's Cluster slot, so the
+   * hot path consumes them in the same script as the principal's state.
+   */
+  readonly perPrincipal?: boolean;
   readonly points: number;
   readonly durationMs: number;
   readonly blockMs?: number;
@@ -109,8 +136,14 @@ export interface LimiterOptions {
  */
 export interface Store {
   readonly kind: 'memory' | 'redis';
-  /** Hot path, one round trip: revocation state of the token and the session, slid forward. */
+  /** Revocation state of the token and the session, slid forward: one round trip. */
   loadRequestState(query: StateQuery): Promise<RequestState>;
+  /**
+   * The hot path: {@link loadRequestState} plus one point of `consume` and a read of `peek`. One
+   * round trip on a single Redis node; on a Cluster the peeked counter lives in another slot and
+   * costs a second command, in the same turn.
+   */
+  loadRequest(query: RequestQuery): Promise<RequestLoad>;
   /** Open sessions of a principal (dead ones pruned): the pre-check before forwarding initialize. */
   countSessions(principal: string, now: number): Promise<number>;
   /** Stores a new session, enforcing the cap atomically (reject, or evict the oldest). */

@@ -40,7 +40,7 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
   const fingerprint = createFingerprint(config.sessions);
   const limiters = createLimiters(store, config.rateLimits);
   const upstreams = createUpstreamPicker(config.upstreams, clock);
-  const load = loadState({ store, limiters, clients: await createClientRegistry(config.clients, store, clock), sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime, clock });
+  const load = loadState({ limiters, clients: await createClientRegistry(config.clients, store, clock), sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime, clock });
   const resolve = resolveSession({
     store, limiters, upstreams, fingerprint, maxBodyBytes: 4096, maxConcurrent: config.sessions.maxConcurrent, onLimit: config.sessions.onLimit,
     streams: createStreamGauge(config.sessions.maxStreams), clock,

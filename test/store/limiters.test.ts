@@ -9,10 +9,11 @@ import { validateConfig } from '../../src/config/validate.js';
 import type { Config } from '../../src/config/schema.js';
 import { WardenError } from '../../src/errors.js';
 import { createLimiters } from '../../src/store/limiters.js';
-import type { LimitResult } from '../../src/store/limiters.js';
+import type { Limiters, LimitResult } from '../../src/store/limiters.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
 import type { Store } from '../../src/store/store.js';
+import { Redis } from 'ioredis';
 import { startRedis } from '../fixtures/redis.js';
 
 const redis = await startRedis();
@@ -24,17 +25,23 @@ function config(raw: Record<string, unknown>): Config {
   return result.config;
 }
 
-async function redisStore(url: string): Promise<Store> {
+async function redisStore(url: string, onError?: (err: unknown) => void): Promise<Store> {
   const store = config({ store: { type: 'redis', url, keyPrefix: `lt${randomBytes(3).toString('hex')}:` } }).store;
   const client = connectRedis(store);
   await waitReady(client, 5_000);
-  return createRedisStore(client, { keyPrefix: store.keyPrefix });
+  return createRedisStore(client, { keyPrefix: store.keyPrefix, ...(onError ? { onError } : {}) });
 }
 
 const STORES: Record<string, () => Promise<Store>> = {
   memory: async () => createMemoryStore({ maxEntries: 10_000, clock: Date.now }),
   redis: () => redisStore(redis.url),
 };
+
+/** One MCP request's limiter work (no token state of interest): the client's consume, optionally the address check. */
+function forRequest(limiters: Limiters, principal: string, override: { points: number; durationMs: number } | null = null, address: string | null = null) {
+  return limiters.forRequest({ principal, jti: 'j', grantId: 'g', sessionKey: null, now: Date.now(), idleTimeoutMs: 1_000, maxLifetimeMs: 1_000 }, override, address);
+}
+const client = async (limiters: Limiters, principal: string, override: { points: number; durationMs: number } | null = null) => (await forRequest(limiters, principal, override)).limit;
 
 const allowed = (results: LimitResult[]) => results.map((r) => r.allowed);
 const remaining = (results: LimitResult[]) => results.map((r) => r.limit.remaining);
@@ -54,18 +61,31 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
 
     t.test('client: N allowed counting down, N+1 refused; principals and overrides count apart', async (t) => {
       const limiters = await limitersFor(t, { client: { points: 3, duration: '1m' } });
-      const results = await times(5, () => limiters.client('alice', null));
+      const results = await times(5, () => client(limiters, 'alice'));
       t.same(allowed(results), [true, true, true, false, false]);
       t.same(remaining(results), [2, 1, 0, 0, 0]);
       for (const r of results) {
         t.same([r.limit.points, r.limit.windowSeconds], [3, 60]);
         t.ok(r.limit.resetMs > 0 && r.limit.resetMs <= 60_000, `resetMs ${r.limit.resetMs}`);
       }
-      t.equal((await limiters.client('bob', null)).limit.remaining, 2, 'another principal has its own counter');
-      const override = await times(3, () => limiters.client('carol', { points: 2, durationMs: 10_000 }));
+      t.equal((await client(limiters, 'bob')).limit.remaining, 2, 'another principal has its own counter');
+      const override = await times(3, () => client(limiters, 'carol', { points: 2, durationMs: 10_000 }));
       t.same(allowed(override), [true, true, false], 'an override has its own points');
       t.same(override[0]?.limit.windowSeconds, 10);
-      t.equal((await limiters.client('carol', null)).limit.remaining, 2, 'and its own counter');
+      t.equal((await client(limiters, 'carol')).limit.remaining, 2, 'and its own counter');
+    });
+
+    t.test('forRequest reads the address block with the state, and only when asked', async (t) => {
+      const limiters = await limitersFor(t, { failedAttempts: { points: 2, duration: '1m', block: '2m' } });
+      t.equal((await forRequest(limiters, 'erin', null, '192.0.2.40')).blockedMs, 0, 'no failures: not blocked');
+      await limiters.failedAttempt('192.0.2.40');
+      t.equal((await forRequest(limiters, 'erin', null, '192.0.2.40')).blockedMs, 0, 'N-1 failures: not blocked');
+      await limiters.failedAttempt('192.0.2.40');
+      const blocked = await forRequest(limiters, 'erin', null, '192.0.2.40');
+      t.ok(blocked.blockedMs > 115_000 && blocked.blockedMs <= 120_000, `blocked for the block duration (${blocked.blockedMs} ms)`);
+      t.equal(blocked.state.revoked, false, 'the state came back with it');
+      t.equal((await forRequest(limiters, 'erin', null, null)).blockedMs, 0, 'not asked: not read');
+      t.equal((await forRequest(limiters, 'erin', null, '192.0.2.41')).blockedMs, 0, 'another address is not blocked');
     });
 
     t.test('sessionCreate: N allowed, N+1 refused', async (t) => {
@@ -128,6 +148,30 @@ for (const [kind, makeStore] of Object.entries(STORES)) {
   });
 }
 
+t.test('redis: one MCP request is one command on one node (state, client limit and block check in one script)', async (t) => {
+  const store = await redisStore(redis.url);
+  t.teardown(() => store.close());
+  const limiters = createLimiters(store, config({ rateLimits: { client: { points: 2, duration: '1m' }, failedAttempts: { points: 1, duration: '1m', block: '1m' } } }).rateLimits);
+  await forRequest(limiters, 'grace', null, '192.0.2.60'); // loads the script (EVALSHA, then EVAL on NOSCRIPT)
+  t.equal(await limiters.failedAttempt('192.0.2.60'), true, 'the address is now blocked');
+  const monitor = new Redis(redis.url);
+  t.teardown(() => monitor.disconnect());
+  const seen: string[] = [];
+  const feed = await monitor.monitor();
+  // Commands a client sent, not the ones a script ran (those come from "lua").
+  feed.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source !== 'lua') seen.push(String(args[0]).toLowerCase());
+  });
+  const second = await forRequest(limiters, 'grace', null, '192.0.2.60');
+  const third = await forRequest(limiters, 'grace', null, '192.0.2.60');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  feed.disconnect();
+  t.same(seen, ['evalsha', 'evalsha'], 'one script per request');
+  t.same([second.limit.allowed, second.limit.limit.remaining], [true, 0]);
+  t.equal(third.limit.allowed, false, 'the third request is over the client limit');
+  for (const r of [second, third]) t.ok(r.blockedMs > 55_000, `and the address is blocked (${r.blockedMs} ms)`);
+});
+
 t.test('a store failure is STORE_UNAVAILABLE for every limiter, and is reported', async (t) => {
   const memory = createMemoryStore({ maxEntries: 100, clock: Date.now });
   t.teardown(() => memory.close());
@@ -136,8 +180,8 @@ t.test('a store failure is STORE_UNAVAILABLE for every limiter, and is reported'
   const errors: unknown[] = [];
   const limiters = createLimiters(broken, config({}).rateLimits, { onStoreError: (err) => errors.push(err) });
   const calls: [string, () => Promise<unknown>][] = [
-    ['client', () => limiters.client('alice', null)],
-    ['override', () => limiters.client('alice', { points: 5, durationMs: 1_000 })],
+    ['client', () => client(limiters, 'alice')],
+    ['override', () => client(limiters, 'alice', { points: 5, durationMs: 1_000 })],
     ['sessionCreate', () => limiters.sessionCreate('alice')],
     ['tokenEndpoint', () => limiters.tokenEndpoint('192.0.2.1')],
     ['tokenClient', () => limiters.tokenClient('alice')],
@@ -156,15 +200,16 @@ t.test('a store failure is STORE_UNAVAILABLE for every limiter, and is reported'
 t.test('a dead Redis: every limiter call fails fast', async (t) => {
   const own = await startRedis();
   t.teardown(() => own.stop());
-  const store = await redisStore(own.url);
-  t.teardown(() => store.close());
   let reported = 0;
+  // The MCP request's limit rides in the store's own script, so the store reports that failure.
+  const store = await redisStore(own.url, () => reported++);
+  t.teardown(() => store.close());
   const limiters = createLimiters(store, config({}).rateLimits, { onStoreError: () => reported++ });
-  t.ok((await limiters.client('alice', null)).allowed, 'works while Redis is up');
+  t.ok((await client(limiters, 'alice')).allowed, 'works while Redis is up');
   await own.stop();
   const calls: [string, () => Promise<unknown>][] = [
     ['blockedFor', () => limiters.blockedFor('192.0.2.1')],
-    ['client', () => limiters.client('alice', null)],
+    ['client', () => client(limiters, 'alice')],
     ['failedAttempt', () => limiters.failedAttempt('192.0.2.1')],
   ];
   for (const [name, call] of calls) {
