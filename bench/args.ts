@@ -8,6 +8,8 @@ export interface BenchOptions {
   /** Seconds per throughput measurement. */
   readonly duration: number;
   readonly connections: number;
+  /** Connections of the second throughput run, enough to saturate the proxies (0: skipped). */
+  readonly saturate: number;
   readonly rounds: number;
   /** Unmeasured seconds per target before round 1. */
   readonly warmup: number;
@@ -25,6 +27,8 @@ export interface BenchOptions {
 export const USAGE = `npm run bench -- [options]
   --duration <s>          seconds per throughput measurement (default 5)
   --connections <n>       concurrent connections of the load generator (default 10)
+  --saturate <n>          connections of a second throughput run that keeps every proxy busy
+                          (default 40, 0 = skip)
   --rounds <n>            interleaved rounds; the median is reported (default 3)
   --warmup <s>            unmeasured seconds per target before round 1 (default 1, 0 = none)
   --only <list>           comma list of ${MEASUREMENTS.join(',')} (default: all)
@@ -50,6 +54,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     options: {
       duration: { type: 'string' },
       connections: { type: 'string' },
+      saturate: { type: 'string' },
       rounds: { type: 'string' },
       warmup: { type: 'string' },
       only: { type: 'string' },
@@ -70,6 +75,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   return {
     duration: positive('duration', values.duration, 5),
     connections: Math.round(positive('connections', values.connections, 10)),
+    saturate: Math.round(positive('saturate', values.saturate, 40, true)),
     rounds: Math.round(positive('rounds', values.rounds, 3)),
     warmup: positive('warmup', values.warmup, 1, true),
     only,

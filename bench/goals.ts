@@ -17,9 +17,10 @@ export interface GoalCheck {
   readonly note: string | null;
 }
 
-// "Flat" leaves room for run-to-run noise: p50 within 10% plus 0.1 ms of the 1e3 level. A cost that
-// grows with the key count (a SCAN, an ever-growing set) shows in every request, so in the p50;
-// the p99 of separate 3 s runs on a shared machine moves by more than that, so it is only shown.
+// "Flat" leaves room for run-to-run noise: mcp-warden's p50 over the bare proxy's (measured in
+// alternation at each level, so the machine's drift cancels) within 10% plus 0.1 ms of the 1e3
+// level. A cost that grows with the key count (a SCAN, an ever-growing set) shows in every
+// request, so in the p50; the p99 of short runs on a shared machine moves by more, so it is only shown.
 const FLAT_RATIO = 1.1;
 const FLAT_SLACK_MS = 0.1;
 const MB = 1_000_000;
@@ -36,11 +37,12 @@ function caveats(row: ThroughputRow): string | null {
   return notes.length ? notes.join('; ') : null;
 }
 
-function throughputGoals(rows: readonly ThroughputRow[] | null): GoalCheck[] {
+function throughputGoals(rows: readonly ThroughputRow[] | null, saturatedAt: number | null = null): GoalCheck[] {
   const bare = rows?.find((r) => r.target === 'bare');
   const memory = rows?.find((r) => r.target === 'warden-memory');
   const redis = rows?.find((r) => r.target === 'warden-redis');
-  const ratioGoal = (goal: string, row: ThroughputRow | undefined, min: number): GoalCheck => {
+  const ratioGoal = (name: string, row: ThroughputRow | undefined, min: number): GoalCheck => {
+    const goal = saturatedAt === null ? name : `${name}, at saturation (${saturatedAt} connections)`;
     if (!bare || !row || bare.requestsPerSecond === 0) return notMeasured(goal);
     const ratio = row.requestsPerSecond / bare.requestsPerSecond;
     const note = caveats(row);
@@ -70,11 +72,12 @@ function sessionGoals(results: BenchResults): GoalCheck[] {
   else {
     const flat = (a: number, b: number): boolean => b <= a * FLAT_RATIO + FLAT_SLACK_MS;
     const unused = levels.every((l) => l.storeCommandsPerRequest < 0.01);
+    const over = (ms: number): string => `${ms >= 0 ? '+' : ''}${ms.toFixed(2)}`;
     out.push({
       goal,
-      measured: `p50 ${first.p50Ms.toFixed(2)} -> ${last.p50Ms.toFixed(2)} ms, p99 ${first.p99Ms.toFixed(2)} -> ${last.p99Ms.toFixed(2)} ms`,
-      verdict: verdict(flat(first.p50Ms, last.p50Ms), unused),
-      note: [`flat = p50 within +10% +0.1 ms of the 1e3 level`, unused ? 'mcp-warden sent no commands to Redis: sessions are not stored there yet' : null].filter(Boolean).join('; '),
+      measured: `p50 over bare ${over(first.p50OverReferenceMs)} -> ${over(last.p50OverReferenceMs)} ms (p50 ${first.p50Ms.toFixed(2)} -> ${last.p50Ms.toFixed(2)} ms, p99 ${first.p99Ms.toFixed(2)} -> ${last.p99Ms.toFixed(2)} ms)`,
+      verdict: verdict(flat(Math.max(0, first.p50OverReferenceMs), last.p50OverReferenceMs), unused),
+      note: [`flat = p50 over the bare proxy within +10% +0.1 ms of the 1e3 level`, unused ? 'mcp-warden sent no commands to Redis: sessions are not stored there yet' : null].filter(Boolean).join('; '),
     });
   }
   const memory = results.redisMemory;
@@ -127,7 +130,9 @@ function streamGoals(results: BenchResults): GoalCheck[] {
 /** Every target of the issue, in the order the issue lists them. */
 export function checkGoals(results: BenchResults): GoalCheck[] {
   const [redisRatio, redisP99, memoryRatio] = throughputGoals(results.throughput);
+  // The p99 target is read at the regular load only: at saturation every latency is queueing.
+  const [redisSaturated, , memorySaturated] = results.throughputSaturated ? throughputGoals(results.throughputSaturated, results.options.saturate) : [];
   const [flat, memory] = sessionGoals(results);
   const [sse, rss] = streamGoals(results);
-  return [redisRatio, redisP99, memoryRatio, flat, memory, sse, rss].filter((g): g is GoalCheck => g !== undefined);
+  return [redisRatio, redisSaturated, redisP99, memoryRatio, memorySaturated, flat, memory, sse, rss].filter((g): g is GoalCheck => g !== undefined);
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { GoalCheck } from './goals.js';
 import { ROOT } from './processes.js';
 import type { BenchResults } from './results.js';
+import { ROUNDS_PER_LEVEL } from './session-scale.js';
 
 export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 
@@ -15,14 +16,17 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-function throughputSection(results: BenchResults): string[] {
-  const rows = results.throughput;
+function throughputSection(results: BenchResults, saturated: boolean): string[] {
+  const rows = saturated ? results.throughputSaturated : results.throughput;
   if (!rows) return [];
   const bare = rows.find((r) => r.target === 'bare');
   const o = results.options;
   return [
-    `## Throughput: POST tools/call (median of ${o.rounds} rounds, ${o.duration} s each, ${o.connections} connections)`,
+    `## Throughput${saturated ? ' at saturation' : ''}: POST tools/call (median of ${o.rounds} rounds, ${o.duration} s each, ${saturated ? o.saturate : o.connections} connections)`,
     '',
+    ...(saturated
+      ? ['Enough connections that every proxy is kept busy: what each can carry, where the run above (a closed loop at few connections) also counts the wait of each extra network hop.', '']
+      : []),
     table(
       ['target', 'auth', 'store', 'req/s', 'p50 ms', 'p99 ms', 'errors+non2xx', 'vs bare req/s', 'p99 overhead vs bare', 'CPU µs/req', 'CPU vs bare', 'Redis cmds/req', 'req/s per round'],
       rows.map((r) => [
@@ -87,11 +91,14 @@ function sessionsSection(results: BenchResults): string[] {
   const out: string[] = [];
   if (results.sessionScale) {
     out.push(
-      `## Latency vs sessions stored in Redis (warden-redis, ${results.options.sessionDuration} s each, ${results.options.connections} connections)`,
+      `## Latency vs sessions stored in Redis (warden-redis; per level ${ROUNDS_PER_LEVEL} rounds of ${results.options.sessionDuration} s alternating with the bare proxy, medians; ${results.options.connections} connections)`,
       '',
       table(
-        ['sessions stored', 'req/s', 'p50 ms', 'p99 ms', 'errors+non2xx', 'Redis cmds/req'],
-        results.sessionScale.map((r) => [int(r.storedSessions), int(r.requestsPerSecond), fixed(r.p50Ms), fixed(r.p99Ms), String(r.failures), fixed(r.storeCommandsPerRequest)]),
+        ['sessions stored', 'req/s', 'p50 ms', 'p99 ms', 'bare p50 ms', 'p50 over bare', 'errors+non2xx', 'Redis cmds/req'],
+        results.sessionScale.map((r) => [
+          int(r.storedSessions), int(r.requestsPerSecond), fixed(r.p50Ms), fixed(r.p99Ms), fixed(r.referenceP50Ms),
+          `${r.p50OverReferenceMs >= 0 ? '+' : ''}${fixed(r.p50OverReferenceMs)} ms`, String(r.failures), fixed(r.storeCommandsPerRequest),
+        ]),
       ),
       '',
     );
@@ -122,7 +129,8 @@ export function renderMarkdown(results: BenchResults, goals: readonly GoalCheck[
     '',
     table(['target', 'measured', 'result', 'note'], goals.map((g) => [g.goal, g.measured, g.verdict, g.note ?? ''])),
     '',
-    ...throughputSection(results),
+    ...throughputSection(results, false),
+    ...throughputSection(results, true),
     ...firstEventSection(results),
     ...idleStreamsSection(results),
     ...sessionsSection(results),
@@ -133,7 +141,7 @@ export function renderMarkdown(results: BenchResults, goals: readonly GoalCheck[
       ['date', m.date], ['CPU', `${m.cpuModel}, ${m.cores} cores`], ['memory', `${m.memoryGB} GB`], ['OS', m.os], ['Node', m.node],
       ['Redis', m.redis], ['autocannon', m.autocannon], ['http-proxy-3', m.httpProxy3], ['undici', m.undici], ['commit', m.commit], ['open-file limit', m.openFileLimit],
       ['load average (1 min)', `${fixed(m.loadAverage.start)} at start, ${fixed(m.loadAverage.end)} at end (${m.cores} cores)`],
-      ['options', `--duration ${o.duration} --connections ${o.connections} --rounds ${o.rounds} --warmup ${o.warmup} --only ${o.only.join(',')} --streams ${o.streams} --sse-samples ${o.sseSamples} --session-duration ${o.sessionDuration}${o.profile ? ' --profile' : ''}`],
+      ['options', `--duration ${o.duration} --connections ${o.connections} --saturate ${o.saturate} --rounds ${o.rounds} --warmup ${o.warmup} --only ${o.only.join(',')} --streams ${o.streams} --sse-samples ${o.sseSamples} --session-duration ${o.sessionDuration}${o.profile ? ' --profile' : ''}`],
     ]),
     '',
   ].join('\n');

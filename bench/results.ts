@@ -18,6 +18,8 @@ export interface BenchResults {
   readonly options: Omit<BenchOptions, 'only'> & { readonly only: readonly string[] };
   /** null when the measurement was not selected with --only. */
   readonly throughput: readonly ThroughputRow[] | null;
+  /** The same at `--saturate` connections; null when skipped. */
+  readonly throughputSaturated: readonly ThroughputRow[] | null;
   readonly firstEvent: readonly FirstEventResult[] | null;
   readonly idleStreams: readonly IdleStreamsResult[] | null;
   readonly sessionScale: readonly SessionLevelRow[] | null;
