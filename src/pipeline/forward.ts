@@ -265,8 +265,9 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     ctx.timing.clientHead = this.#deps.stopwatch();
     const { headers } = this;
     if (this.body) {
-      delete headers['content-length'];
-      res.writeHead(this.status, { ...headers, 'content-length': String(this.body.length) });
+      // Assigned, not spread into a copy: a spread that adds a key is a slow path in V8.
+      headers['content-length'] = String(this.body.length);
+      res.writeHead(this.status, headers);
       res.end(this.body);
       return false;
     }

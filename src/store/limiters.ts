@@ -102,8 +102,7 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
     async forRequest(query, override, address) {
       let load: RequestLoad;
       try {
-        load = await store.loadRequest({
-          ...query,
+        load = await store.loadRequest(query, {
           consume: { limiter: override ? clientLimiter(override) : client, key: query.principal },
           peek: address === null ? null : { limiter: failed, key: addressKey(address) },
         });

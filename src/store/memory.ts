@@ -131,8 +131,8 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
       return { revoked, clientCutoff, session };
     },
 
-    loadRequest(q) {
-      return loadRequestApart(store, q);
+    loadRequest(q, counters) {
+      return loadRequestApart(store, q, counters);
     },
 
     async countSessions(principal, now) {

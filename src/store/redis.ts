@@ -6,7 +6,7 @@ import { WardenError } from '../errors.js';
 import { decodeSession, encodeSession, grantTag, keyLayout } from './keys.js';
 import { ADD_KEY, COUNT_SESSIONS, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import { loadRequestApart } from './load-apart.js';
-import type { Limiter, LimiterOptions, RefreshRecord, RequestLoad, RequestQuery, SessionInfo, Store, StoredClient, StoredKey } from './store.js';
+import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey } from './store.js';
 
 type Reply = string | number | (string | number)[];
 
@@ -192,21 +192,17 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
     return out;
   }
 
-  async function loadRequest(q: RequestQuery, consume: RedisLimiter, peek: RedisLimiter | null): Promise<RequestLoad> {
-    // A Cluster cannot take the address's counter (another slot) in the principal's script.
-    const peekInScript = peek !== null && q.peek !== null && !(client instanceof Cluster);
-    const scriptKeys = [
+  async function loadRequest(q: StateQuery, consume: RedisLimiter, consumeKey: string, peek: RedisLimiter | null, peekKey: string): Promise<RequestLoad> {
+    const state = [
       keys.revokedToken(q.principal, q.jti ?? ''), keys.revokedGrant(q.principal, q.grantId ?? ''), keys.cutoff(q.principal),
-      keys.session(q.principal, q.sessionKey ?? ''), consume.keyOf(q.consume.key),
-    ];
-    if (peekInScript) scriptKeys.push(peek.keyOf(q.peek.key));
+      keys.session(q.principal, q.sessionKey ?? ''), consume.keyOf(consumeKey),
+    ] as const;
+    const args = [q.now, q.idleTimeoutMs, q.maxLifetimeMs, q.sessionKey === null ? '0' : '1', consume.options.durationMs] as const;
+    // A Cluster cannot take the address's counter (another slot) in the principal's script.
+    const peekApart = peek !== null && client instanceof Cluster;
     const [reply, peekedApart] = await Promise.all([
-      client.mcpwLoadRequest(
-        scriptKeys.length, ...scriptKeys,
-        q.now, q.idleTimeoutMs, q.maxLifetimeMs, q.sessionKey === null ? '0' : '1',
-        consume.options.durationMs,
-      ),
-      peek !== null && q.peek !== null && !peekInScript ? peek.get(q.peek.key) : null,
+      peek === null || peekApart ? client.mcpwLoadRequest(5, ...state, ...args) : client.mcpwLoadRequest(6, ...state, peek.keyOf(peekKey), ...args),
+      peekApart ? peek.get(peekKey) : null,
     ]);
     const [revoked, cutoff, session, consumed, ttl, peeked, peekedTtl] = reply;
     const counter = consume.counter(consumed, ttl);
@@ -218,7 +214,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         session: q.sessionKey !== null && session ? decodeSession(q.principal, q.sessionKey, session) : null,
       },
       consumed: { allowed: consumed <= consume.options.points, res: counter },
-      peeked: peekInScript && peek !== null ? peek.counter(peeked, peekedTtl) : peekedApart,
+      peeked: peek === null || peekApart ? peekedApart : peek.counter(peeked, peekedTtl),
     };
   }
 
@@ -259,13 +255,13 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         };
       }),
 
-    loadRequest: (q) => {
-      const consume = q.consume.limiter;
-      const peek = q.peek?.limiter ?? null;
+    loadRequest: (q, counters) => {
+      const consume = counters.consume.limiter;
+      const peek = counters.peek?.limiter ?? null;
       // Only the store's own per-principal counters without a block can ride in the principal's script.
       const inScript = consume instanceof RedisLimiter && consume.options.perPrincipal === true && !consume.options.blockMs;
-      if (!inScript || (peek !== null && !(peek instanceof RedisLimiter))) return loadRequestApart(store, q);
-      return run(() => loadRequest(q, consume, peek));
+      if (!inScript || (peek !== null && !(peek instanceof RedisLimiter))) return loadRequestApart(store, q, counters);
+      return run(() => loadRequest(q, consume, counters.consume.key, peek, counters.peek?.key ?? ''));
     },
 
     countSessions: (principal) => run(() => client.mcpwCountSessions(keys.sessionIndex(principal), sessionPrefix(principal))),

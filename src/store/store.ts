@@ -51,8 +51,8 @@ export interface CounterRef {
   readonly key: string;
 }
 
-/** The MCP path's store call: the request state, plus the rate-limit counters that ride with it. */
-export interface RequestQuery extends StateQuery {
+/** The rate-limit counters that ride with the MCP path's state query. */
+export interface RequestCounters {
   /** One point is consumed (the client's request limit). */
   readonly consume: CounterRef;
   /** Read without consuming (the address's failed attempts); null when not wanted. */
@@ -143,7 +143,7 @@ export interface Store {
    * round trip on a single Redis node; on a Cluster the peeked counter lives in another slot and
    * costs a second command, in the same turn.
    */
-  loadRequest(query: RequestQuery): Promise<RequestLoad>;
+  loadRequest(query: StateQuery, counters: RequestCounters): Promise<RequestLoad>;
   /** Open sessions of a principal (dead ones pruned): the pre-check before forwarding initialize. */
   countSessions(principal: string, now: number): Promise<number>;
   /** Stores a new session, enforcing the cap atomically (reject, or evict the oldest). */
