@@ -34,8 +34,10 @@ export function swapSessionId(deps: RewriteDeps) {
   return function swapSessionId(ctx: RequestContext): void | Promise<void> {
     const response = need(ctx.response, 'ctx.response');
     const upstreamId = response.headers[SESSION_HEADER];
-    if (upstreamId !== undefined) delete response.headers[SESSION_HEADER];
+    // Replaced in place when there is a proxy id to put there: a delete would turn the header
+    // object into a slow dictionary for the rest of its life (writeHead walks it).
     if (ctx.session && ctx.presentedSessionId !== null) response.headers[SESSION_HEADER] = ctx.presentedSessionId;
+    else if (upstreamId !== undefined) delete response.headers[SESSION_HEADER];
     if (!ctx.creating || typeof upstreamId !== 'string' || response.status < 200 || response.status > 299) return undefined;
     return mint(ctx, upstreamId);
   };
