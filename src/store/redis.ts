@@ -104,7 +104,7 @@ function writeCoalescer(client: RedisClient): () => void {
 
 /**
  * A rate-limiter-flexible counter in Redis. It keeps its options and key scheme so the hot-path
- * script can consume it in place of the library (same value, TTL and block semantics).
+ * script can consume it in place of the library (same key, value and TTL).
  */
 class RedisLimiter implements Limiter {
   readonly #limiter: RateLimiterRedis;
@@ -143,11 +143,14 @@ class RedisLimiter implements Limiter {
     return this.counter(...(await this.#peek(this.keyOf(key))));
   }
 
-  /** A counter's value and TTL as the library reports them; null when absent. */
-  counter(value: string | number, ttl: number): RateLimiterRes | null {
-    if (value === '') return null;
-    const consumed = Number(value);
+  /** A counter's value and TTL as the library reports them. */
+  res(consumed: number, ttl: number): RateLimiterRes {
     return new RateLimiterRes(Math.max(this.options.points - consumed, 0), ttl, consumed, consumed === 1);
+  }
+
+  /** The same for a counter read without consuming: null when absent. */
+  counter(value: string, ttl: number): RateLimiterRes | null {
+    return value === '' ? null : this.res(Number(value), ttl);
   }
 }
 
@@ -205,15 +208,13 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       peekApart ? peek.get(peekKey) : null,
     ]);
     const [revoked, cutoff, session, consumed, ttl, peeked, peekedTtl] = reply;
-    const counter = consume.counter(consumed, ttl);
-    if (counter === null) throw new Error('load-request script returned no counter');
     return {
       state: {
         revoked: revoked > 0,
         clientCutoff: Number(cutoff || 0),
         session: q.sessionKey !== null && session ? decodeSession(q.principal, q.sessionKey, session) : null,
       },
-      consumed: { allowed: consumed <= consume.options.points, res: counter },
+      consumed: { allowed: consumed <= consume.options.points, res: consume.res(consumed, ttl) },
       peeked: peek === null || peekApart ? peekedApart : peek.counter(peeked, peekedTtl),
     };
   }
