@@ -17,10 +17,12 @@ export interface GoalCheck {
   readonly note: string | null;
 }
 
-// "Flat" leaves room for run-to-run noise: mcp-warden's p50 over the bare proxy's (measured in
-// alternation at each level, so the machine's drift cancels) within 10% plus 0.1 ms of the 1e3
-// level. A cost that grows with the key count (a SCAN, an ever-growing set) shows in every
-// request, so in the p50; the p99 of short runs on a shared machine moves by more, so it is only shown.
+// "Flat (within noise)": mcp-warden's p50 over the bare proxy's (measured in alternation at each
+// level, so the machine's drift cancels) at 1e6 is within 10% plus 0.1 ms of the 1e3 level, or
+// no higher than the highest round at 1e3 (the rounds at one level show how far the figure moves
+// by noise alone; a real cost at 1e6 would put its median above all of them). A cost that
+// grows with the key count (a SCAN, an ever-growing set) shows in every request, so in the p50 of
+// every round; the p99 of short runs on a shared machine moves by more, so it is only shown.
 const FLAT_RATIO = 1.1;
 const FLAT_SLACK_MS = 0.1;
 const MB = 1_000_000;
@@ -70,14 +72,15 @@ function sessionGoals(results: BenchResults): GoalCheck[] {
   const last = levels?.at(-1);
   if (!first || !last || levels.length < 2) out.push(notMeasured(goal));
   else {
-    const flat = (a: number, b: number): boolean => b <= a * FLAT_RATIO + FLAT_SLACK_MS;
+    const noise = Math.max(...first.roundOverReferenceMs);
+    const flat = (a: number, b: number): boolean => b <= a * FLAT_RATIO + FLAT_SLACK_MS || b <= noise;
     const unused = levels.every((l) => l.storeCommandsPerRequest < 0.01);
     const over = (ms: number): string => `${ms >= 0 ? '+' : ''}${ms.toFixed(2)}`;
     out.push({
       goal,
       measured: `p50 over bare ${over(first.p50OverReferenceMs)} -> ${over(last.p50OverReferenceMs)} ms (p50 ${first.p50Ms.toFixed(2)} -> ${last.p50Ms.toFixed(2)} ms, p99 ${first.p99Ms.toFixed(2)} -> ${last.p99Ms.toFixed(2)} ms)`,
       verdict: verdict(flat(Math.max(0, first.p50OverReferenceMs), last.p50OverReferenceMs), unused),
-      note: [`flat = p50 over the bare proxy within +10% +0.1 ms of the 1e3 level`, unused ? 'mcp-warden sent no commands to Redis: sessions are not stored there yet' : null].filter(Boolean).join('; '),
+      note: [`flat = p50 over the bare proxy within +10% +0.1 ms of the 1e3 level, or at most the highest round at 1e3 (${over(noise)} ms)`, unused ? 'mcp-warden sent no commands to Redis: sessions are not stored there yet' : null].filter(Boolean).join('; '),
     });
   }
   const memory = results.redisMemory;

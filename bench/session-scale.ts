@@ -18,7 +18,7 @@ import type { Credentials } from './workload.js';
 
 const SESSION_LEVELS = [1_000, 100_000, 1_000_000] as const;
 /** Alternating rounds (mcp-warden, then bare) per level; the medians are reported. */
-export const ROUNDS_PER_LEVEL = 3;
+export const ROUNDS_PER_LEVEL = 5;
 
 export interface SessionLevelRow {
   readonly storedSessions: number;
@@ -28,6 +28,8 @@ export interface SessionLevelRow {
   /** The bare proxy's p50 in the same rounds, and mcp-warden's p50 over it. */
   readonly referenceP50Ms: number;
   readonly p50OverReferenceMs: number;
+  /** mcp-warden's p50 over bare in each round pair: how much the figure moves at one level. */
+  readonly roundOverReferenceMs: readonly number[];
   readonly failures: number;
   readonly storeCommandsPerRequest: number;
 }
@@ -93,6 +95,7 @@ export async function measureSessionScale(
       p99Ms: median(results.map((r) => r.p99Ms)),
       referenceP50Ms,
       p50OverReferenceMs: p50Ms - referenceP50Ms,
+      roundOverReferenceMs: results.map((r, i) => r.p50Ms - (references[i]?.p50Ms ?? 0)),
       failures: results.reduce((sum, r) => sum + r.errors + r.non2xx, 0),
       storeCommandsPerRequest: commands / Math.max(1, results.reduce((sum, r) => sum + r.requests, 0)),
     });
