@@ -33,27 +33,30 @@ function digest(value: string): Buffer {
  */
 export async function createClientRegistry(configClients: readonly ClientConfig[], store: Store, clock: () => number): Promise<ClientRegistry> {
   const dummyHash = await hashSecret('timing-equaliser');
-  const fromConfig = new Map(configClients.map((c) => [c.id, c]));
-  const cache = new Map<string, { client: Client | null; hash: string | null; at: number }>();
+  type Entry = { readonly client: Client | null; readonly hash: string | null; readonly plain: string | null };
+  // Built once: a configured client never changes while the process runs, and every request asks.
+  const fromConfig = new Map<string, Entry>(configClients.map((c) => [
+    c.id,
+    { client: { id: c.id, scopes: c.scopes, maxSessions: c.maxSessions, rateLimit: c.rateLimit, source: 'config' }, hash: c.secretHash, plain: c.secret },
+  ]));
+  const cache = new Map<string, Entry & { readonly at: number }>();
 
   function fromStored(c: StoredClient): Client {
     return { id: c.id, scopes: c.scopes, maxSessions: c.maxSessions, rateLimit: c.rateLimit, source: 'store' };
   }
 
-  async function lookup(id: string, fresh: boolean): Promise<{ client: Client | null; hash: string | null; plain: string | null }> {
+  async function lookup(id: string, fresh: boolean): Promise<Entry> {
     const configured = fromConfig.get(id);
-    if (configured) {
-      const client: Client = { id, scopes: configured.scopes, maxSessions: configured.maxSessions, rateLimit: configured.rateLimit, source: 'config' };
-      return { client, hash: configured.secretHash, plain: configured.secret };
-    }
+    if (configured) return configured;
     const cached = cache.get(id);
-    if (!fresh && cached && clock() - cached.at < CACHE_MS) return { client: cached.client, hash: cached.hash, plain: null };
+    if (!fresh && cached && clock() - cached.at < CACHE_MS) return cached;
     const stored = await store.getClient(id);
-    const entry = { client: stored ? fromStored(stored) : null, hash: stored?.secretHash ?? null, at: clock() };
+    // A store client's secret is only ever a hash: `plain` stays null.
+    const entry = { client: stored ? fromStored(stored) : null, hash: stored?.secretHash ?? null, plain: null, at: clock() };
     // Bounded: ids come from the network (token endpoint) as well as from verified tokens.
     if (cache.size > 10_000) cache.clear();
     cache.set(id, entry);
-    return { ...entry, plain: null };
+    return entry;
   }
 
   return {
