@@ -4,6 +4,7 @@ import type { Limit } from '../config/fields.js';
 import { WardenError } from '../errors.js';
 import type { RefusalDetail } from '../errors.js';
 import { addressPrefix } from '../http/headers.js';
+import { consumeCounter } from './load-apart.js';
 import type { Limiter, RequestLoad, RequestState, StateQuery, Store } from './store.js';
 
 /** The state of one limit after a request consumed from it. */
@@ -73,9 +74,9 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
   /** Consumes a point; a refusal is a result, a store failure is a 503 (fail closed). */
   async function consume(limiter: Limiter, key: string, limit: Pick<Limit, 'points' | 'durationMs'>): Promise<LimitResult> {
     try {
-      return result(await limiter.consume(key), limit, true);
+      const { allowed, res } = await consumeCounter(limiter, key);
+      return result(res, limit, allowed);
     } catch (err) {
-      if (err instanceof RateLimiterRes) return result(err, limit, false);
       throw storeUnavailable(err, onStoreError);
     }
   }
