@@ -19,14 +19,28 @@ export interface FirstEventResult {
   readonly failures: number;
 }
 
-/** `samples` sequential streams per target; each is closed once its first event arrived. */
+export interface FirstEventResults {
+  readonly rows: FirstEventResult[];
+  /**
+   * Median of one Redis PING from the bench, timed once per round between the streams: what one
+   * round trip to another idle process costs at this pacing (a proxy on Redis pays one more).
+   */
+  readonly redisPingMs: number;
+}
+
+/**
+ * `samples` sequential streams per target; each is closed once its first event arrived.
+ * `ping` is timed once per round, after the targets.
+ */
 export async function measureFirstEvent(
   targets: readonly Target[],
   credentials: ReadonlyMap<TargetName, Credentials>,
   samples: number,
-): Promise<FirstEventResult[]> {
+  ping: () => Promise<unknown>,
+): Promise<FirstEventResults> {
   const times = new Map<TargetName, number[]>(targets.map((t) => [t.name, []]));
   const failures = new Map<TargetName, number>(targets.map((t) => [t.name, 0]));
+  const pings: number[] = [];
   for (let i = 0; i < samples; i++) {
     for (const target of targets) {
       // The upstream sends its first event when it sees this header; both proxies forward it.
@@ -39,8 +53,11 @@ export async function measureFirstEvent(
         failures.set(target.name, (failures.get(target.name) ?? 0) + 1);
       }
     }
+    const started = performance.now();
+    await ping();
+    pings.push(performance.now() - started);
   }
-  return targets.map((target) => {
+  const rows = targets.map((target) => {
     const sorted = [...(times.get(target.name) ?? [])].sort((a, b) => a - b);
     const result = {
       target: target.name,
@@ -53,4 +70,7 @@ export async function measureFirstEvent(
     say(`sse first event ${target.name}: median ${result.medianMs.toFixed(3)} ms (${result.failures} failed)`);
     return result;
   });
+  const redisPingMs = median([...pings].sort((a, b) => a - b));
+  say(`sse first event: Redis PING at the same pacing, median ${redisPingMs.toFixed(3)} ms`);
+  return { rows, redisPingMs };
 }

@@ -7,6 +7,7 @@
  */
 import type { BenchResults } from './results.js';
 import type { ThroughputRow } from './throughput.js';
+import type { TargetName } from './targets.js';
 
 export type Verdict = 'PASS' | 'PASS (provisional)' | 'MISS' | 'not measured';
 
@@ -97,6 +98,13 @@ function sessionGoals(results: BenchResults): GoalCheck[] {
   return out;
 }
 
+// What each reference in the idle-stream measurement stands for.
+const FLOOR_NAMES: Partial<Record<TargetName, string>> = {
+  direct: 'Node HTTP server alone (no upstream socket)',
+  bare: 'bare http-proxy-3',
+  'bare-undici': 'bare undici proxy',
+};
+
 function streamGoals(results: BenchResults): GoalCheck[] {
   const noAuth = results.warden.auth === 'none';
   const sseGoal = 'SSE first event within 1 ms of direct';
@@ -109,7 +117,7 @@ function streamGoals(results: BenchResults): GoalCheck[] {
           goal: sseGoal,
           measured: `+${(worst.medianMs - direct.medianMs).toFixed(3)} ms (${worst.target}, median)`,
           verdict: verdict(worst.medianMs - direct.medianMs <= 1, noAuth),
-          note: noAuth ? NO_AUTH : null,
+          note: noAuth ? NO_AUTH : results.firstEventRedisPingMs === null ? null : `a Redis PING at the same pacing: ${results.firstEventRedisPingMs.toFixed(3)} ms`,
         }
       : notMeasured(sseGoal);
 
@@ -117,12 +125,14 @@ function streamGoals(results: BenchResults): GoalCheck[] {
   const held = results.idleStreams?.find((r) => r.target === 'warden-memory');
   if (!held || held.opened === 0) return [sse, notMeasured(rssGoal)];
   const at10k = (r: { rssBeforeMB: number; rssPerStreamKB: number }): number => r.rssBeforeMB + (r.rssPerStreamKB * 1000 * 10_000) / MB;
-  const bare = results.idleStreams?.find((r) => r.target === 'bare');
+  const floors = (results.idleStreams ?? [])
+    .filter((r) => r.target !== 'warden-memory' && r.opened > 0)
+    .map((r) => `${FLOOR_NAMES[r.target] ?? r.target} ${at10k(r).toFixed(1)} MB (${r.rssPerStreamKB.toFixed(1)} KB per stream)`);
   const notes = [
     held.opened === 10_000 ? null : `extrapolated from ${held.opened} streams (${held.rssAfterMB.toFixed(1)} MB measured)`,
     held.cappedBy ? `capped by ${held.cappedBy}` : null,
     noAuth ? NO_AUTH : null,
-    bare && bare.opened > 0 ? `bare http-proxy-3 floor: ${at10k(bare).toFixed(1)} MB at 10,000 (${bare.rssPerStreamKB.toFixed(1)} KB per stream)` : null,
+    floors.length ? `floors at 10,000: ${floors.join(', ')}` : null,
   ].filter(Boolean);
   return [
     sse,

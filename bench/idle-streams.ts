@@ -63,13 +63,14 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const MB = 1_000_000;
 
 /**
- * Opens up to `requested` idle streams through `target` (its upstream is `upstreamPid`), reads
- * the target's RSS, then closes them all and waits until the target has let go of the sockets.
+ * Opens up to `requested` idle streams through `target` (its upstream is `upstreamPid`; null when
+ * the target is the upstream itself, which then holds one socket per stream instead of two),
+ * reads the target's RSS, then closes them all and waits until the target has let go of the sockets.
  */
-export async function measureIdleStreams(target: Target, upstreamPid: number, credentials: Credentials | null, requested: number): Promise<IdleStreamsResult> {
+export async function measureIdleStreams(target: Target, upstreamPid: number | null, credentials: Credentials | null, requested: number): Promise<IdleStreamsResult> {
   const room = await capacity([
-    { name: target.name, pid: target.child.pid, perStream: 2 },
-    { name: 'upstream', pid: upstreamPid, perStream: 1 },
+    { name: target.name, pid: target.child.pid, perStream: upstreamPid === null ? 1 : 2 },
+    ...(upstreamPid === null ? [] : [{ name: 'upstream', pid: upstreamPid, perStream: 1 }]),
     { name: 'bench client', pid: process.pid, perStream: 1 },
   ]);
   const attempt = Math.min(requested, room.streams);
@@ -84,6 +85,7 @@ export async function measureIdleStreams(target: Target, upstreamPid: number, cr
   const sockets: net.Socket[] = [];
   let failed = 0;
   const fdsBefore = (await openFiles(target.child.pid)).open;
+  const upstreamFdsBefore = upstreamPid === null ? 0 : (await openFiles(upstreamPid)).open;
   const rssBefore = await rssBytes(target.child.pid);
   const started = Date.now();
   try {
@@ -116,7 +118,10 @@ export async function measureIdleStreams(target: Target, upstreamPid: number, cr
     return result;
   } finally {
     for (const socket of sockets) socket.destroy();
+    // The upstream too: a proxy may let go of its upstream sockets later than of the clients',
+    // and the next target's capacity is counted from what the upstream holds then.
     await drained(target.child.pid, fdsBefore);
+    if (upstreamPid !== null) await drained(upstreamPid, upstreamFdsBefore);
   }
 }
 

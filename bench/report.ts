@@ -65,6 +65,12 @@ function firstEventSection(results: BenchResults): string[] {
       rows.map((r) => [r.target, fixed(r.medianMs, 3), fixed(r.p90Ms, 3), fixed(r.minMs, 3), direct ? `+${fixed(r.medianMs - direct.medianMs, 3)} ms` : '-', String(r.failures)]),
     ),
     '',
+    ...(results.firstEventRedisPingMs === null
+      ? []
+      : [
+          `A Redis PING from the bench, timed once per round at the same pacing, took ${fixed(results.firstEventRedisPingMs, 3)} ms (median): the round trip warden-redis makes on top of warden-memory's work, as it costs when both processes were idle.`,
+          '',
+        ]),
   ];
 }
 
@@ -82,7 +88,7 @@ function idleStreamsSection(results: BenchResults): string[] {
       ]),
     ),
     '',
-    'MB = 10^6 bytes. `bare` is the http-proxy-3 floor, for comparison.',
+    "MB = 10^6 bytes. The references are floors for comparison: `direct` is the upstream alone (Node's HTTP server, one socket per stream); `bare` and `bare-undici` are proxies without auth (a client and an upstream socket per stream).",
     '',
   ];
 }

@@ -21,6 +21,8 @@ export interface BenchResults {
   /** The same at `--saturate` connections; null when skipped. */
   readonly throughputSaturated: readonly ThroughputRow[] | null;
   readonly firstEvent: readonly FirstEventResult[] | null;
+  /** A Redis PING timed at the first-event pacing (median ms); null when not measured. */
+  readonly firstEventRedisPingMs: number | null;
   readonly idleStreams: readonly IdleStreamsResult[] | null;
   readonly sessionScale: readonly SessionLevelRow[] | null;
   readonly redisMemory: RedisMemoryResult | null;

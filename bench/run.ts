@@ -112,7 +112,7 @@ async function main(options: BenchOptions): Promise<void> {
     ? await measureThroughput(targets, credentials, { durationSeconds: options.duration, connections: options.saturate, rounds: options.rounds, warmupSeconds: 0 })
     : null;
 
-  const firstEvent = options.only.has('sse') ? await measureFirstEvent(targets, credentials, options.sseSamples) : null;
+  const firstEvent = options.only.has('sse') ? await measureFirstEvent(targets, credentials, options.sseSamples, () => redis.client.ping()) : null;
 
   const scale =
     options.only.has('sessions') || options.only.has('memory')
@@ -133,8 +133,13 @@ async function main(options: BenchOptions): Promise<void> {
   let idleStreams: IdleStreamsResult[] | null = null;
   if (options.only.has('streams')) {
     idleStreams = [];
-    for (const target of [wardenMemory, byName(targets, 'bare')]) {
-      idleStreams.push(await measureIdleStreams(target, direct.child.pid, credentials.get(target.name) ?? null, options.streams));
+    // The references show the floor under the target: Node's HTTP server alone (the upstream,
+    // one socket per stream) and the two bare proxies (a client and an upstream socket each).
+    // The upstream goes first: once it has held the proxies' streams, its heap has room to spare
+    // and its RSS would barely grow.
+    for (const target of [direct, wardenMemory, byName(targets, 'bare'), byName(targets, 'bare-undici')]) {
+      const upstreamPid = target === direct ? null : direct.child.pid;
+      idleStreams.push(await measureIdleStreams(target, upstreamPid, credentials.get(target.name) ?? null, options.streams));
     }
   }
 
@@ -145,7 +150,8 @@ async function main(options: BenchOptions): Promise<void> {
     options: { ...options, only: [...options.only] },
     throughput,
     throughputSaturated,
-    firstEvent,
+    firstEvent: firstEvent?.rows ?? null,
+    firstEventRedisPingMs: firstEvent?.redisPingMs ?? null,
     idleStreams,
     sessionScale: scale && options.only.has('sessions') ? scale.levels : null,
     redisMemory: scale && options.only.has('memory') ? scale.memory : null,
