@@ -12,12 +12,14 @@ local function request_state()
   local cutoff = redis.call('GET', KEYS[3])
   local session = false
   if ARGV[4] == '1' then
-    session = redis.call('GET', KEYS[4])
+    -- The idle expiry slides in the same key lookup as the read (each lookup counts once Redis
+    -- holds a million keys); a record nearer its lifetime's end than that is then capped at it.
+    local idle_end = tonumber(ARGV[1]) + tonumber(ARGV[2])
+    session = redis.call('GETEX', KEYS[4], 'PXAT', string.format('%d', idle_end))
     if session then
       local created = tonumber(string.match(session, '^(%w+)|'), 36)
-      if created then
-        local expires = math.min(tonumber(ARGV[1]) + tonumber(ARGV[2]), created + tonumber(ARGV[3]))
-        redis.call('PEXPIREAT', KEYS[4], string.format('%d', expires))
+      if created and created + tonumber(ARGV[3]) < idle_end then
+        redis.call('PEXPIREAT', KEYS[4], string.format('%d', created + tonumber(ARGV[3])))
       end
     end
   end
@@ -44,9 +46,10 @@ export const LOAD_REQUEST = {
   // ARGV: as request_state, then window ms.
   lua: `${REQUEST_STATE}
 local revoked, cutoff, session = request_state()
-redis.call('SET', KEYS[5], 0, 'PX', ARGV[5], 'NX')
 local consumed = redis.call('INCR', KEYS[5])
-local ttl = redis.call('PTTL', KEYS[5])
+local ttl = -1
+if consumed > 1 then ttl = redis.call('PTTL', KEYS[5]) end
+-- A new window (or a counter left without one): it starts now.
 if ttl == -1 then
   redis.call('PEXPIRE', KEYS[5], ARGV[5])
   ttl = tonumber(ARGV[5])
