@@ -70,7 +70,7 @@ export async function measureFirstEvent(
     say(`sse first event ${target.name}: median ${result.medianMs.toFixed(3)} ms (${result.failures} failed)`);
     return result;
   });
-  const redisPingMs = median([...pings].sort((a, b) => a - b));
+  const redisPingMs = median(pings);
   say(`sse first event: Redis PING at the same pacing, median ${redisPingMs.toFixed(3)} ms`);
   return { rows, redisPingMs };
 }

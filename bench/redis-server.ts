@@ -28,6 +28,8 @@ export async function startRedis(): Promise<PrivateRedis> {
   const port = await freePort();
   const child = startChild('redis-server', 'redis-server', [
     '--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir,
+    // DEBUG HTSTATS tells when a fill's rehash is over (session-scale.ts); loopback only.
+    '--enable-debug-command', 'local',
   ]);
   // Fail fast rather than queue: a bench against a dead Redis must stop, not hang.
   const client = new Redis({ host: HOST, port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });

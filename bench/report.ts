@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { GoalCheck } from './goals.js';
 import { ROOT } from './processes.js';
 import type { BenchResults } from './results.js';
-import { ROUNDS_PER_LEVEL } from './session-scale.js';
+import { SESSION_ROUNDS } from './session-scale.js';
 
 export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 
@@ -96,16 +96,22 @@ function idleStreamsSection(results: BenchResults): string[] {
 function sessionsSection(results: BenchResults): string[] {
   const out: string[] = [];
   if (results.sessionScale) {
+    const bare = results.sessionReference;
     out.push(
-      `## Latency vs sessions stored in Redis (warden-redis; per level ${ROUNDS_PER_LEVEL} rounds of ${results.options.sessionDuration} s alternating with the bare proxy, medians; ${results.options.connections} connections)`,
+      `## Latency vs sessions stored in Redis (one Redis and one warden-redis per level; ${SESSION_ROUNDS} interleaved rounds of ${results.options.sessionDuration} s with the bare proxy, medians; ${results.options.connections} connections)`,
       '',
       table(
-        ['sessions stored', 'req/s', 'p50 ms', 'p99 ms', 'bare p50 ms', 'p50 over bare', 'p50 over bare per round (ms)', 'errors+non2xx', 'Redis cmds/req'],
-        results.sessionScale.map((r) => [
-          int(r.storedSessions), int(r.requestsPerSecond), fixed(r.p50Ms), fixed(r.p99Ms), fixed(r.referenceP50Ms),
-          `${r.p50OverReferenceMs >= 0 ? '+' : ''}${fixed(r.p50OverReferenceMs)} ms`, r.roundOverReferenceMs.map((x) => fixed(x)).join(' / '), String(r.failures), fixed(r.storeCommandsPerRequest),
-        ]),
+        ['sessions stored', 'req/s', 'p50 ms', 'p99 ms', 'p50 per round (ms)', 'Redis µs per state script', 'Redis cmds/req', 'errors+non2xx', 'rehash after fill (s)'],
+        [
+          ...results.sessionScale.map((r) => [
+            int(r.storedSessions), int(r.requestsPerSecond), fixed(r.p50Ms), fixed(r.p99Ms), r.roundP50Ms.map((x) => fixed(x)).join(' / '),
+            r.redisMicrosPerScript === null ? '-' : fixed(r.redisMicrosPerScript, 1), fixed(r.storeCommandsPerRequest), String(r.failures), fixed(r.rehashSeconds, 1),
+          ]),
+          ...(bare ? [['bare (no Redis)', '-', fixed(bare.p50Ms), '-', bare.roundP50Ms.map((x) => fixed(x)).join(' / '), '-', '-', '-', '-']] : []),
+        ],
       ),
+      '',
+      "Redis µs per state script: Redis's own time per EVALSHA (`INFO commandstats`), the one command each request sends. Each level is measured once Redis has finished the rehash its fill started (`hz` raised to 100 while waiting, then put back): a keyspace that crosses a power of two is rehashed incrementally, and for that minute or two every lookup costs about twice as much.",
       '',
     );
   }

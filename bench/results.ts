@@ -3,7 +3,7 @@ import type { BenchOptions } from './args.js';
 import type { FirstEventResult } from './first-event.js';
 import type { IdleStreamsResult } from './idle-streams.js';
 import type { MachineInfo } from './machine.js';
-import type { RedisMemoryResult, SessionLevelRow } from './session-scale.js';
+import type { RedisMemoryResult, SessionLevelRow, SessionScaleResult } from './session-scale.js';
 import type { ThroughputRow } from './throughput.js';
 
 export interface WardenFacts {
@@ -25,6 +25,8 @@ export interface BenchResults {
   readonly firstEventRedisPingMs: number | null;
   readonly idleStreams: readonly IdleStreamsResult[] | null;
   readonly sessionScale: readonly SessionLevelRow[] | null;
+  /** The bare proxy in the session levels' rounds. */
+  readonly sessionReference: SessionScaleResult['reference'];
   readonly redisMemory: RedisMemoryResult | null;
   /** What mcp-warden supported in this run, so verdicts can say what they rest on. */
   readonly warden: WardenFacts;

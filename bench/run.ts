@@ -93,7 +93,8 @@ async function main(options: BenchOptions): Promise<void> {
   if (profileDir) await mkdir(profileDir, { recursive: true });
 
   const redis = await startRedis();
-  const targets = await startTargets({ dir: scratch, redis, profileDir });
+  const rig = await startTargets({ dir: scratch, redis, profileDir });
+  const { targets } = rig;
   say(`targets up: ${targets.map((t) => `${t.name} ${t.mcpUrl}`).join(', ')}; redis-server ${redis.url} (pid ${redis.child.pid})`);
   const credentials = await prepareAll(targets);
   const { warden, notes } = await facts(credentials, redis);
@@ -117,14 +118,13 @@ async function main(options: BenchOptions): Promise<void> {
   const scale =
     options.only.has('sessions') || options.only.has('memory')
       ? await measureSessionScale(
-          { target: wardenRedis, credentials: credentials.get('warden-redis') ?? null },
           { target: byName(targets, 'bare'), credentials: credentials.get('bare') ?? null },
-          redis,
           {
             measureLatency: options.only.has('sessions'),
             durationSeconds: options.sessionDuration,
             connections: options.connections,
             warmupSeconds: options.warmup,
+            startWarden: (store) => rig.startRedisWarden(store),
           },
         )
       : null;
@@ -154,6 +154,7 @@ async function main(options: BenchOptions): Promise<void> {
     firstEventRedisPingMs: firstEvent?.redisPingMs ?? null,
     idleStreams,
     sessionScale: scale && options.only.has('sessions') ? scale.levels : null,
+    sessionReference: scale?.reference ?? null,
     redisMemory: scale && options.only.has('memory') ? scale.memory : null,
     warden,
     notes,

@@ -1,15 +1,17 @@
 /**
- * Does a request get slower as Redis holds more sessions? Fills Redis (directly, not through the
- * proxy) to 1e3, 1e5 and 1e6 session records (written in mcp-warden's own format) and measures tool-call latency through the
- * Redis-backed mcp-warden at each level. The levels cannot be interleaved (a fill only grows), so
- * each level alternates the proxy with the bare proxy, whose latency does not depend on Redis:
- * the difference between the two is what a level costs, with the machine's drift taken out.
- * The same fill gives Redis memory per session.
+ * Does a request get slower as Redis holds more sessions? One private Redis per level, filled
+ * (directly, not through the proxy) to 1e3, 1e5 or 1e6 session records in mcp-warden's own
+ * format, each with its own Redis-backed mcp-warden. The levels are then measured in interleaved
+ * rounds with the bare proxy, like the throughput run, so the machine's drift hits every level
+ * alike, once Redis has finished rehashing after the fill (see `rehashed`). Redis's own time per
+ * state script (INFO commandstats) shows the store's side of it.
+ * The largest fill gives Redis memory per session.
  */
 import { measureLoad } from './measure.js';
 import type { LoadResult } from './measure.js';
 import { say } from './progress.js';
 import { fillSessions, recordValue, sampleSessionKey } from './redis-fill.js';
+import { startRedis } from './redis-server.js';
 import type { PrivateRedis } from './redis-server.js';
 import { median } from './stats.js';
 import type { Target } from './targets.js';
@@ -17,21 +19,29 @@ import { postHeaders, TOOLS_CALL } from './workload.js';
 import type { Credentials } from './workload.js';
 
 const SESSION_LEVELS = [1_000, 100_000, 1_000_000] as const;
-/** Alternating rounds (mcp-warden, then bare) per level; the medians are reported. */
-export const ROUNDS_PER_LEVEL = 5;
+/** Interleaved rounds (every level and the bare proxy, rotated); the medians are reported. */
+export const SESSION_ROUNDS = 5;
 
 export interface SessionLevelRow {
   readonly storedSessions: number;
   readonly requestsPerSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
-  /** The bare proxy's p50 in the same rounds, and mcp-warden's p50 over it. */
-  readonly referenceP50Ms: number;
-  readonly p50OverReferenceMs: number;
-  /** mcp-warden's p50 over bare in each round pair: how much the figure moves at one level. */
-  readonly roundOverReferenceMs: readonly number[];
+  /** p50 of each round: how much the figure moves at one level. */
+  readonly roundP50Ms: readonly number[];
   readonly failures: number;
   readonly storeCommandsPerRequest: number;
+  /** Redis's own time per EVALSHA (the per-request state script), from INFO commandstats. */
+  readonly redisMicrosPerScript: number | null;
+  /** How long Redis kept rehashing after the fill; measured only once it was done. */
+  readonly rehashSeconds: number;
+}
+
+export interface SessionScaleResult {
+  readonly levels: SessionLevelRow[];
+  /** The bare proxy in the same rounds, for reference. */
+  readonly reference: { readonly p50Ms: number; readonly roundP50Ms: readonly number[] } | null;
+  readonly memory: RedisMemoryResult;
 }
 
 export interface RedisMemoryResult {
@@ -49,66 +59,119 @@ export interface SessionScaleOptions {
   readonly measureLatency: boolean;
   readonly durationSeconds: number;
   readonly connections: number;
-  /** Unmeasured seconds before the first level, so the first level is not the one paying for JIT. */
+  /** Unmeasured seconds per new mcp-warden before round 1, so no level pays for JIT. */
   readonly warmupSeconds: number;
+  /** Starts a Redis-backed mcp-warden on the given Redis (the rig's `startRedisWarden`). */
+  readonly startWarden: (redis: PrivateRedis) => Promise<Target>;
 }
 
-/** Fills level by level, measuring at each; returns the rows (empty without latency) and memory. */
-export async function measureSessionScale(
-  target: { readonly target: Target; readonly credentials: Credentials | null },
-  reference: { readonly target: Target; readonly credentials: Credentials | null },
-  redis: PrivateRedis,
-  options: SessionScaleOptions,
-): Promise<{ levels: SessionLevelRow[]; memory: RedisMemoryResult }> {
-  const spec = (of: typeof target, durationSeconds: number) => ({
-    url: of.target.mcpUrl, method: 'POST' as const, headers: postHeaders(of.credentials), body: TOOLS_CALL,
-    connections: options.connections, durationSeconds,
-  });
-  if (options.measureLatency && options.warmupSeconds > 0) await measureLoad(spec(target, options.warmupSeconds));
-  const levels: SessionLevelRow[] = [];
-  let stored = 0;
-  // Summed over the fills only: whatever mcp-warden writes while being measured is not a record.
-  let usedDelta = 0;
-  for (const level of SESSION_LEVELS) {
+interface Level {
+  readonly stored: number;
+  readonly redis: PrivateRedis;
+  readonly target: Target;
+  readonly credentials: Credentials | null;
+  readonly rehashSeconds: number;
+}
+
+const REHASH_LIMIT_MS = 300_000;
+
+/**
+ * Waits until Redis has finished rehashing its keyspace after a fill, and returns the seconds it
+ * took. A fill that crosses a power of two (1e6 records: 1,048,576 buckets) starts an incremental
+ * rehash of the key and expiry tables; at the default `hz` it runs for a minute or more, and
+ * every lookup meanwhile costs about twice as much. A deployment pays that once, when its
+ * keyspace doubles; measured inside it, the 1e6 level would show the rehash, not the count.
+ * `hz` is raised while waiting, so the rehash's background steps come ten times as often, then
+ * put back before anything is measured.
+ */
+async function rehashed(redis: PrivateRedis): Promise<number> {
+  const started = Date.now();
+  const [, hz] = (await redis.client.config('GET', 'hz')) as [string, string];
+  await redis.client.config('SET', 'hz', '100');
+  try {
+    while (/rehashing target/i.test(String(await redis.client.call('DEBUG', 'HTSTATS', '0')))) {
+      if (Date.now() - started > REHASH_LIMIT_MS) throw new Error(`Redis still rehashing ${REHASH_LIMIT_MS / 1000} s after a fill`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await redis.client.config('SET', 'hz', hz);
+  }
+  return (Date.now() - started) / 1000;
+}
+
+/** Redis's microseconds per call of EVALSHA so far, or null before the first call. */
+async function microsPerScript(redis: PrivateRedis): Promise<number | null> {
+  const stats = await redis.client.info('commandstats');
+  const match = /^cmdstat_evalsha:.*usec_per_call=([\d.]+)/m.exec(stats);
+  return match?.[1] ? Number(match[1]) : null;
+}
+
+/** Fills one Redis per level, measures the levels in interleaved rounds; returns the rows (none without latency) and memory. */
+export async function measureSessionScale(reference: { readonly target: Target; readonly credentials: Credentials | null }, options: SessionScaleOptions): Promise<SessionScaleResult> {
+  const levels: Level[] = [];
+  let memory: RedisMemoryResult | null = null;
+  for (const stored of SESSION_LEVELS) {
+    const redis = await startRedis();
     const started = Date.now();
     const usedBefore = await redis.info('memory', 'used_memory');
-    await fillSessions(redis.port, level - stored, { start: stored });
-    usedDelta += (await redis.info('memory', 'used_memory')) - usedBefore;
-    say(`sessions: filled Redis to ${level} records in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    stored = level;
-    if (!options.measureLatency) continue;
-    const results: LoadResult[] = [];
-    const references: LoadResult[] = [];
-    let commands = 0;
-    for (let round = 0; round < ROUNDS_PER_LEVEL; round++) {
-      const before = await redis.info('stats', 'total_commands_processed');
-      results.push(await measureLoad(spec(target, options.durationSeconds)));
-      commands += (await redis.info('stats', 'total_commands_processed')) - before;
-      references.push(await measureLoad(spec(reference, options.durationSeconds)));
+    await fillSessions(redis.port, stored);
+    const usedDelta = (await redis.info('memory', 'used_memory')) - usedBefore;
+    const rehashSeconds = await rehashed(redis);
+    say(`sessions: filled a Redis with ${stored} records in ${((Date.now() - started) / 1000).toFixed(1)} s, its rehash done ${rehashSeconds.toFixed(1)} s later`);
+    if (stored === SESSION_LEVELS.at(-1)) {
+      const key = await sampleSessionKey(redis.client);
+      memory = {
+        keysAdded: stored,
+        usedMemoryDeltaBytes: usedDelta,
+        bytesPerSession: usedDelta / stored,
+        memoryUsageOneKey: key ? await redis.client.memory('USAGE', key) : null,
+        valueBytes: Buffer.byteLength(recordValue()),
+      };
+      say(`sessions: Redis memory ${memory.bytesPerSession.toFixed(0)} bytes per session (MEMORY USAGE of one: ${memory.memoryUsageOneKey ?? '?'})`);
     }
-    const p50Ms = median(results.map((r) => r.p50Ms));
-    const referenceP50Ms = median(references.map((r) => r.p50Ms));
-    levels.push({
-      storedSessions: level,
-      requestsPerSecond: median(results.map((r) => r.requestsPerSecond)),
-      p50Ms,
-      p99Ms: median(results.map((r) => r.p99Ms)),
-      referenceP50Ms,
-      p50OverReferenceMs: p50Ms - referenceP50Ms,
-      roundOverReferenceMs: results.map((r, i) => r.p50Ms - (references[i]?.p50Ms ?? 0)),
-      failures: results.reduce((sum, r) => sum + r.errors + r.non2xx, 0),
-      storeCommandsPerRequest: commands / Math.max(1, results.reduce((sum, r) => sum + r.requests, 0)),
-    });
-    say(`sessions: ${level} stored -> p50 ${p50Ms.toFixed(2)} ms (bare ${referenceP50Ms.toFixed(2)} ms), p99 ${levels.at(-1)?.p99Ms.toFixed(2)} ms`);
+    if (!options.measureLatency) continue;
+    const target = await options.startWarden(redis);
+    levels.push({ stored, redis, target, credentials: await target.prepare(target.mcpUrl), rehashSeconds });
   }
-  const key = await sampleSessionKey(redis.client);
-  const memory: RedisMemoryResult = {
-    keysAdded: stored,
-    usedMemoryDeltaBytes: usedDelta,
-    bytesPerSession: usedDelta / stored,
-    memoryUsageOneKey: key ? await redis.client.memory('USAGE', key) : null,
-    valueBytes: Buffer.byteLength(recordValue()),
-  };
-  say(`sessions: Redis memory ${memory.bytesPerSession.toFixed(0)} bytes per session (MEMORY USAGE of one: ${memory.memoryUsageOneKey ?? '?'})`);
-  return { levels, memory };
+  if (!memory) throw new Error('no session level was filled');
+  if (!options.measureLatency) return { levels: [], reference: null, memory };
+
+  const spec = (target: Target, credentials: Credentials | null, durationSeconds: number) => ({
+    url: target.mcpUrl, method: 'POST' as const, headers: postHeaders(credentials), body: TOOLS_CALL,
+    connections: options.connections, durationSeconds,
+  });
+  if (options.warmupSeconds > 0) for (const level of levels) await measureLoad(spec(level.target, level.credentials, options.warmupSeconds));
+  const entries = [...levels.map((l) => ({ target: l.target, credentials: l.credentials })), reference];
+  const results = entries.map((): LoadResult[] => []);
+  const commands = levels.map(() => 0);
+  for (let round = 0; round < SESSION_ROUNDS; round++) {
+    // Rotated, so no level always runs right after the same one.
+    for (let k = 0; k < entries.length; k++) {
+      const i = (round + k) % entries.length;
+      const entry = entries[i] as (typeof entries)[number];
+      const level = levels[i];
+      const before = level ? await level.redis.info('stats', 'total_commands_processed') : 0;
+      results[i]?.push(await measureLoad(spec(entry.target, entry.credentials, options.durationSeconds)));
+      if (level) commands[i] = (commands[i] ?? 0) + (await level.redis.info('stats', 'total_commands_processed')) - before;
+    }
+  }
+  // Redis's per-call average covers the warmups too: the same script, so the same cost.
+  const rows: SessionLevelRow[] = [];
+  for (const [i, level] of levels.entries()) {
+    const runs = results[i] ?? [];
+    rows.push({
+      storedSessions: level.stored,
+      requestsPerSecond: median(runs.map((r) => r.requestsPerSecond)),
+      p50Ms: median(runs.map((r) => r.p50Ms)),
+      p99Ms: median(runs.map((r) => r.p99Ms)),
+      roundP50Ms: runs.map((r) => r.p50Ms),
+      failures: runs.reduce((sum, r) => sum + r.errors + r.non2xx, 0),
+      storeCommandsPerRequest: (commands[i] ?? 0) / Math.max(1, runs.reduce((sum, r) => sum + r.requests, 0)),
+      redisMicrosPerScript: await microsPerScript(level.redis),
+      rehashSeconds: level.rehashSeconds,
+    });
+    say(`sessions: ${level.stored} stored -> p50 ${rows.at(-1)?.p50Ms.toFixed(2)} ms, Redis ${rows.at(-1)?.redisMicrosPerScript?.toFixed(1) ?? '?'} µs per script`);
+  }
+  const bare = results.at(-1) ?? [];
+  return { levels: rows, reference: { p50Ms: median(bare.map((r) => r.p50Ms)), roundP50Ms: bare.map((r) => r.p50Ms) }, memory };
 }

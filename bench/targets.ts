@@ -48,8 +48,15 @@ function startWarden(name: TargetName, port: number, upstream: string, config: s
   ]);
 }
 
-/** Starts all four targets and resolves once each answers its health check, in round order. */
-export async function startTargets(options: RigOptions): Promise<Target[]> {
+/** The started targets, and a way to start more mcp-warden processes like `warden-redis`. */
+export interface Rig {
+  readonly targets: Target[];
+  /** Another Redis-backed mcp-warden, same upstream, config and flags, on its own Redis. */
+  startRedisWarden(redis: PrivateRedis): Promise<Target>;
+}
+
+/** Starts every target and resolves once each answers its health check, in round order. */
+export async function startTargets(options: RigOptions): Promise<Rig> {
   const [upstreamPort, barePort, undiciPort, memoryPort, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const origin = (port: number): string => `http://${HOST}:${port}`;
   const upstreamOrigin = origin(upstreamPort);
@@ -71,19 +78,28 @@ export async function startTargets(options: RigOptions): Promise<Target[]> {
   const reference = (name: TargetName, child: Child, port: number): Target => ({
     name, child, mcpUrl: `${origin(port)}/mcp`, store: null, prepare: initializeOnly(), storeCommands: null,
   });
-  const warden = (name: TargetName, child: Child, port: number, store: 'memory' | 'redis'): Target => ({
-    name, child, mcpUrl: `${origin(port)}/mcp`, store,
+  const warden = (name: TargetName, child: Child, port: number, store: PrivateRedis | null): Target => ({
+    name, child, mcpUrl: `${origin(port)}/mcp`, store: store ? 'redis' : 'memory',
     prepare: tokenThenInitialize(origin(port), client),
     // INFO itself is one command; the caller's delta includes it, which is noise at these counts.
-    storeCommands: store === 'redis' ? () => options.redis.info('stats', 'total_commands_processed') : null,
+    storeCommands: store ? () => store.info('stats', 'total_commands_processed') : null,
   });
-  return [
+  const targets = [
     reference('direct', upstream, upstreamPort),
     reference('bare', bare, barePort),
     reference('bare-undici', bareUndici, undiciPort),
-    warden('warden-memory', memory, memoryPort, 'memory'),
-    warden('warden-redis', redis, redisPort, 'redis'),
+    warden('warden-memory', memory, memoryPort, null),
+    warden('warden-redis', redis, redisPort, options.redis),
   ];
+  return {
+    targets,
+    async startRedisWarden(store) {
+      const port = await freePort();
+      const child = startWarden('warden-redis', port, `${upstreamOrigin}/mcp`, file, ['--store', 'redis', '--redis-url', store.url], null);
+      await waitHealthy(`${origin(port)}/healthz`, child);
+      return warden('warden-redis', child, port, store);
+    },
+  };
 }
 
 /** The target with this name; throws if it was not started (a bug in the caller). */
