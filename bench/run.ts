@@ -98,7 +98,6 @@ async function main(options: BenchOptions): Promise<void> {
   say(`targets up: ${targets.map((t) => `${t.name} ${t.mcpUrl}`).join(', ')}; redis-server ${redis.url} (pid ${redis.child.pid})`);
   const credentials = await prepareAll(targets);
   const { warden, notes } = await facts(credentials, redis);
-  const wardenRedis = byName(targets, 'warden-redis');
   const wardenMemory = byName(targets, 'warden-memory');
   const direct = byName(targets, 'direct');
 
