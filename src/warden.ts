@@ -171,8 +171,9 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     upstreams,
     streams: createStreamGauge(sessions.maxStreams),
     fingerprint: createFingerprint(sessions),
-    endUpstreamSession: (ctx: RequestContext, upstreamSessionId: string) => {
-      if (ctx.upstream) fetch(ctx.upstream, { method: 'DELETE', headers: { ...config.upstreamHeaders, 'mcp-session-id': upstreamSessionId } }).catch(() => {});
+    endUpstreamSession: (upstreamIndex, upstreamSessionId) => {
+      const url = upstreams.url(upstreamIndex);
+      if (url) fetch(url, { method: 'DELETE', headers: { ...config.upstreamHeaders, 'mcp-session-id': upstreamSessionId } }).catch(() => {});
     },
     onStreamStart: (ctx, end) => {
       metrics.openStreams(1);

@@ -15,8 +15,8 @@ export interface RewriteDeps {
   readonly idleTimeoutMs: number;
   readonly maxLifetimeMs: number;
   readonly clock: () => number;
-  /** Best effort: tells the upstream to drop a session the proxy could not keep. */
-  readonly endUpstreamSession: (ctx: RequestContext, upstreamSessionId: string) => void;
+  /** Best effort: tells upstream `upstreamIndex` to drop a session the proxy could not keep or evicted. */
+  readonly endUpstreamSession: (upstreamIndex: number, upstreamSessionId: string) => void;
 }
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -60,10 +60,14 @@ export function swapSessionId(deps: RewriteDeps) {
     const result = await deps.store.createSession(record, { maxConcurrent: max, onLimit: deps.onLimit, now, idleTimeoutMs: deps.idleTimeoutMs, maxLifetimeMs: deps.maxLifetimeMs });
     if (!result.created) {
       // Lost a race for the last slot: the upstream session would be orphaned, so end it there too.
-      deps.endUpstreamSession(ctx, upstreamId);
+      deps.endUpstreamSession(record.upstream, upstreamId);
       throw new WardenError('SESSION_LIMIT', { retryAfterMs: 60_000 });
     }
-    for (const evicted of result.evicted) logEvent(ctx.log, 'session.evicted', { clientId: identity.clientId, sessionId: evicted, address: ctx.clientAddress });
+    for (const evicted of result.evicted) {
+      logEvent(ctx.log, 'session.evicted', { clientId: identity.clientId, sessionId: evicted.key, address: ctx.clientAddress });
+      // Its upstream session would otherwise live on until the upstream drops it by itself.
+      if (evicted.upstream) deps.endUpstreamSession(evicted.upstream.index, evicted.upstream.sessionId);
+    }
     logEvent(ctx.log, 'session.created', { clientId: identity.clientId, sessionId: minted.key, address: ctx.clientAddress });
     response.headers[SESSION_HEADER] = minted.id;
   }

@@ -1,3 +1,5 @@
+import type { EvictedSession } from './store.js';
+
 /**
  * Every store key name, built only here. Keys derived from a principal carry it as a Redis
  * Cluster hash tag (`{principal}`), so one request's lookups share a slot and can be one round trip.
@@ -48,6 +50,12 @@ export function grantTag(grantId: string): string {
  */
 export function encodeSession(r: { createdAt: number; upstream: number; grantId: string; fingerprint: string; upstreamSessionId: string }): string {
   return `${r.createdAt.toString(36)}|${r.upstream}|${grantTag(r.grantId)}|${r.fingerprint}|${r.upstreamSessionId}`;
+}
+
+/** An evicted session as the cap reports it, from its key and its record as stored (if any). */
+export function evictedSession(principal: string, key: string, value: string | null | undefined): EvictedSession {
+  const record = value ? decodeSession(principal, key, value) : null;
+  return { key, upstream: record ? { index: record.upstream, sessionId: record.upstreamSessionId } : null };
 }
 
 /** Decodes {@link encodeSession}; null for anything malformed (treated as no session). */

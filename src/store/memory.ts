@@ -1,8 +1,8 @@
 import { loadRequestApart } from './load-apart.js';
 import { boundedMemoryLimiter } from './memory-limiter.js';
-import { decodeSession, encodeSession, grantTag, keyLayout } from './keys.js';
+import { decodeSession, encodeSession, evictedSession, grantTag, keyLayout } from './keys.js';
 import type {
-  CreateResult, Limiter, LimiterOptions, RefreshRecord, RefreshUse, RequestState, SessionInfo, SessionLimits, SessionRecord,
+  CreateResult, EvictedSession, Limiter, LimiterOptions, RefreshRecord, RefreshUse, RequestState, SessionInfo, SessionLimits, SessionRecord,
   StateQuery, Store, StoredClient, StoredKey,
 } from './store.js';
 
@@ -141,13 +141,13 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
 
     async createSession(record: SessionRecord, limits: SessionLimits): Promise<CreateResult> {
       const index = liveSessions(record.principal, limits.now);
-      const evicted: string[] = [];
+      const evicted: EvictedSession[] = [];
       if (index.size >= limits.maxConcurrent) {
         if (limits.onLimit === 'reject') return { created: false };
         const oldestFirst = [...index.entries()].sort((a, b) => a[1] - b[1]);
         for (const [key] of oldestFirst.slice(0, index.size - limits.maxConcurrent + 1)) {
+          evicted.push(evictedSession(record.principal, key, data.get(keys.session(record.principal, key), limits.now)));
           deleteSession(record.principal, key);
-          evicted.push(key);
         }
       }
       data.set(keys.session(record.principal, record.key), encodeSession(record), Math.min(limits.now + limits.idleTimeoutMs, record.createdAt + limits.maxLifetimeMs));

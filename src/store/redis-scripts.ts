@@ -87,7 +87,10 @@ return #live_sessions(KEYS[1], ARGV[1])
 `,
 };
 
-/** Creates a session under the cap: refuses (reject) or ends the oldest (evict), atomically. */
+/**
+ * Creates a session under the cap: refuses (reject) or ends the oldest (evict), atomically.
+ * Returns {1, key, record, key, record...} for the evicted ones, so their upstreams can be told.
+ */
 export const CREATE_SESSION = {
   numberOfKeys: 2,
   // KEYS: index, new session. ARGV: prefix, member, value, expire-at, created, max, evict?, index ttl.
@@ -98,9 +101,10 @@ local result = {1}
 if #live >= max then
   if ARGV[7] ~= '1' then return {0} end
   for i = 1, #live - max + 1 do
-    redis.call('DEL', ARGV[1] .. live[i])
+    local record = redis.call('GETDEL', ARGV[1] .. live[i])
     redis.call('ZREM', KEYS[1], live[i])
     result[#result + 1] = live[i]
+    result[#result + 1] = record or ''
   end
 end
 redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[4])

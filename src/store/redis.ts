@@ -3,7 +3,7 @@ import type { RedisOptions, Result } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
 import { WardenError } from '../errors.js';
-import { decodeSession, encodeSession, grantTag, keyLayout } from './keys.js';
+import { decodeSession, encodeSession, evictedSession, grantTag, keyLayout } from './keys.js';
 import { ADD_KEY, COUNT_SESSIONS, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import { loadRequestApart } from './load-apart.js';
 import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey } from './store.js';
@@ -276,7 +276,9 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
           limits.maxConcurrent, limits.onLimit === 'evict-oldest' ? '1' : '0', limits.maxLifetimeMs,
         );
         if (reply[0] !== 1) return { created: false as const };
-        return { created: true as const, evicted: reply.slice(1).map(String) };
+        const evicted = [];
+        for (let i = 1; i + 1 < reply.length; i += 2) evicted.push(evictedSession(record.principal, String(reply[i]), String(reply[i + 1])));
+        return { created: true as const, evicted };
       }),
 
     deleteSession: (principal, key) =>

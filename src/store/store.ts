@@ -75,7 +75,14 @@ export interface SessionLimits {
   readonly maxLifetimeMs: number;
 }
 
-export type CreateResult = { readonly created: true; readonly evicted: readonly string[] } | { readonly created: false };
+/** A session the cap ended to make room for a new one, with where its upstream session lives. */
+export interface EvictedSession {
+  readonly key: string;
+  /** null when the record could not be read: nothing to tell an upstream then. */
+  readonly upstream: { readonly index: number; readonly sessionId: string } | null;
+}
+
+export type CreateResult = { readonly created: true; readonly evicted: readonly EvictedSession[] } | { readonly created: false };
 
 /** A refresh token as stored (keyed by the SHA-256 of the token, never the token). */
 export interface RefreshRecord {

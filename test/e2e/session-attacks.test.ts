@@ -171,16 +171,26 @@ t.test('scenario 5, session flooding: caps and creation rate hold, existing sess
     t.equal((await openSession(proxy.mcpUrl, await token('bob'))).status, 200, 'another client is not affected');
   });
 
-  t.test('over maxConcurrent with onLimit "evict-oldest": the oldest id gets 404', async (t) => {
-    const { proxy, token } = await startStack(t, { sessions: { maxConcurrent: 2, onLimit: 'evict-oldest' } });
+  t.test('over maxConcurrent with onLimit "evict-oldest": the oldest id gets 404, and its upstream session ends', async (t) => {
+    const { upstream, proxy, token } = await startStack(t, { sessions: { maxConcurrent: 2, onLimit: 'evict-oldest' } });
     const alice = await token();
     const ids = [];
-    for (let i = 0; i < 3; i++) ids.push((await openSession(proxy.mcpUrl, alice)).sessionId);
+    const upstreamIds: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await openSession(proxy.mcpUrl, alice)).sessionId);
+      upstreamIds.push(...upstream.sessionIds().filter((id) => !upstreamIds.includes(id)));
+    }
     const evicted = await send(proxy.mcpUrl, { token: alice, sessionId: ids[0] });
     t.same([evicted.status, evicted.rpcCode], [404, -32001], 'the oldest was evicted');
     t.equal((await send(proxy.mcpUrl, { token: alice, sessionId: ids[1] })).status, 200);
     t.equal((await send(proxy.mcpUrl, { token: alice, sessionId: ids[2] })).status, 200);
     t.equal(proxy.logs.events('session.evicted').length, 1);
+    // Without the DELETE, the SDK upstream would keep the evicted session for as long as it runs:
+    // a client cycling sessions through the cap would pile them up there.
+    await waitFor(() => !upstream.sessionIds().includes(upstreamIds[0] ?? ''), 'the upstream to end the evicted session');
+    t.same(upstream.sessionIds().sort(), upstreamIds.slice(1).sort(), 'the upstream keeps exactly the two live sessions');
+    const deletes = upstream.requests.filter((r) => r.method === 'DELETE');
+    t.same(deletes.map((r) => r.headers['mcp-session-id']), [upstreamIds[0]], 'one DELETE, with the evicted session\'s upstream id');
   });
 
   t.test('over rateLimits.sessionCreate: 429 with RateLimit headers', async (t) => {
