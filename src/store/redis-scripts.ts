@@ -12,13 +12,16 @@ local function request_state()
   local cutoff = redis.call('GET', KEYS[3])
   local session = false
   if ARGV[4] == '1' then
-    -- The idle expiry slides in the same key lookup as the read (each lookup counts once Redis
-    -- holds a million keys); a record nearer its lifetime's end than that is then capped at it.
+    -- The idle expiry slides in the same key lookup as the read (one lookup and one command
+    -- fewer per request); a record nearer its lifetime's end than that is then capped at it.
     local idle_end = tonumber(ARGV[1]) + tonumber(ARGV[2])
     session = redis.call('GETEX', KEYS[4], 'PXAT', string.format('%d', idle_end))
     if session then
-      local created = tonumber(string.match(session, '^(%w+)|'), 36)
-      if created and created + tonumber(ARGV[3]) < idle_end then
+      local created = tonumber(string.match(session, '^(%w+)|') or '', 36)
+      if not created then
+        -- Unreadable (no session to the caller either): it must not live on by being used.
+        redis.call('DEL', KEYS[4])
+      elseif created + tonumber(ARGV[3]) < idle_end then
         redis.call('PEXPIREAT', KEYS[4], string.format('%d', created + tonumber(ARGV[3])))
       end
     end

@@ -53,6 +53,24 @@ t.test('every traffic key carries a TTL and the {principal} hash tag', async (t)
   }
 });
 
+t.test('an unreadable session record is no session, and using it does not keep it alive', async (t) => {
+  const config = storeConfig();
+  const client = connectRedis(config);
+  await waitReady(client, 5_000);
+  const store = createRedisStore(client, { keyPrefix: config.keyPrefix });
+  t.teardown(() => store.close());
+  const raw = new Redis(redis.url);
+  t.teardown(() => raw.disconnect());
+  const now = Date.now();
+  await store.createSession({ key: 'k1', principal: 'alice', grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: now }, { maxConcurrent: 5, onLimit: 'reject', now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
+  const [key] = await raw.keys(`${config.keyPrefix}{alice}:s:*`);
+  if (!key) throw new Error('no session key');
+  await raw.set(key, 'not a record', 'PX', 5_000);
+  const state = await store.loadRequestState({ principal: 'alice', jti: 'j', grantId: 'g', sessionKey: 'k1', now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
+  t.equal(state.session, null, 'no session');
+  t.equal(await raw.exists(key), 0, 'removed rather than given a fresh idle expiry');
+});
+
 t.test('a dead Redis fails fast with STORE_UNAVAILABLE, and the store recovers by itself', async (t) => {
   const own = await startRedis();
   t.teardown(() => own.stop());
