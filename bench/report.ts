@@ -68,7 +68,7 @@ function firstEventSection(results: BenchResults): string[] {
     ...(results.firstEventRedisPingMs === null
       ? []
       : [
-          `A Redis PING from the bench, timed once per round at the same pacing, took ${fixed(results.firstEventRedisPingMs, 3)} ms (median): the round trip warden-redis makes on top of warden-memory's work, as it costs when both processes were idle.`,
+          `A Redis PING from the bench, timed once per round at the same pacing, took ${fixed(results.firstEventRedisPingMs, 3)} ms (median): what one round trip to a process that was idle costs here; warden-redis makes one more than warden-memory (a script rather than a PING, so somewhat more).`,
           '',
         ]),
   ];
@@ -88,7 +88,7 @@ function idleStreamsSection(results: BenchResults): string[] {
       ]),
     ),
     '',
-    "MB = 10^6 bytes. The references are floors for comparison: `direct` is the upstream alone (Node's HTTP server, one socket per stream); `bare` and `bare-undici` are proxies without auth (a client and an upstream socket per stream).",
+    "MB = 10^6 bytes. The references are floors for comparison: `direct` is the upstream alone (Node's HTTP server, one socket per stream); `bare` and `bare-undici` are proxies without auth (a client and an upstream socket per stream). They run under tsx, whose loader is part of their RSS before; per stream (KB) is the like-for-like figure.",
     '',
   ];
 }
@@ -101,7 +101,7 @@ function sessionsSection(results: BenchResults): string[] {
       `## Latency vs sessions stored in Redis (one Redis and one warden-redis per level; ${SESSION_ROUNDS} interleaved rounds of ${results.options.sessionDuration} s with the bare proxy, medians; ${results.options.connections} connections)`,
       '',
       table(
-        ['sessions stored', 'req/s', 'p50 ms', 'p99 ms', 'p50 per round (ms)', 'Redis µs per state script', 'Redis cmds/req', 'errors+non2xx', 'rehash after fill (s)'],
+        ['sessions stored', 'req/s', 'p50 ms', 'p99 ms', 'p50 per round (ms)', 'Redis µs per state script', 'Redis cmds/req (in scripts too)', 'errors+non2xx', 'rehash after fill (s, at hz 100)'],
         [
           ...results.sessionScale.map((r) => [
             int(r.storedSessions), int(r.requestsPerSecond), fixed(r.p50Ms), fixed(r.p99Ms), r.roundP50Ms.map((x) => fixed(x)).join(' / '),
@@ -111,7 +111,7 @@ function sessionsSection(results: BenchResults): string[] {
         ],
       ),
       '',
-      "Redis µs per state script: Redis's own time per EVALSHA (`INFO commandstats`), the one command each request sends. Each level is measured once Redis has finished the rehash its fill started (`hz` raised to 100 while waiting, then put back): a keyspace that crosses a power of two is rehashed incrementally, and for that minute or two every lookup costs about twice as much.",
+      "Redis µs per state script: Redis's own time per EVALSHA (`INFO commandstats`), the one command each request sends (Redis cmds/req also counts the commands run inside it). Each level is measured once Redis has finished the rehash its fill started (`hz` raised to 100 while waiting, then put back): a keyspace that crosses a power of two is rehashed incrementally, and for that minute or two every lookup costs about twice as much.",
       '',
     );
   }

@@ -14,13 +14,14 @@ import { fillSessions, recordValue, sampleSessionKey } from './redis-fill.js';
 import { startRedis } from './redis-server.js';
 import type { PrivateRedis } from './redis-server.js';
 import { median } from './stats.js';
+import { rotate } from './throughput.js';
 import type { Target } from './targets.js';
 import { postHeaders, TOOLS_CALL } from './workload.js';
 import type { Credentials } from './workload.js';
 
 const SESSION_LEVELS = [1_000, 100_000, 1_000_000] as const;
 /** Interleaved rounds (every level and the bare proxy, rotated); the medians are reported. */
-export const SESSION_ROUNDS = 5;
+export const SESSION_ROUNDS = 8;
 
 export interface SessionLevelRow {
   readonly storedSessions: number;
@@ -106,59 +107,81 @@ async function microsPerScript(redis: PrivateRedis): Promise<number | null> {
   return match?.[1] ? Number(match[1]) : null;
 }
 
+/** A private Redis filled with `stored` records, once its rehash is over. */
+async function fillLevel(stored: number): Promise<{ redis: PrivateRedis; rehashSeconds: number; usedDelta: number }> {
+  const redis = await startRedis();
+  const started = Date.now();
+  const usedBefore = await redis.info('memory', 'used_memory');
+  await fillSessions(redis.port, stored);
+  const rehashSeconds = await rehashed(redis);
+  // Read after the rehash: during it Redis holds the old tables as well as the new ones.
+  const usedDelta = (await redis.info('memory', 'used_memory')) - usedBefore;
+  say(`sessions: filled a Redis with ${stored} records in ${((Date.now() - started) / 1000).toFixed(1)} s (its rehash took ${rehashSeconds.toFixed(1)} s of that)`);
+  return { redis, rehashSeconds, usedDelta };
+}
+
+async function memoryOf(redis: PrivateRedis, stored: number, usedDelta: number): Promise<RedisMemoryResult> {
+  const key = await sampleSessionKey(redis.client);
+  const memory = {
+    keysAdded: stored,
+    usedMemoryDeltaBytes: usedDelta,
+    bytesPerSession: usedDelta / stored,
+    memoryUsageOneKey: key ? await redis.client.memory('USAGE', key) : null,
+    valueBytes: Buffer.byteLength(recordValue()),
+  };
+  say(`sessions: Redis memory ${memory.bytesPerSession.toFixed(0)} bytes per session (MEMORY USAGE of one: ${memory.memoryUsageOneKey ?? '?'})`);
+  return memory;
+}
+
 /** Fills one Redis per level, measures the levels in interleaved rounds; returns the rows (none without latency) and memory. */
 export async function measureSessionScale(reference: { readonly target: Target; readonly credentials: Credentials | null }, options: SessionScaleOptions): Promise<SessionScaleResult> {
-  const levels: Level[] = [];
-  let memory: RedisMemoryResult | null = null;
-  for (const stored of SESSION_LEVELS) {
-    const redis = await startRedis();
-    const started = Date.now();
-    const usedBefore = await redis.info('memory', 'used_memory');
-    await fillSessions(redis.port, stored);
-    const usedDelta = (await redis.info('memory', 'used_memory')) - usedBefore;
-    const rehashSeconds = await rehashed(redis);
-    say(`sessions: filled a Redis with ${stored} records in ${((Date.now() - started) / 1000).toFixed(1)} s, its rehash done ${rehashSeconds.toFixed(1)} s later`);
-    if (stored === SESSION_LEVELS.at(-1)) {
-      const key = await sampleSessionKey(redis.client);
-      memory = {
-        keysAdded: stored,
-        usedMemoryDeltaBytes: usedDelta,
-        bytesPerSession: usedDelta / stored,
-        memoryUsageOneKey: key ? await redis.client.memory('USAGE', key) : null,
-        valueBytes: Buffer.byteLength(recordValue()),
-      };
-      say(`sessions: Redis memory ${memory.bytesPerSession.toFixed(0)} bytes per session (MEMORY USAGE of one: ${memory.memoryUsageOneKey ?? '?'})`);
+  const largest = SESSION_LEVELS[SESSION_LEVELS.length - 1] as number;
+  if (!options.measureLatency) {
+    const { redis, usedDelta } = await fillLevel(largest);
+    try {
+      return { levels: [], reference: null, memory: await memoryOf(redis, largest, usedDelta) };
+    } finally {
+      await redis.child.stop(5_000);
     }
-    if (!options.measureLatency) continue;
-    const target = await options.startWarden(redis);
-    levels.push({ stored, redis, target, credentials: await target.prepare(target.mcpUrl), rehashSeconds });
   }
-  if (!memory) throw new Error('no session level was filled');
-  if (!options.measureLatency) return { levels: [], reference: null, memory };
+  const levels: Level[] = [];
+  try {
+    let memory: RedisMemoryResult | null = null;
+    for (const stored of SESSION_LEVELS) {
+      const { redis, rehashSeconds, usedDelta } = await fillLevel(stored);
+      if (stored === largest) memory = await memoryOf(redis, stored, usedDelta);
+      const target = await options.startWarden(redis);
+      levels.push({ stored, redis, target, credentials: await target.prepare(target.mcpUrl), rehashSeconds });
+    }
+    if (!memory) throw new Error('the largest level was not filled');
+    return { ...(await measureLevels(levels, reference, options)), memory };
+  } finally {
+    // The other measurements should not share the machine with three idle proxies and 1.1e6 keys.
+    await Promise.all(levels.flatMap((l) => [l.target.child.stop(5_000), l.redis.child.stop(5_000)]));
+  }
+}
 
+async function measureLevels(levels: readonly Level[], reference: { readonly target: Target; readonly credentials: Credentials | null }, options: SessionScaleOptions): Promise<Omit<SessionScaleResult, 'memory'>> {
   const spec = (target: Target, credentials: Credentials | null, durationSeconds: number) => ({
     url: target.mcpUrl, method: 'POST' as const, headers: postHeaders(credentials), body: TOOLS_CALL,
     connections: options.connections, durationSeconds,
   });
   if (options.warmupSeconds > 0) for (const level of levels) await measureLoad(spec(level.target, level.credentials, options.warmupSeconds));
-  const entries = [...levels.map((l) => ({ target: l.target, credentials: l.credentials })), reference];
-  const results = entries.map((): LoadResult[] => []);
-  const commands = levels.map(() => 0);
+  const entries = [...levels, { ...reference, stored: null }];
+  const results = new Map(entries.map((e): [typeof e, LoadResult[]] => [e, []]));
+  const commands = new Map<(typeof entries)[number], number>();
   for (let round = 0; round < SESSION_ROUNDS; round++) {
-    // Rotated, so no level always runs right after the same one.
-    for (let k = 0; k < entries.length; k++) {
-      const i = (round + k) % entries.length;
-      const entry = entries[i] as (typeof entries)[number];
-      const level = levels[i];
-      const before = level ? await level.redis.info('stats', 'total_commands_processed') : 0;
-      results[i]?.push(await measureLoad(spec(entry.target, entry.credentials, options.durationSeconds)));
-      if (level) commands[i] = (commands[i] ?? 0) + (await level.redis.info('stats', 'total_commands_processed')) - before;
+    // Rotated: each level (and bare) opens the same number of rounds.
+    for (const entry of rotate(entries, round)) {
+      const before = (await entry.target.storeCommands?.()) ?? 0;
+      results.get(entry)?.push(await measureLoad(spec(entry.target, entry.credentials, options.durationSeconds)));
+      if (entry.target.storeCommands) commands.set(entry, (commands.get(entry) ?? 0) + (await entry.target.storeCommands()) - before);
     }
   }
   // Redis's per-call average covers the warmups too: the same script, so the same cost.
   const rows: SessionLevelRow[] = [];
-  for (const [i, level] of levels.entries()) {
-    const runs = results[i] ?? [];
+  for (const level of levels) {
+    const runs = results.get(level) ?? [];
     rows.push({
       storedSessions: level.stored,
       requestsPerSecond: median(runs.map((r) => r.requestsPerSecond)),
@@ -166,12 +189,12 @@ export async function measureSessionScale(reference: { readonly target: Target; 
       p99Ms: median(runs.map((r) => r.p99Ms)),
       roundP50Ms: runs.map((r) => r.p50Ms),
       failures: runs.reduce((sum, r) => sum + r.errors + r.non2xx, 0),
-      storeCommandsPerRequest: (commands[i] ?? 0) / Math.max(1, runs.reduce((sum, r) => sum + r.requests, 0)),
+      storeCommandsPerRequest: (commands.get(level) ?? 0) / Math.max(1, runs.reduce((sum, r) => sum + r.requests, 0)),
       redisMicrosPerScript: await microsPerScript(level.redis),
       rehashSeconds: level.rehashSeconds,
     });
     say(`sessions: ${level.stored} stored -> p50 ${rows.at(-1)?.p50Ms.toFixed(2)} ms, Redis ${rows.at(-1)?.redisMicrosPerScript?.toFixed(1) ?? '?'} µs per script`);
   }
-  const bare = results.at(-1) ?? [];
-  return { levels: rows, reference: { p50Ms: median(bare.map((r) => r.p50Ms)), roundP50Ms: bare.map((r) => r.p50Ms) }, memory };
+  const bare = results.get(entries[entries.length - 1] as (typeof entries)[number]) ?? [];
+  return { levels: rows, reference: { p50Ms: median(bare.map((r) => r.p50Ms)), roundP50Ms: bare.map((r) => r.p50Ms) } };
 }

@@ -43,7 +43,8 @@ export interface ThroughputRow {
   readonly warmupRequests: number;
 }
 
-function rotate<T>(items: readonly T[], by: number): T[] {
+/** `items` started at position `by` (wrapping): who goes first moves each round. */
+export function rotate<T>(items: readonly T[], by: number): T[] {
   const k = by % items.length;
   return [...items.slice(k), ...items.slice(0, k)];
 }
