@@ -1,9 +1,11 @@
 import t from 'tap';
+import type { Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { storeContract } from '../fixtures/store-contract.js';
+import type { Store } from '../../src/store/store.js';
 import { startRedis } from '../fixtures/redis.js';
 
 const redis = await startRedis();
@@ -31,21 +33,32 @@ t.test('redis store contract', async (t) => {
   });
 });
 
-t.test('every traffic key carries a TTL and the {principal} hash tag', async (t) => {
+/** A store on the shared redis-server under a fresh prefix, and a plain client beside it; both closed with `t`. */
+async function openStore(t: Test) {
   const config = storeConfig();
   const client = connectRedis(config);
   await waitReady(client, 5_000);
   const store = createRedisStore(client, { keyPrefix: config.keyPrefix });
   t.teardown(() => store.close());
+  const raw = new Redis(redis.url);
+  t.teardown(() => raw.disconnect());
+  return { store, raw, keyPrefix: config.keyPrefix };
+}
+
+/** Session `k1` of alice, created now. */
+function createAliceSession(store: Store, now: number) {
+  return store.createSession({ key: 'k1', principal: 'alice', grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: now }, { maxConcurrent: 5, onLimit: 'reject', now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
+}
+
+t.test('every traffic key carries a TTL and the {principal} hash tag', async (t) => {
+  const { store, raw, keyPrefix } = await openStore(t);
   const now = Date.now();
-  await store.createSession({ key: 'k1', principal: 'alice', grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: now }, { maxConcurrent: 5, onLimit: 'reject', now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
+  await createAliceSession(store, now);
   await store.revokeToken('alice', 'j', now + 60_000, now);
   await store.revokeGrant('alice', 'g2', 60_000, now);
   await store.revokePrincipal('bob', now, 60_000);
   await store.putRefreshToken('alice', 'h', { grantId: 'g', issuedAt: now, scope: 'mcp', audience: 'a', expiresAt: now + 60_000 }, now);
-  const raw = new Redis(redis.url);
-  t.teardown(() => raw.disconnect());
-  const keys = await raw.keys(`${config.keyPrefix}*`);
+  const keys = await raw.keys(`${keyPrefix}*`);
   t.ok(keys.length >= 5);
   for (const key of keys) {
     t.match(key, /^t[0-9a-f]{6}:\{(alice|bob)\}:/, `${key} is tagged`);
@@ -54,16 +67,10 @@ t.test('every traffic key carries a TTL and the {principal} hash tag', async (t)
 });
 
 t.test('an unreadable session record is no session, and using it does not keep it alive', async (t) => {
-  const config = storeConfig();
-  const client = connectRedis(config);
-  await waitReady(client, 5_000);
-  const store = createRedisStore(client, { keyPrefix: config.keyPrefix });
-  t.teardown(() => store.close());
-  const raw = new Redis(redis.url);
-  t.teardown(() => raw.disconnect());
+  const { store, raw, keyPrefix } = await openStore(t);
   const now = Date.now();
-  await store.createSession({ key: 'k1', principal: 'alice', grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: now }, { maxConcurrent: 5, onLimit: 'reject', now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
-  const [key] = await raw.keys(`${config.keyPrefix}{alice}:s:*`);
+  await createAliceSession(store, now);
+  const [key] = await raw.keys(`${keyPrefix}{alice}:s:*`);
   if (!key) throw new Error('no session key');
   await raw.set(key, 'not a record', 'PX', 5_000);
   const state = await store.loadRequestState({ principal: 'alice', jti: 'j', grantId: 'g', sessionKey: 'k1', now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
