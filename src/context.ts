@@ -36,6 +36,15 @@ export interface Identity {
   readonly expiresAtMs: number;
   /** `self` for our own tokens, else the external issuer. */
   readonly issuer: string;
+  /**
+   * The person behind the request (interactive sign-in: IdP issuer + `sub`, never equal to a
+   * client id), or null for a machine client. Sessions and policy bind to it when set.
+   */
+  readonly user: string | null;
+  /** Groups of the person or subject (sign-in claim mapping, or an external token's `groups`); policy input. */
+  readonly groups: readonly string[];
+  /** The verified token's claims, for policy conditions on selected claims. Never logged. */
+  readonly claims: Readonly<Record<string, unknown>>;
 }
 
 /**

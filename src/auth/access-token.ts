@@ -114,6 +114,9 @@ export function createTokenVerifier(deps: VerifierDeps) {
       issuedAtMs: (payload.iat ?? 0) * 1000,
       expiresAtMs: (payload.exp ?? 0) * 1000,
       issuer: 'self',
+      user: null,
+      groups: [],
+      claims: payload,
     };
   }
 

@@ -54,7 +54,15 @@ export function createExternalIssuers(configs: readonly IssuerConfig[], deps: { 
         issuedAtMs: (payload.iat ?? 0) * 1000,
         expiresAtMs: (payload.exp ?? 0) * 1000,
         issuer,
+        user: null,
+        groups: groupsOf(payload.groups),
+        claims: payload,
       };
     },
   };
+}
+
+/** An external token's `groups` claim: strings only, anything else is no groups. */
+function groupsOf(claim: unknown): readonly string[] {
+  return Array.isArray(claim) ? claim.filter((g): g is string => typeof g === 'string') : [];
 }

@@ -55,7 +55,7 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
     const res = new ServerResponse(req);
     const ctx = createContext(req, res, { id: 'r1', startedAt: now, receivedMark: 0, log: createLogger('silent'), site: { origin: 'http://p', resource: 'http://p/mcp', resourceMetadataUrl: 'http://p/.well-known/oauth-protected-resource/mcp', issuer: 'http://p', requiredScope: 'mcp' } });
     const clientId = opts.clientId ?? 'alice';
-    const identity: Identity = { clientId, principal: clientId, scopes: ['mcp'], grantId: 'g1', jti: 'j1', issuedAtMs: opts.issuedAtMs ?? now - 1000, expiresAtMs: now + 3_600_000, issuer: 'self' };
+    const identity: Identity = { clientId, principal: clientId, scopes: ['mcp'], grantId: 'g1', jti: 'j1', issuedAtMs: opts.issuedAtMs ?? now - 1000, expiresAtMs: now + 3_600_000, issuer: 'self', user: null, groups: [], claims: {} };
     ctx.identity = identity;
     ctx.clientAddress = opts.address ?? '10.0.0.1';
     return ctx;
