@@ -25,7 +25,7 @@ export interface FillOptions {
 
 /** One record as mcp-warden stores it: created, upstream index, grant, fingerprint, upstream session id. */
 export function recordValue(): string {
-  return encodeSession({ createdAt: Date.now(), upstream: 0, grantId: randomBytes(16).toString('base64url'), fingerprint: '', upstreamSessionId: randomUUID() });
+  return encodeSession({ createdAt: Date.now(), upstream: 0, grantId: randomBytes(16).toString('base64url'), fingerprint: '', upstreamSessionId: randomUUID(), owner: null });
 }
 
 /** One RESP bulk string. */

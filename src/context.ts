@@ -69,6 +69,8 @@ export interface RequestContext {
   kind: RouteKind;
   /** resolve-client-address: the socket address, or X-Forwarded-For as far as trustProxy allows. */
   clientAddress: string;
+  /** accept-relay: the replica that relayed this request here (sidecar layout), or null. */
+  relayedFrom: string | null;
   /** read when a stage needed the body (initialize check): the bytes and the JSON-RPC peek. */
   body: Buffer | null;
   message: RpcPeek | null;
@@ -98,8 +100,10 @@ export interface RequestContext {
   upstreamSessionId: string | null;
   /** resolve-session: index of the upstream this request goes to. */
   upstreamIndex: number | null;
-  /** resolve-session: the upstream MCP URL this request goes to. */
+  /** resolve-session: the upstream MCP URL this request goes to (the owner replica's when relayed). */
   upstream: string | null;
+  /** resolve-session: the replica that owns the session and gets this request relayed, or null. */
+  relayTo: string | null;
   /** forward: the upstream's response head, editable by the response stages before it is sent. */
   response: UpstreamResponse | null;
 }
@@ -144,6 +148,7 @@ class Context implements RequestContext {
   route = 'unknown';
   kind: RouteKind = 'plain';
   clientAddress: string;
+  relayedFrom: string | null = null;
   body: Buffer | null = null;
   message: RpcPeek | null = null;
   blockCheck: Limiters | null = null;
@@ -158,6 +163,7 @@ class Context implements RequestContext {
   upstreamSessionId: string | null = null;
   upstreamIndex: number | null = null;
   upstream: string | null = null;
+  relayTo: string | null = null;
   response: UpstreamResponse | null = null;
   #log: Logger | null = null;
   readonly #parentLog: Logger;

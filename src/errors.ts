@@ -34,6 +34,7 @@ export const ERROR_CATALOG = {
   TOKEN_MISSING: { status: 401, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'Authentication required', event: 'auth.failed', failedAttempt: true },
   TOKEN_INVALID: { status: 401, rpcCode: RPC.transport, oauthError: 'invalid_token', message: 'Invalid or expired access token', event: 'auth.failed', failedAttempt: true },
   INSUFFICIENT_SCOPE: { status: 403, rpcCode: RPC.transport, oauthError: 'insufficient_scope', message: 'The access token lacks the required scope', event: 'auth.failed', failedAttempt: false },
+  RELAY_REFUSED: { status: 403, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'Relay not accepted', event: 'relay.refused', failedAttempt: true },
   RATE_LIMITED: { status: 429, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Rate limit exceeded', event: 'rate.limited', failedAttempt: false },
   SESSION_NOT_FOUND: { status: 404, rpcCode: RPC.session, oauthError: 'invalid_request', message: 'Session not found', event: 'session.not_found', failedAttempt: true },
   SESSION_BINDING_MISMATCH: { status: 404, rpcCode: RPC.session, oauthError: 'invalid_request', message: 'Session not found', event: 'session.binding_mismatch', failedAttempt: true },
@@ -60,7 +61,7 @@ export type WardenErrorCode = keyof typeof ERROR_CATALOG;
 export type RefusalReason =
   | 'missing' | 'malformed' | 'bad_signature' | 'algorithm' | 'type' | 'expired' | 'not_yet_valid' | 'issuer'
   | 'audience' | 'claims' | 'revoked' | 'unknown_key' | 'issuer_unreachable'
-  | 'unknown' | 'foreign' | 'forged' | 'binding'
+  | 'unknown' | 'foreign' | 'forged' | 'binding' | 'owner_gone'
   | 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts' | 'streams'
   | 'reuse' | 'refused' | 'reset' | 'timeout' | 'store';
 

@@ -31,6 +31,7 @@ import { metadataHandlers } from './oauth/metadata.js';
 import { revokeEndpoint } from './oauth/revoke.js';
 import { tokenEndpoint } from './oauth/token.js';
 import { createFingerprint } from './session/binding.js';
+import { createRelay } from './session/relay.js';
 import { createSessionIds, sessionIdSecret } from './session/session-id.js';
 import { createStreamGauge } from './session/streams.js';
 import { createUpstreamPicker } from './session/upstreams.js';
@@ -129,7 +130,9 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   });
   const clients = await createClientRegistry(config.clients, store, clock);
   const limiters = createLimiters(store, config.rateLimits, { onStoreError: () => metrics.storeError() });
-  const sessionIds = createSessionIds(await sessionIdSecret(config, store));
+  const idSecret = await sessionIdSecret(config, store);
+  const sessionIds = createSessionIds(idSecret);
+  const relay = createRelay({ replicaId: config.replica.id, advertiseUrl: config.replica.advertiseUrl, mcpPath: config.mcpPath, secret: idSecret, store, clock });
   const upstreams = createUpstreamPicker(config.upstreams, clock);
   const drain = createDrain();
   const agent = createUpstreamAgent(security.upstreamTimeout);
@@ -170,6 +173,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     sessionIds,
     upstreams,
     streams: createStreamGauge(sessions.maxStreams),
+    relay,
     fingerprint: createFingerprint(sessions),
     endUpstreamSession: (upstreamIndex, upstreamSessionId) => {
       const url = upstreams.url(upstreamIndex);
@@ -233,7 +237,8 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     if (entry.event === 'auth.failed') metrics.authFailure(reason ?? 'unknown');
     const limiter = { RATE_LIMITED: reason ?? 'client', ADDRESS_BLOCKED: 'failed_attempts', SESSION_LIMIT: 'sessions', STREAM_LIMIT: 'streams' }[err.code as string];
     if (limiter) metrics.rateLimited(limiter);
-    if (err.code === 'UPSTREAM_UNAVAILABLE' && reason === 'refused' && ctx.upstreamIndex !== null) upstreams.markDown(ctx.upstreamIndex);
+    // A refused relay says the owner replica is down, not this replica's upstream.
+    if (err.code === 'UPSTREAM_UNAVAILABLE' && reason === 'refused' && ctx.upstreamIndex !== null && ctx.relayTo === null) upstreams.markDown(ctx.upstreamIndex);
     if (entry.failedAttempt && ctx.clientAddress && (await limiters.failedAttempt(ctx.clientAddress))) {
       // The moment the budget is spent, not only later refusals: the block starts with this request.
       logEvent(ctx.log, 'address.blocked', { reason: 'threshold', count: config.rateLimits.failedAttempts.points, address: ctx.clientAddress, route: ctx.route, clientId });
@@ -259,6 +264,12 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     adminUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
+  // Announced once listening: other replicas may relay to this one from then on.
+  await relay.start((err) => {
+    metrics.storeError();
+    log.warn({ err: String(err) }, 'could not announce this replica to the others');
+  }).catch((err: unknown) => abandon(err, admin ? [server, admin] : [server]));
+
   return {
     url: site.origin,
     mcpUrl: site.resource,
@@ -270,6 +281,8 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     metrics,
     issueToken: async (clientId, scope, ttlMs) => (await sign({ clientId, scope, grantId: randomBytes(16).toString('base64url') }, ttlMs)).token,
     close: async () => {
+      // First, so other replicas stop relaying here and send this replica's clients to re-initialize.
+      await relay.close();
       const closing = closeServer(server);
       const cut = await drain.drain(config.shutdownGrace);
       if (cut > 0) log.warn({ cut }, 'requests still running at the end of the shutdown grace were cut');

@@ -103,6 +103,10 @@ export const schema = {
   admin: {
     listen: optionalHostPort({ doc: 'Separate "host:port" for /metrics (otherwise served on the main listener).', default: null, example: null, env: 'MCP_WARDEN_ADMIN_LISTEN' }),
   },
+  replica: {
+    id: optionalText({ doc: 'This replica\'s name in session records and logs (e.g. the pod name); a random one per process when null.', default: null, example: null, env: 'MCP_WARDEN_REPLICA_ID' }, { pattern: /^[A-Za-z0-9._-]{1,40}$/, message: 'must be 1-40 characters of A-Z a-z 0-9 . _ -' }),
+    advertiseUrl: optionalUrl(HTTP, { doc: 'Sidecar layout: the URL other replicas reach this one at (e.g. http://$(POD_IP):8080). Sessions then stay with the replica whose upstream holds them, and other replicas relay to it.', default: null, example: null, env: 'MCP_WARDEN_REPLICA_ADVERTISE_URL' }),
+  },
   health: {
     checkUpstream: bool({ doc: '/readyz also requires the upstreams to accept a connection.', default: false }),
   },

@@ -21,6 +21,7 @@ export function validateConfig(raw: unknown): ValidationResult {
   const clean = (area: string): boolean => !structural.some((p) => p.path === area || p.path.startsWith(`${area}.`) || p.path.startsWith(`${area}[`));
   const checks = [['store', checkStore], ['tokens', checkTokens], ['clients', checkClients], ['mcpPath', checkPaths], ['security', checkOrigins], ['tls', checkTls]] as const;
   for (const [area, check] of checks) if (clean(area)) check(config, problems);
+  if (clean('replica') && clean('store')) checkReplica(config, problems);
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) };
 }
 
@@ -29,6 +30,11 @@ function checkStore({ store }: Config, problems: Problem[]): void {
   if (store.type !== 'redis') return;
   const given = [store.url, store.sentinels, store.cluster].filter((x) => x !== null).length;
   if (given !== 1) problems.push({ path: 'store', message: 'a redis store needs exactly one of "url", "sentinels" or "cluster"' });
+}
+
+function checkReplica({ replica, store }: Config, problems: Problem[]): void {
+  // One process has no other replica to relay to, and relaying needs the shared session records.
+  if (replica.advertiseUrl !== null && store.type !== 'redis') problems.push({ path: 'replica.advertiseUrl', message: 'needs store.type "redis" (replicas find each other through the store)' });
 }
 
 function checkTokens({ tokens }: Config, problems: Problem[]): void {

@@ -15,6 +15,7 @@ const LEVELS = {
   'session.not_found': 'warn',
   'session.binding_mismatch': 'warn',
   'session.limited': 'warn',
+  'relay.refused': 'warn',
   'rate.limited': 'warn',
   'address.blocked': 'warn',
   'origin.refused': 'warn',

@@ -6,6 +6,8 @@ import type { Dispatcher } from 'undici';
 import type { RequestContext, UpstreamResponse } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
+import { RELAY_HEADER } from '../session/relay.js';
+import type { Relay } from '../session/relay.js';
 import { runResponseStages } from './stage.js';
 import type { ResponseStage } from './stage.js';
 
@@ -24,6 +26,8 @@ export interface ForwardDeps {
   readonly onStreamStart?: (ctx: RequestContext, end: () => void) => void;
   /** Connection pools to the upstreams; the owner destroys it on close. Made here when absent. */
   readonly agent?: Dispatcher;
+  /** Sidecar layout: signs the hop of a request relayed to the replica owning its session. */
+  readonly relay?: Pick<Relay, 'sign'>;
 }
 
 /**
@@ -39,7 +43,7 @@ export function createUpstreamAgent(timeoutMs: number): Agent {
 // `host` is the upstream's own (set by the pool); `expect` would make the upstream wait for a
 // 100-continue that only the client's side of the exchange knows about.
 const REQUEST_DROP = ['host', 'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect',
-  'authorization', 'mcp-session-id', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip'];
+  'authorization', 'mcp-session-id', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', RELAY_HEADER];
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
 // nginx's code for "client closed request": what the access log and metrics show for a request
 // whose client left before it was forwarded (nothing is sent).
@@ -325,6 +329,24 @@ export function forward(deps: ForwardDeps) {
     return out;
   }
 
+  /**
+   * The head of a request relayed to the replica that owns its session: the client's own token and
+   * proxy session id (the owner authenticates and resolves them itself), without identity or
+   * upstream headers (they are the owner's to add), and the signed relay header.
+   */
+  function relayHead(ctx: RequestContext, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+    const out = upstreamHead(ctx, headers, null);
+    for (const [name] of extra) delete out[name];
+    if (clientIdHeader) delete out[clientIdHeader];
+    if (scopesHeader) delete out[scopesHeader];
+    delete out['x-forwarded-for'];
+    delete out['x-forwarded-proto'];
+    out.authorization = headers.authorization;
+    out['mcp-session-id'] = ctx.presentedSessionId ?? '';
+    out[RELAY_HEADER] = need(deps.relay ?? null, 'deps.relay').sign(ctx.req.method ?? '', ctx.presentedSessionId ?? '', ctx.clientAddress);
+    return out;
+  }
+
   return function forward(ctx: RequestContext): Promise<void> | void {
     const { req, res } = ctx;
     // The client hung up while an earlier stage waited on the store. Its 'close' has fired, so
@@ -340,7 +362,7 @@ export function forward(deps: ForwardDeps) {
       targets.set(upstream, (target = { origin: url.origin, path: `${url.pathname}${url.search}` }));
     }
     // The client's path and query never reach the upstream: it gets its own MCP path.
-    const headers = upstreamHead(ctx, req.headers, ctx.upstreamSessionId);
+    const headers = ctx.relayTo === null ? upstreamHead(ctx, req.headers, ctx.upstreamSessionId) : relayHead(ctx, req.headers);
     // Only a POST body is ever sent upstream (check-transport refuses a GET or DELETE that
     // announces one: see request smuggling there); one without a length is counted as it streams.
     const chunked = ctx.body === null && req.method === 'POST' && headers['content-length'] === undefined;

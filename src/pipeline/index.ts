@@ -7,6 +7,8 @@ import type { StreamGauge } from '../session/streams.js';
 import type { UpstreamPicker } from '../session/upstreams.js';
 import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
+import type { Relay } from '../session/relay.js';
+import { acceptRelay } from './accept-relay.js';
 import { authenticate } from './authenticate.js';
 import { checkTransport } from './check-transport.js';
 import { enforceRateLimit } from './enforce-rate-limit.js';
@@ -32,6 +34,8 @@ export interface StageDeps {
   readonly sessionIds: SessionIds;
   readonly upstreams: UpstreamPicker;
   readonly streams: StreamGauge;
+  /** Sidecar layout's relay between replicas (inert in the gateway layout). */
+  readonly relay: Relay;
   readonly fingerprint: (input: FingerprintInput) => string;
   readonly endUpstreamSession: RewriteDeps['endUpstreamSession'];
   readonly onStreamStart?: ForwardDeps['onStreamStart'];
@@ -63,6 +67,7 @@ export function buildResponseStages(config: Config, deps: StageDeps): ResponseSt
     idleTimeoutMs: sessions.idleTimeout,
     maxLifetimeMs: sessions.maxLifetime,
     clock: deps.clock,
+    owner: deps.relay.enabled ? deps.relay.replicaId : null,
     endUpstreamSession: deps.endUpstreamSession,
   };
   return [swapSessionId(rewrite), forgetOnUpstream404(rewrite), endOnDelete(rewrite)];
@@ -73,10 +78,11 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
   const { security, sessions } = config;
   return [
     ...buildEntryStages(config, deps),
+    acceptRelay({ relay: deps.relay }),
     authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
     loadState({ limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
     enforceRateLimit(),
-    resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, clock: deps.clock }),
+    resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, clock: deps.clock }),
     forward({
       upstreamTimeoutMs: security.upstreamTimeout,
       maxBodyBytes: security.maxBodyBytes,
@@ -86,6 +92,7 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
       stopwatch: deps.stopwatch,
       onStreamStart: deps.onStreamStart,
       agent: deps.agent,
+      relay: deps.relay,
     }),
   ];
 }

@@ -32,22 +32,26 @@ export function loadState(deps: LoadStateDeps) {
     ctx.client = client;
     const blockCheckOwed = ctx.blockCheck !== null;
     ctx.blockCheck = null;
-    const { state, limit, blockedMs } = await deps.limiters.forRequest(
-      {
-        principal: identity.principal,
-        jti: identity.jti,
-        grantId: identity.grantId,
-        sessionKey: ctx.sessionKey,
-        now: deps.clock(),
-        idleTimeoutMs: deps.idleTimeoutMs,
-        maxLifetimeMs: deps.maxLifetimeMs,
-      },
-      client?.rateLimit ?? null,
-      blockCheckOwed ? ctx.clientAddress : null,
-    );
-    if (blockedMs > 0) throw addressBlocked(deps.limiters, blockedMs);
-    ctx.state = state;
-    ctx.limit = limit;
+    const query = {
+      principal: identity.principal,
+      jti: identity.jti,
+      grantId: identity.grantId,
+      sessionKey: ctx.sessionKey,
+      now: deps.clock(),
+      idleTimeoutMs: deps.idleTimeoutMs,
+      maxLifetimeMs: deps.maxLifetimeMs,
+    };
+    if (ctx.relayedFrom !== null) {
+      // The relaying replica already took this request's point and checked the address's block:
+      // counting it again here would halve the client's limit for relayed sessions.
+      ctx.state = await deps.limiters.requestState(query);
+    } else {
+      const { state, limit, blockedMs } = await deps.limiters.forRequest(query, client?.rateLimit ?? null, blockCheckOwed ? ctx.clientAddress : null);
+      if (blockedMs > 0) throw addressBlocked(deps.limiters, blockedMs);
+      ctx.state = state;
+      ctx.limit = limit;
+    }
+    const { state } = ctx;
     // A token of a client that no longer exists is as good as revoked.
     const removed = identity.issuer === 'self' && client === null;
     if (removed || state.revoked || identity.issuedAtMs < state.clientCutoff) throw new WardenError('TOKEN_INVALID', { reason: 'revoked' });

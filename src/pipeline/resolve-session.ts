@@ -7,6 +7,8 @@ import type { UpstreamPicker } from '../session/upstreams.js';
 import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import type { StreamGauge } from '../session/streams.js';
+import type { Relay } from '../session/relay.js';
+import { logEvent } from '../observability/events.js';
 
 export interface ResolveSessionDeps {
   readonly store: Store;
@@ -17,6 +19,7 @@ export interface ResolveSessionDeps {
   readonly maxConcurrent: number;
   readonly onLimit: 'reject' | 'evict-oldest';
   readonly streams: StreamGauge;
+  readonly relay: Pick<Relay, 'replicaId' | 'ownerUrl'>;
   readonly clock: () => number;
 }
 
@@ -56,15 +59,30 @@ export function resolveSession(deps: ResolveSessionDeps) {
       throw new WardenError('SESSION_BINDING_MISMATCH', { reason: 'binding' });
     }
     if (deps.upstreams.url(session.upstream) === null) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });
+    if (session.owner !== null && session.owner !== deps.relay.replicaId) {
+      // Relayed once at most: an owner that is not this replica after a relay means the records disagree.
+      if (ctx.relayedFrom !== null) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });
+      ctx.relayTo = session.owner;
+    }
     ctx.session = session;
     ctx.upstreamSessionId = session.upstreamSessionId;
     ctx.upstreamIndex = session.upstream;
   }
 
+  /** The owner replica's MCP URL; a session whose owner is gone ends (its upstream went with it). */
+  async function ownerOf(ctx: RequestContext, owner: string): Promise<string> {
+    const url = await deps.relay.ownerUrl(owner);
+    if (url !== null) return url;
+    const session = need(ctx.session, 'ctx.session');
+    await deps.store.deleteSession(session.principal, session.key);
+    logEvent(ctx.log, 'session.ended', { reason: 'owner_gone', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
+    throw new WardenError('SESSION_NOT_FOUND', { reason: 'owner_gone' });
+  }
+
   return async function resolveSession(ctx: RequestContext): Promise<void> {
     if (ctx.presentedSessionId === null) await withoutSession(ctx);
     else withSession(ctx);
-    ctx.upstream = deps.upstreams.url(need(ctx.upstreamIndex, 'ctx.upstreamIndex'));
+    ctx.upstream = ctx.relayTo === null ? deps.upstreams.url(need(ctx.upstreamIndex, 'ctx.upstreamIndex')) : await ownerOf(ctx, ctx.relayTo);
     if (ctx.req.method === 'GET' && !deps.streams.admit(need(ctx.identity, 'ctx.identity').principal, ctx.res)) {
       throw new WardenError('STREAM_LIMIT', { reason: 'streams', retryAfterMs: 5_000 });
     }

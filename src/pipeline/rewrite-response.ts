@@ -15,6 +15,8 @@ export interface RewriteDeps {
   readonly idleTimeoutMs: number;
   readonly maxLifetimeMs: number;
   readonly clock: () => number;
+  /** Sidecar layout: this replica, the owner of the sessions it creates; null in the gateway layout. */
+  readonly owner: string | null;
   /** Best effort: tells upstream `upstreamIndex` to drop a session the proxy could not keep or evicted. */
   readonly endUpstreamSession: (upstreamIndex: number, upstreamSessionId: string) => void;
 }
@@ -55,6 +57,7 @@ export function swapSessionId(deps: RewriteDeps) {
       upstreamSessionId: upstreamId,
       fingerprint: deps.fingerprint({ userAgent: ctx.req.headers['user-agent'], address: ctx.clientAddress }),
       createdAt: now,
+      owner: deps.owner,
     };
     const max = ctx.client?.maxSessions ?? deps.maxConcurrent;
     const result = await deps.store.createSession(record, { maxConcurrent: max, onLimit: deps.onLimit, now, idleTimeoutMs: deps.idleTimeoutMs, maxLifetimeMs: deps.maxLifetimeMs });

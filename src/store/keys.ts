@@ -17,6 +17,8 @@ export interface KeyLayout {
   readonly keys: string;
   secret(name: string): string;
   limiterPrefix(name: string): string;
+  /** Sidecar layout: a live replica's relay URL (expires unless refreshed). */
+  replica(id: string): string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -32,6 +34,7 @@ export function keyLayout(prefix: string): KeyLayout {
     keys: `${prefix}keys`,
     secret: (name) => `${prefix}secret:${name}`,
     limiterPrefix: (name) => `${prefix}rl:${name}`,
+    replica: (id) => `${prefix}replica:${id}`,
   };
 }
 
@@ -45,12 +48,16 @@ export function grantTag(grantId: string): string {
 
 /**
  * Session records as one compact string: `created|upstream|grant tag|fingerprint|upstreamSessionId`,
- * the creation time in base 36. Every byte is paid once per session in Redis, and a typical record
+ * the creation time in base 36; `upstream` is the index, or `index@owner` in the sidecar layout. Every byte is paid once per session in Redis, and a typical record
  * (under 60 bytes) fits jemalloc's 64-byte class instead of the 80-byte one.
  */
-export function encodeSession(r: { createdAt: number; upstream: number; grantId: string; fingerprint: string; upstreamSessionId: string }): string {
-  return `${r.createdAt.toString(36)}|${r.upstream}|${grantTag(r.grantId)}|${r.fingerprint}|${r.upstreamSessionId}`;
+export function encodeSession(r: { createdAt: number; upstream: number; grantId: string; fingerprint: string; upstreamSessionId: string; owner: string | null }): string {
+  const upstream = r.owner === null ? String(r.upstream) : `${r.upstream}@${r.owner}`;
+  return `${r.createdAt.toString(36)}|${upstream}|${grantTag(r.grantId)}|${r.fingerprint}|${r.upstreamSessionId}`;
 }
+
+// The upstream field: an index, and in the sidecar layout the owning replica (replica.id's charset).
+const UPSTREAM_FIELD = /^(\d{1,6})(?:@([A-Za-z0-9._-]{1,40}))?$/;
 
 /** An evicted session as the cap reports it, from its key and its record as stored (if any). */
 export function evictedSession(principal: string, key: string, value: string | null | undefined): EvictedSession {
@@ -59,14 +66,14 @@ export function evictedSession(principal: string, key: string, value: string | n
 }
 
 /** Decodes {@link encodeSession}; null for anything malformed (treated as no session). */
-export function decodeSession(principal: string, key: string, value: string): { principal: string; key: string; createdAt: number; upstream: number; grantId: string; fingerprint: string; upstreamSessionId: string } | null {
+export function decodeSession(principal: string, key: string, value: string): { principal: string; key: string; createdAt: number; upstream: number; grantId: string; fingerprint: string; upstreamSessionId: string; owner: string | null } | null {
   const parts = value.split('|');
   if (parts.length < 5) return null;
   const [created, upstream, grantId = '', fingerprint = ''] = parts;
   // The upstream id is visible ASCII and may itself contain "|": it is everything after the 4th.
   const upstreamSessionId = parts.slice(4).join('|');
   const createdAt = /^[0-9a-z]{1,11}$/.test(created ?? '') ? parseInt(created ?? '', 36) : Number.NaN;
-  const index = Number(upstream);
-  if (!Number.isSafeInteger(createdAt) || !Number.isSafeInteger(index) || !upstreamSessionId) return null;
-  return { principal, key, createdAt, upstream: index, grantId, fingerprint, upstreamSessionId };
+  const field = UPSTREAM_FIELD.exec(upstream ?? '');
+  if (!Number.isSafeInteger(createdAt) || !field || !upstreamSessionId) return null;
+  return { principal, key, createdAt, upstream: Number(field[1]), grantId, fingerprint, upstreamSessionId, owner: field[2] ?? null };
 }

@@ -31,6 +31,8 @@ export interface Limiters {
    * (per-client override honoured) and, when `address` is given, its failed-attempt block read.
    */
   forRequest(query: StateQuery, override: Pick<Limit, 'points' | 'durationMs'> | null, address: string | null): Promise<RequestLimits>;
+  /** The request state alone, for a relayed request whose limits the relaying replica applied. */
+  requestState(query: StateQuery): Promise<RequestState>;
   /** One new session of a principal. */
   sessionCreate(principal: string): Promise<LimitResult>;
   /** One token-endpoint request of a source address (taken before any secret is checked). */
@@ -111,6 +113,13 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
         throw err instanceof WardenError ? err : storeUnavailable(err, onStoreError);
       }
       return { state: load.state, limit: result(load.consumed.res, override ?? limits.client, load.consumed.allowed), blockedMs: blockedMs(load.peeked) };
+    },
+    async requestState(query) {
+      try {
+        return await store.loadRequestState(query);
+      } catch (err) {
+        throw err instanceof WardenError ? err : storeUnavailable(err, onStoreError);
+      }
     },
     sessionCreate: (principal) => consume(sessionCreate, principal, limits.sessionCreate),
     tokenEndpoint: (address) => consume(tokenByAddress, addressKey(address), limits.tokenEndpoint),

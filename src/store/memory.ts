@@ -246,6 +246,18 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
       return total;
     },
 
+    async announceReplica(id, url, ttlMs) {
+      data.set(keys.replica(id), url, options.clock() + ttlMs);
+    },
+
+    async replicaUrl(id) {
+      return data.get(keys.replica(id), options.clock()) ?? null;
+    },
+
+    async forgetReplica(id) {
+      data.delete(keys.replica(id));
+    },
+
     async ping() {},
 
     async close() {

@@ -126,7 +126,7 @@ redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
 local ended = 0
 for _, member in ipairs(live_sessions(KEYS[2], ARGV[1])) do
   local record = redis.call('GET', ARGV[1] .. member)
-  if record and string.match(record, '^%w+|%d+|([^|]*)|') == ARGV[2] then
+  if record and string.match(record, '^%w+|[^|]+|([^|]*)|') == ARGV[2] then
     redis.call('DEL', ARGV[1] .. member)
     redis.call('ZREM', KEYS[2], member)
     ended = ended + 1

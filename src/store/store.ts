@@ -17,6 +17,11 @@ export interface SessionRecord {
   /** Hash of the optional binding (user agent, address prefix); empty when only bound to the client. */
   readonly fingerprint: string;
   readonly createdAt: number;
+  /**
+   * Sidecar layout: the replica whose local upstream holds the upstream session (requests landing
+   * elsewhere are relayed to it); null when the upstreams are shared (gateway layout).
+   */
+  readonly owner: string | null;
 }
 
 /** A session as listed by the CLI: the record and when it expires unless used again. */
@@ -179,6 +184,12 @@ export interface Store {
   limiter(options: LimiterOptions): Limiter;
   /** Open sessions across all principals (the metrics gauge); may include some not yet pruned. */
   countAllSessions(now: number): Promise<number>;
+  /** Sidecar layout: this replica is reachable at `url` for `ttlMs` (refreshed while it runs). */
+  announceReplica(id: string, url: string, ttlMs: number): Promise<void>;
+  /** Where a live replica is reachable, or null when it is gone (no announcement within its TTL). */
+  replicaUrl(id: string): Promise<string | null>;
+  /** A replica that stops says so at once, so its sessions end now rather than at the TTL. */
+  forgetReplica(id: string): Promise<void>;
   /** For /readyz: resolves when the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;

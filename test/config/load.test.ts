@@ -88,6 +88,8 @@ const BAD: [string, unknown, string[]][] = [
   ['empty upstreams', { upstreams: [] }, ['upstreams']],
   ['bad enum', { store: { type: 'postgres' }, sessions: { onLimit: 'drop' } }, ['store.type', 'sessions.onLimit']],
   ['redis without address', { store: { type: 'redis' } }, ['store']],
+  ['sidecar relay on the memory store', { replica: { advertiseUrl: 'http://10.0.0.7:8080' } }, ['replica.advertiseUrl']],
+  ['bad replica settings', { replica: { id: 'pod a/1', advertiseUrl: 'ftp://x' } }, ['replica.id', 'replica.advertiseUrl']],
   ['redis with two addresses', { store: { type: 'redis', url: 'redis://x:1', cluster: ['a:1'] } }, ['store']],
   ['bad node list', { store: { type: 'redis', cluster: ['nohost', 'h:99999'] } }, ['store.cluster[0]', 'store.cluster[1]']],
   ['short token secret', { tokens: { secret: 'short' } }, ['tokens.secret']],

@@ -85,7 +85,7 @@ const fileText = fc.oneof(
 );
 
 /** Problems a good config can still get once files are read (everything else is validateConfig's). */
-const FILE_KEYS = /^(tokens\.secretFile|clients\[\d+\]\.secretFile|tls\.(certFile|keyFile))$/;
+const FILE_KEYS = /^(tokens\.secretFile|store\.passwordFile|clients\[\d+\]\.secretFile|tls\.(certFile|keyFile))$/;
 
 t.test('loadConfig on arbitrary files', async (t) => {
   const path = join(dir, 'config.json');

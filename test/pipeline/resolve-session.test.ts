@@ -16,6 +16,7 @@ import { loadState } from '../../src/pipeline/load-state.js';
 import { resolveSession } from '../../src/pipeline/resolve-session.js';
 import { createFingerprint } from '../../src/session/binding.js';
 import { createSessionIds } from '../../src/session/session-id.js';
+import { createRelay } from '../../src/session/relay.js';
 import { createStreamGauge } from '../../src/session/streams.js';
 import { createUpstreamPicker } from '../../src/session/upstreams.js';
 import { createLimiters } from '../../src/store/limiters.js';
@@ -43,7 +44,7 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
   const load = loadState({ limiters, clients: await createClientRegistry(config.clients, store, clock), sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime, clock });
   const resolve = resolveSession({
     store, limiters, upstreams, fingerprint, maxBodyBytes: 4096, maxConcurrent: config.sessions.maxConcurrent, onLimit: config.sessions.onLimit,
-    streams: createStreamGauge(config.sessions.maxStreams), clock,
+    streams: createStreamGauge(config.sessions.maxStreams), relay: createRelay({ replicaId: 'here', advertiseUrl: null, mcpPath: '/mcp', secret: new Uint8Array(32), store, clock }), clock,
   });
 
   function context(opts: { method?: string; headers?: Record<string, string>; body?: unknown; clientId?: string; address?: string; issuedAtMs?: number }): RequestContext {
@@ -73,7 +74,7 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
     const minted = sessionIds.mint(principal);
     const createdAt = extra.createdAt ?? now;
     await store.createSession(
-      { key: minted.key, principal, grantId: 'g1', upstream: extra.upstream ?? 1, upstreamSessionId: `up-${minted.key}`, fingerprint: extra.fingerprint ?? '', createdAt },
+      { key: minted.key, principal, grantId: 'g1', upstream: extra.upstream ?? 1, upstreamSessionId: `up-${minted.key}`, fingerprint: extra.fingerprint ?? '', createdAt, owner: null },
       { maxConcurrent: 100, onLimit: 'reject', now, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime },
     );
     return minted.id;

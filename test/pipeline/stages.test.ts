@@ -7,6 +7,7 @@ import { createLimiters } from '../../src/store/limiters.js';
 import { createClientRegistry } from '../../src/auth/clients.js';
 import { createSessionIds } from '../../src/session/session-id.js';
 import { createUpstreamPicker } from '../../src/session/upstreams.js';
+import { createRelay } from '../../src/session/relay.js';
 import { createStreamGauge } from '../../src/session/streams.js';
 import { createFingerprint } from '../../src/session/binding.js';
 
@@ -26,13 +27,14 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
     sessionIds: createSessionIds(new Uint8Array(32)),
     upstreams: createUpstreamPicker(config.upstreams, Date.now),
     streams: createStreamGauge(1),
+    relay: createRelay({ replicaId: null, advertiseUrl: null, mcpPath: '/mcp', secret: new Uint8Array(32), store, clock: Date.now }),
     fingerprint: createFingerprint(config.sessions),
     endUpstreamSession: () => {},
     clock: Date.now,
     stopwatch: () => performance.now(),
   };
   t.same(buildRequestStages(config, deps).map((s) => s.name), [
-    'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'forward',
+    'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'acceptRelay', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'forward',
   ]);
   t.same(buildResponseStages(config, deps).map((s) => s.name), ['swapSessionId', 'forgetOnUpstream404', 'endOnDelete']);
 });

@@ -14,7 +14,7 @@ async function setup(t: Test) {
   const ids = createSessionIds(new Uint8Array(32).fill(3));
   const open = async (principal: string, createdAt: number, upstream = 0) => {
     const minted = ids.mint(principal);
-    await store.createSession({ key: minted.key, principal, grantId: 'g', upstream, upstreamSessionId: `up-${minted.key}`, fingerprint: '', createdAt }, limits(createdAt));
+    await store.createSession({ key: minted.key, principal, grantId: 'g', upstream, upstreamSessionId: `up-${minted.key}`, fingerprint: '', createdAt, owner: null }, limits(createdAt));
     return minted;
   };
   return { now, store, ids, open };

@@ -50,7 +50,7 @@ t.test('traffic never pushes a revocation out of the bound', async (t) => {
   await store.revokeGrant('victim', 'stolen-grant', 60_000, 0);
   for (let i = 0; i < 5_000; i++) {
     await store.putRefreshToken('attacker', `h${i}`, { grantId: 'g', issuedAt: 0, scope: 'mcp', audience: 'a', expiresAt: 60_000 }, 0);
-    await store.createSession({ key: `k${i}`, principal: `p${i}`, grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: 0 }, { maxConcurrent: 5, onLimit: 'reject', now: 0, idleTimeoutMs: 60_000, maxLifetimeMs: 60_000 });
+    await store.createSession({ key: `k${i}`, principal: `p${i}`, grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: 0, owner: null }, { maxConcurrent: 5, onLimit: 'reject', now: 0, idleTimeoutMs: 60_000, maxLifetimeMs: 60_000 });
   }
   const state = (jti: string | null, grantId: string | null) => store.loadRequestState({ principal: 'victim', jti, grantId, sessionKey: null, now: 1, idleTimeoutMs: 1, maxLifetimeMs: 1 });
   t.equal((await state('stolen-jti', null)).revoked, true, 'the revoked token stays revoked');

@@ -47,7 +47,7 @@ async function openStore(t: Test) {
 
 /** Session `k1` of alice, created now. */
 function createAliceSession(store: Store, now: number) {
-  return store.createSession({ key: 'k1', principal: 'alice', grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: now }, { maxConcurrent: 5, onLimit: 'reject', now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
+  return store.createSession({ key: 'k1', principal: 'alice', grantId: 'g', upstream: 0, upstreamSessionId: 'u', fingerprint: '', createdAt: now, owner: null }, { maxConcurrent: 5, onLimit: 'reject', now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
 }
 
 t.test('every traffic key carries a TTL and the {principal} hash tag', async (t) => {
