@@ -477,8 +477,23 @@ t.test('kubernetes: sidecar pod, probes, ports, Service, secrets as files', asyn
   if (!warden) throw new Error('no mcp-warden container');
   const servers = containers.filter((c) => c !== warden);
   t.ok(servers.length >= 1, 'an MCP server container beside it');
-  const envOf = (c: Obj): Record<string, string> =>
-    Object.fromEntries(list(c.env, 'env').map((e) => [str(obj(e, 'env').name, 'env name'), str(obj(e, 'env').value, `env ${String(obj(e, 'env').name)} (Kubernetes wants strings)`)]));
+  // As the kubelet builds it: downward-API fields filled in, $(VAR) references expanded in order.
+  const downward: Record<string, string> = { 'metadata.name': 'mcp-server-7d9f-abcde', 'status.podIP': '10.1.2.3' };
+  const envOf = (c: Obj): Record<string, string> => {
+    const built: Record<string, string> = {};
+    for (const e of list(c.env, 'env')) {
+      const entry = obj(e, 'env');
+      const name = str(entry.name, 'env name');
+      if (entry.valueFrom !== undefined) {
+        const path = str(obj(obj(entry.valueFrom, 'valueFrom').fieldRef, 'fieldRef').fieldPath, 'fieldPath');
+        t.ok(path in downward, `${name}: a downward-API field the test knows (${path})`);
+        built[name] = downward[path] ?? '';
+        continue;
+      }
+      built[name] = str(entry.value, `env ${name} (Kubernetes wants strings)`).replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (ref, v: string) => built[v] ?? ref);
+    }
+    return built;
+  };
   for (const c of containers) {
     const sc = obj(c.securityContext, `${String(c.name)} securityContext`);
     t.ok(sc.runAsNonRoot === true || podSecurity.runAsNonRoot === true, `${String(c.name)} runAsNonRoot`);
@@ -517,6 +532,10 @@ t.test('kubernetes: sidecar pod, probes, ports, Service, secrets as files', asyn
   const wardenPorts = list(warden.ports, 'ports').map((p) => obj(p, 'port'));
   const resolvePort = (port: unknown): unknown => wardenPorts.find((p) => p.name === port || p.containerPort === port)?.containerPort;
   t.equal(config.listen.host, '0.0.0.0', 'mcp-warden listens on the pod IP');
+  // Each pod has its own MCP server: with more than one replica, sessions must be relayed to their pod.
+  t.ok(Number(obj(deployment.spec, 'spec').replicas) > 1, 'replicated');
+  t.equal(config.replica.id, downward['metadata.name'], 'replica id: the pod name');
+  t.equal(config.replica.advertiseUrl, `http://${downward['status.podIP'] ?? ''}:${config.listen.port}`, 'relay address: the pod IP on the listen port');
   t.same(wardenPorts.map((p) => p.containerPort), [config.listen.port], 'containerPort is the listen port (MCP_WARDEN_PORT)');
   const probe = (kind: string): Obj => obj(obj(warden[kind], kind).httpGet, `${kind}.httpGet`);
   t.equal(probe('readinessProbe').path, '/readyz', 'readiness probe: /readyz');
