@@ -75,7 +75,7 @@ function isMessage(value: unknown): value is Record<string, unknown> {
  * Classifies a JSON-RPC body: one message or a batch, and whether it is `initialize`.
  * Returns `null` for bodies that are not JSON, or not JSON-RPC objects or arrays of them.
  */
-export function peekMessage(body: Buffer): { ok: true; value: RpcPeek } | { ok: false; reason: 'json' | 'shape' } {
+export function peekMessage(body: Buffer): { ok: true; value: RpcPeek } | { ok: false; reason: 'json' | 'shape' | 'initialize_without_id' } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -90,5 +90,8 @@ export function peekMessage(body: Buffer): { ok: true; value: RpcPeek } | { ok: 
   }
   if (!isMessage(parsed)) return { ok: false, reason: 'shape' };
   const method = typeof parsed.method === 'string' ? parsed.method : null;
+  // An initialize sent as a notification would create an upstream session whose id no response
+  // ever carries back: the proxy could neither map it nor end it.
+  if (method === 'initialize' && (parsed.id === undefined || parsed.id === null)) return { ok: false, reason: 'initialize_without_id' };
   return { ok: true, value: { id: echoableId(parsed.id), method, isInitialize: method === 'initialize', isBatch: false } };
 }

@@ -18,7 +18,7 @@ import { loadState } from './load-state.js';
 import { rejectBlocked } from './reject-blocked.js';
 import { resolveClientAddress } from './resolve-client-address.js';
 import { resolveSession } from './resolve-session.js';
-import { endOnDelete, forgetOnUpstream404, swapSessionId } from './rewrite-response.js';
+import { endOnDelete, forgetGoneSession, swapSessionId } from './rewrite-response.js';
 import type { RewriteDeps } from './rewrite-response.js';
 import type { ResponseStage, Stage } from './stage.js';
 
@@ -70,7 +70,7 @@ export function buildResponseStages(config: Config, deps: StageDeps): ResponseSt
     owner: deps.relay.enabled ? deps.relay.replicaId : null,
     endUpstreamSession: deps.endUpstreamSession,
   };
-  return [swapSessionId(rewrite), forgetOnUpstream404(rewrite), endOnDelete(rewrite)];
+  return [swapSessionId(rewrite), forgetGoneSession(rewrite), endOnDelete(rewrite)];
 }
 
 /** The MCP path's request stages, in DESIGN §4 order. A test pins the names. */

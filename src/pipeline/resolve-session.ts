@@ -36,7 +36,10 @@ export function resolveSession(deps: ResolveSessionDeps) {
       // Only a session-less POST can be an initialize: read it (bounded) to know.
       ctx.body = await readBody(ctx.req, deps.maxBodyBytes);
       const peek = peekMessage(ctx.body);
-      if (!peek.ok) throw new WardenError(peek.reason === 'json' ? 'INVALID_JSON' : 'INVALID_MESSAGE');
+      if (!peek.ok) {
+        if (peek.reason === 'initialize_without_id') throw new WardenError('INVALID_MESSAGE', { description: 'initialize must be a request with an id, not a notification' });
+        throw new WardenError(peek.reason === 'json' ? 'INVALID_JSON' : 'INVALID_MESSAGE');
+      }
       ctx.message = peek.value;
     }
     if (ctx.message?.isInitialize) {

@@ -76,29 +76,50 @@ export function swapSessionId(deps: RewriteDeps) {
   }
 }
 
+// JSON-RPC "method not found": a 404 that is about the method, not the session.
+const METHOD_NOT_FOUND = -32601;
+// How example servers (the SDKs' own examples among them) answer a session they do not know with
+// 400: "Bad Request: No valid session ID provided", "Invalid or missing session ID", ...
+const NO_SESSION_400 = /\bsession\b/i;
+const NO_SESSION_WORDS = /\b(no valid|invalid|unknown|not found|missing|expired|terminated)\b/i;
+
+/** The JSON-RPC error of an upstream body, if it is one. */
+function rpcErrorOf(body: Buffer | null): { code: unknown; message: unknown } | null {
+  try {
+    const error = (JSON.parse(body?.toString('utf8') ?? '') as { error?: { code?: unknown; message?: unknown } }).error;
+    return typeof error === 'object' && error !== null ? { code: error.code, message: error.message } : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Response stage: an upstream 404 carrying JSON-RPC -32001 for a mapped session means the upstream
- * forgot it (restart, expiry): the record goes, and the client gets the 404 so it re-initializes.
- * A 404 with any other body (e.g. "method not found") deletes nothing.
+ * Response stage: the upstream forgot a mapped session (restart, expiry). SDKs say so differently
+ * (TypeScript 404 -32001, Python 404 -32600, example servers 400 "No valid session ID"), so any
+ * 404 other than "method not found", and a 400 that names a missing session, counts. The record
+ * goes, and the client always gets MCP's 404 -32001 so that it re-initializes.
  */
-export function forgetOnUpstream404(deps: RewriteDeps) {
-  return function forgetOnUpstream404(ctx: RequestContext): void | Promise<void> {
+export function forgetGoneSession(deps: RewriteDeps) {
+  return function forgetGoneSession(ctx: RequestContext): void | Promise<void> {
     const response = need(ctx.response, 'ctx.response');
-    return response.status === 404 && ctx.session ? forget(ctx, ctx.session) : undefined;
+    // A relayed request's owner replica already judged its upstream's answer.
+    if ((response.status !== 404 && response.status !== 400) || !ctx.session || ctx.relayTo !== null) return undefined;
+    return judge(ctx, ctx.session);
   };
 
-  async function forget(ctx: RequestContext, session: NonNullable<RequestContext['session']>): Promise<void> {
+  async function judge(ctx: RequestContext, session: NonNullable<RequestContext['session']>): Promise<void> {
     const response = need(ctx.response, 'ctx.response');
-    const body = await response.readBody(MAX_ERROR_BODY);
-    let code: unknown = null;
-    try {
-      code = (JSON.parse(body?.toString('utf8') ?? '') as { error?: { code?: unknown } }).error?.code;
-    } catch {
-      return;
-    }
-    if (code !== SESSION_GONE) return;
+    const error = rpcErrorOf(await response.readBody(MAX_ERROR_BODY));
+    const gone = response.status === 404
+      ? error?.code !== METHOD_NOT_FOUND
+      : typeof error?.message === 'string' && NO_SESSION_400.test(error.message) && NO_SESSION_WORDS.test(error.message);
+    if (!gone) return;
     await deps.store.deleteSession(session.principal, session.key);
     logEvent(ctx.log, 'session.ended', { reason: 'upstream_gone', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
+    response.status = 404;
+    response.headers['content-type'] = 'application/json';
+    delete response.headers['content-encoding'];
+    response.body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', error: { code: SESSION_GONE, message: 'Session not found' }, id: ctx.message?.id ?? null }));
   }
 }
 

@@ -108,12 +108,56 @@ t.test('upstream restart: its 404 -32001 deletes the record, the client gets 404
   t.equal(upstream.sessionIds().length, 1);
 });
 
+t.test('however an upstream says it forgot a session, the record goes and the client gets 404 -32001', async (t) => {
+  // What real servers answer for a session they do not know: the Python SDK (404, -32600), the
+  // TypeScript SDK's examples (400 "Bad Request: No valid session ID provided"), a bare 404.
+  const answers: Record<string, [number, unknown]> = {
+    python: [404, { jsonrpc: '2.0', id: 'server-error', error: { code: -32600, message: 'Session not found' } }],
+    example400: [400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: No valid session ID provided' }, id: null }],
+    bare404: [404, undefined],
+  };
+  let style = 'python';
+  let next = 0;
+  const known = new Set<string>();
+  const upstream = await rawUpstream((req, res, body) => {
+    if (methodOf(body) === 'initialize') {
+      const id = `raw-${++next}`;
+      known.add(id);
+      return answer(res, 200, { jsonrpc: '2.0', id: 1, result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'raw', version: '1' } } }, { 'mcp-session-id': id });
+    }
+    if (methodOf(body) === 'bad/params') return answer(res, 400, { jsonrpc: '2.0', id: 3, error: { code: -32602, message: 'Invalid params' } });
+    const [status, reply] = answers[style] ?? [500, undefined];
+    if (!known.has(String(req.headers['mcp-session-id']))) return answer(res, status, reply);
+    return answer(res, 200, { jsonrpc: '2.0', id: 2, result: {} });
+  });
+  const proxy = await startWarden({ upstreams: [upstream.url] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const alice = await proxy.token();
+  for (const name of Object.keys(answers)) {
+    style = name;
+    const { sessionId } = await send(proxy.mcpUrl, { token: alice, body: initialize() });
+    const invalid = await send(proxy.mcpUrl, { token: alice, sessionId, body: { jsonrpc: '2.0', id: 3, method: 'bad/params' } });
+    t.same([invalid.status, invalid.rpcCode], [400, -32602], `${name}: a 400 about something else is passed back`);
+    known.clear();
+    const lost = await send(proxy.mcpUrl, { token: alice, sessionId });
+    t.same([lost.status, lost.rpcCode], [404, -32001], `${name}: the client gets MCP's "session not found"`);
+    t.equal(lost.headers.get('mcp-session-id'), sessionId, `${name}: with its own proxy id, never the upstream's`);
+    const before = upstream.requests.length;
+    t.same([(await send(proxy.mcpUrl, { token: alice, sessionId })).status, upstream.requests.length], [404, before], `${name}: the record is gone`);
+  }
+  t.equal(proxy.logs.events('session.ended').filter((e) => e.reason === 'upstream_gone').length, 3);
+  t.equal(proxy.logs.events('auth.failed').length + proxy.logs.events('address.blocked').length, 0, 'nothing counted against the client');
+  t.same(await proxy.warden.store.listSessions('alice', Date.now()), [], 'no dead record holds a slot against the cap');
+});
+
 t.test('an upstream 404 "method not found" (-32601) on a session deletes nothing', async (t) => {
   const upstream = await rawUpstream((req, res, body) => {
     const method = methodOf(body);
     if (method === 'initialize') return answer(res, 200, { jsonrpc: '2.0', id: 1, result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'raw', version: '1' } } }, { 'mcp-session-id': 'raw-1' });
     if (method === 'no/such/method') return answer(res, 404, { jsonrpc: '2.0', error: { code: -32601, message: 'Method not found' }, id: 5 });
-    if (method === 'plain/404') return answer(res, 404, undefined);
     return answer(res, 200, { jsonrpc: '2.0', id: 6, result: {} });
   });
   const proxy = await startWarden({ upstreams: [upstream.url] });
@@ -126,8 +170,6 @@ t.test('an upstream 404 "method not found" (-32601) on a session deletes nothing
   const missing = await send(proxy.mcpUrl, { token: alice, sessionId, body: { jsonrpc: '2.0', id: 5, method: 'no/such/method' } });
   t.same([missing.status, missing.rpcCode], [404, -32601], 'the upstream answer is passed back');
   t.equal(missing.sessionId, sessionId);
-  const bare = await send(proxy.mcpUrl, { token: alice, sessionId, body: { jsonrpc: '2.0', id: 5, method: 'plain/404' } });
-  t.equal(bare.status, 404, 'a 404 without a JSON-RPC body is not a session loss either');
   t.equal((await send(proxy.mcpUrl, { token: alice, sessionId })).status, 200, 'the session is still there');
   t.equal(proxy.logs.events('session.ended').length, 0);
   t.equal((await proxy.warden.store.listSessions('alice', Date.now())).length, 1);

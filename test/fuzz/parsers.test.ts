@@ -369,6 +369,7 @@ function referencePeek(value: unknown): ReturnType<typeof peekMessage> {
   }
   if (!isObject(value)) return { ok: false, reason: 'shape' };
   const method = typeof value.method === 'string' ? value.method : null;
+  if (method === 'initialize' && (value.id === undefined || value.id === null)) return { ok: false, reason: 'initialize_without_id' };
   return { ok: true, value: { id: echoable(value.id), method, isInitialize: method === 'initialize', isBatch: false } };
 }
 
@@ -416,6 +417,8 @@ t.test('peekMessage', async (t) => {
       ['initialize alone in a batch', '[{"jsonrpc":"2.0","id":1,"method":"initialize"}]', { ok: false, reason: 'shape' }],
       ['initialize last in a batch', '[{"method":"ping","id":1},{"method":"tools/list","id":2},{"method":"initialize","id":3}]', { ok: false, reason: 'shape' }],
       ['initialize', '{"jsonrpc":"2.0","id":1,"method":"initialize"}', { ok: true, value: { id: 1, method: 'initialize', isInitialize: true, isBatch: false } }],
+      ['initialize as a notification (no id)', '{"jsonrpc":"2.0","method":"initialize","params":{}}', { ok: false, reason: 'initialize_without_id' }],
+      ['initialize with a null id', '{"jsonrpc":"2.0","id":null,"method":"initialize"}', { ok: false, reason: 'initialize_without_id' }],
       ['duplicate method: the last wins, as the upstream parses it', '{"method":"initialize","method":"tools/list","id":1}', { ok: true, value: { id: 1, method: 'tools/list', isInitialize: false, isBatch: false } }],
       ['__proto__ does not smuggle a method', '{"__proto__":{"method":"initialize"},"id":1}', { ok: true, value: { id: 1, method: null, isInitialize: false, isBatch: false } }],
       ['unsafe integer id', '{"id":9007199254740993,"method":"x"}', { ok: true, value: { id: null, method: 'x', isInitialize: false, isBatch: false } }],
@@ -461,7 +464,8 @@ t.test('peekMessage', async (t) => {
 
   await fuzz.check(t, 'the echoed id is null unless a safe integer or a string of at most 128 characters', fc.property(rpcMessage, (message) => {
     const got = peekMessage(Buffer.from(JSON.stringify(message)));
-    if (!got.ok) return false;
+    // The one refusal of a single object: an initialize without an id (a notification).
+    if (!got.ok) return got.reason === 'initialize_without_id' && message.method === 'initialize' && (message.id === undefined || message.id === null);
     const { id } = got.value;
     return id === null || (typeof id === 'number' && Number.isSafeInteger(id)) || (typeof id === 'string' && id.length <= 128);
   }), { seed: 0x1503, numRuns: 6_000 });

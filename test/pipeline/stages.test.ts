@@ -36,5 +36,5 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   t.same(buildRequestStages(config, deps).map((s) => s.name), [
     'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'acceptRelay', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'forward',
   ]);
-  t.same(buildResponseStages(config, deps).map((s) => s.name), ['swapSessionId', 'forgetOnUpstream404', 'endOnDelete']);
+  t.same(buildResponseStages(config, deps).map((s) => s.name), ['swapSessionId', 'forgetGoneSession', 'endOnDelete']);
 });
