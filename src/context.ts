@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from './observability/logger.js';
-import type { RpcPeek } from './http/jsonrpc.js';
+import type { RpcMessage } from './http/jsonrpc.js';
 import type { RequestState, SessionRecord } from './store/store.js';
 import type { LimitResult, Limiters } from './store/limiters.js';
 import type { Client } from './auth/clients.js';
@@ -71,9 +71,9 @@ export interface RequestContext {
   clientAddress: string;
   /** accept-relay: the replica that relayed this request here (sidecar layout), or null. */
   relayedFrom: string | null;
-  /** read when a stage needed the body (initialize check): the bytes and the JSON-RPC peek. */
+  /** the message seam (pipeline/read-message), when a stage needed the body: the bytes and the parsed message. */
   body: Buffer | null;
-  message: RpcPeek | null;
+  message: RpcMessage | null;
   /**
    * reject-blocked: the failed-attempt check of the address is owed (the limiters to run it with).
    * It outranks every later outcome: load-state takes it over into its store call, and the request
@@ -150,7 +150,7 @@ class Context implements RequestContext {
   clientAddress: string;
   relayedFrom: string | null = null;
   body: Buffer | null = null;
-  message: RpcPeek | null = null;
+  message: RpcMessage | null = null;
   blockCheck: Limiters | null = null;
   identity: Identity | null = null;
   client: Client | null = null;

@@ -1,18 +1,53 @@
 import type { IncomingMessage } from 'node:http';
 import { WardenError } from '../errors.js';
 
-/** What the proxy needs to know about a JSON-RPC request body, without keeping the parse tree. */
-export interface RpcPeek {
-  /** The request id to echo in refusals: a number or a short string, else null. */
+/**
+ * One JSON-RPC message of a body, as policy sees it: what it asks for and of what. The target is
+ * read only for the methods that name one; everything else of `params` stays in the parse tree.
+ */
+export interface RpcCall {
+  /** The request id to echo in refusals (see {@link RpcMessage.id}); null for a notification. */
   readonly id: string | number | null;
+  /** A request (it has an `id` member) rather than a notification. */
+  readonly isRequest: boolean;
+  /** Null for a response the client posts back (sampling, elicitation) or a message without a string method. */
+  readonly method: string | null;
+  /**
+   * `params.name` of `tools/call` and `prompts/get`, `params.uri` of `resources/read`,
+   * `resources/subscribe` and `resources/unsubscribe`; null when absent or not a string (a consumer
+   * that must judge the target refuses such a message: fail closed).
+   */
+  readonly target: string | null;
+  /** `params.arguments` of `tools/call` (untrusted JSON; undefined when absent). */
+  readonly arguments: unknown;
+}
+
+/** A parsed JSON-RPC request body: one message or a batch of them. */
+export interface RpcMessage {
+  /** The request id to echo in refusals: a number or a short string, else null (always null for a batch). */
+  readonly id: string | number | null;
+  /** The method of a single message; null for a batch (see `calls`). */
   readonly method: string | null;
   /** An `initialize` request (alone): the only kind that may create a session. */
   readonly isInitialize: boolean;
   /** A JSON array (2025-03-26 batch). */
   readonly isBatch: boolean;
+  /** Every message of the body, in order (one for a single message). */
+  readonly calls: readonly RpcCall[];
 }
 
+/** Methods whose target (tool, prompt or resource) is read into {@link RpcCall.target}, and the param holding it. */
+export const TARGET_PARAM: Readonly<Record<string, 'name' | 'uri'>> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+  'resources/subscribe': 'uri',
+  'resources/unsubscribe': 'uri',
+};
+
 const MAX_ECHOED_ID_LENGTH = 128;
+// The SDK server (1.32.2) refuses larger batches too; more would only multiply policy work per body.
+export const MAX_BATCH = 100;
 
 function bodyEndedEarly(): WardenError {
   return new WardenError('INVALID_MESSAGE', { description: 'The request body ended early' });
@@ -71,11 +106,27 @@ function isMessage(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+function callOf(message: Record<string, unknown>): RpcCall {
+  const method = typeof message.method === 'string' ? message.method : null;
+  const params = isMessage(message.params) ? message.params : null;
+  // Object.hasOwn: a key inherited from Object.prototype (say "name" via __proto__) is not the message's.
+  const key = method !== null && Object.hasOwn(TARGET_PARAM, method) ? TARGET_PARAM[method] : undefined;
+  const raw = key !== undefined && params !== null && Object.hasOwn(params, key) ? params[key] : undefined;
+  return {
+    id: echoableId(message.id),
+    isRequest: Object.hasOwn(message, 'id'),
+    method,
+    target: typeof raw === 'string' ? raw : null,
+    arguments: method === 'tools/call' && params !== null && Object.hasOwn(params, 'arguments') ? params.arguments : undefined,
+  };
+}
+
 /**
- * Classifies a JSON-RPC body: one message or a batch, and whether it is `initialize`.
- * Returns `null` for bodies that are not JSON, or not JSON-RPC objects or arrays of them.
+ * Parses a JSON-RPC body: one message or a batch, each with its method and target, and whether
+ * it is `initialize`. Refuses bodies that are not JSON (`json`), or not a JSON-RPC object or a
+ * batch of 1-100 of them without `initialize` (`shape`). The body is bounded by the caller's read.
  */
-export function peekMessage(body: Buffer): { ok: true; value: RpcPeek } | { ok: false; reason: 'json' | 'shape' | 'initialize_without_id' } {
+export function parseMessage(body: Buffer): { ok: true; value: RpcMessage } | { ok: false; reason: 'json' | 'shape' | 'initialize_without_id' } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -83,15 +134,16 @@ export function peekMessage(body: Buffer): { ok: true; value: RpcPeek } | { ok: 
     return { ok: false, reason: 'json' };
   }
   if (Array.isArray(parsed)) {
-    if (parsed.length === 0 || !parsed.every(isMessage)) return { ok: false, reason: 'shape' };
-    const hasInitialize = parsed.some((m) => m.method === 'initialize');
+    if (parsed.length === 0 || parsed.length > MAX_BATCH || !parsed.every(isMessage)) return { ok: false, reason: 'shape' };
+    const calls = parsed.map(callOf);
     // MCP 2025-03-26: initialize MUST NOT be part of a batch.
-    return hasInitialize ? { ok: false, reason: 'shape' } : { ok: true, value: { id: null, method: null, isInitialize: false, isBatch: true } };
+    if (calls.some((c) => c.method === 'initialize')) return { ok: false, reason: 'shape' };
+    return { ok: true, value: { id: null, method: null, isInitialize: false, isBatch: true, calls } };
   }
   if (!isMessage(parsed)) return { ok: false, reason: 'shape' };
-  const method = typeof parsed.method === 'string' ? parsed.method : null;
+  const call = callOf(parsed);
   // An initialize sent as a notification would create an upstream session whose id no response
   // ever carries back: the proxy could neither map it nor end it.
-  if (method === 'initialize' && (parsed.id === undefined || parsed.id === null)) return { ok: false, reason: 'initialize_without_id' };
-  return { ok: true, value: { id: echoableId(parsed.id), method, isInitialize: method === 'initialize', isBatch: false } };
+  if (call.method === 'initialize' && (parsed.id === undefined || parsed.id === null)) return { ok: false, reason: 'initialize_without_id' };
+  return { ok: true, value: { id: call.id, method: call.method, isInitialize: call.method === 'initialize', isBatch: false, calls: [call] } };
 }

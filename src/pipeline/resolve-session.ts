@@ -1,7 +1,6 @@
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
-import { peekMessage, readBody } from '../http/jsonrpc.js';
 import type { FingerprintInput } from '../session/binding.js';
 import type { UpstreamPicker } from '../session/upstreams.js';
 import type { Limiters } from '../store/limiters.js';
@@ -9,6 +8,8 @@ import type { Store } from '../store/store.js';
 import type { StreamGauge } from '../session/streams.js';
 import type { Relay } from '../session/relay.js';
 import { logEvent } from '../observability/events.js';
+import { messageReader } from './read-message.js';
+import type { ReadMessage } from './read-message.js';
 
 export interface ResolveSessionDeps {
   readonly store: Store;
@@ -21,6 +22,8 @@ export interface ResolveSessionDeps {
   readonly streams: StreamGauge;
   readonly relay: Pick<Relay, 'replicaId' | 'ownerUrl'>;
   readonly clock: () => number;
+  /** The message seam shared with later stages (made from maxBodyBytes when absent). */
+  readonly readMessage?: ReadMessage;
 }
 
 /**
@@ -30,17 +33,12 @@ export interface ResolveSessionDeps {
  * found within the caller's identity, and match the binding; otherwise 404 and nothing is forwarded.
  */
 export function resolveSession(deps: ResolveSessionDeps) {
+  const readMessage = deps.readMessage ?? messageReader(deps.maxBodyBytes);
   async function withoutSession(ctx: RequestContext): Promise<void> {
     const identity = need(ctx.identity, 'ctx.identity');
     if (ctx.req.method === 'POST') {
       // Only a session-less POST can be an initialize: read it (bounded) to know.
-      ctx.body = await readBody(ctx.req, deps.maxBodyBytes);
-      const peek = peekMessage(ctx.body);
-      if (!peek.ok) {
-        if (peek.reason === 'initialize_without_id') throw new WardenError('INVALID_MESSAGE', { description: 'initialize must be a request with an id, not a notification' });
-        throw new WardenError(peek.reason === 'json' ? 'INVALID_JSON' : 'INVALID_MESSAGE');
-      }
-      ctx.message = peek.value;
+      await readMessage(ctx);
     }
     if (ctx.message?.isInitialize) {
       const created = await deps.limiters.sessionCreate(identity.principal);

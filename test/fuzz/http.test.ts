@@ -17,7 +17,7 @@ import { startWarden, TEST_CLIENTS } from '../fixtures/warden.js';
 import type { TestWarden } from '../fixtures/warden.js';
 import { headerChar, hostileString, mutate, tally } from '../fixtures/fuzz.js';
 import { addressPrefix, clientAddress, parseBasic } from '../../src/http/headers.js';
-import { peekMessage } from '../../src/http/jsonrpc.js';
+import { parseMessage } from '../../src/http/jsonrpc.js';
 
 const fuzz = tally();
 // About 10-15 s of CPU; the longer limit only keeps a heavily shared CI box from killing a run that
@@ -298,7 +298,7 @@ t.test('arbitrary JSON-RPC bodies with a valid token and no session', async (t) 
     const before = upstream.requests.length;
     const sessionsBefore = upstream.sessionIds().length;
     const res = await send(proxy.mcpUrl, { headers: mcpHeaders({ authorization: ALICE }), body: text });
-    const peek = peekMessage(Buffer.from(text));
+    const peek = parseMessage(Buffer.from(text));
     const minted = res.headers['mcp-session-id'];
     if (res.status >= 500) throw new Error(`${res.status}: ${res.body}`);
     seen[!peek.ok ? 'refused' : minted === undefined ? 'forwarded' : 'minted'] += 1;

@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { addressPrefix, clientAddress, inCidr, isOriginAllowed, isSecure, normalizeAddress, parseBasic, parseBearer } from '../../src/http/headers.js';
-import { peekMessage, readBody } from '../../src/http/jsonrpc.js';
+import { parseMessage, readBody } from '../../src/http/jsonrpc.js';
 import { createSessionIds } from '../../src/session/session-id.js';
 import { formatDuration, parseDuration } from '../../src/config/duration.js';
 import { validateConfig } from '../../src/config/validate.js';
@@ -361,8 +361,18 @@ t.test('isSecure', async (t) => {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const echoable = (id: unknown): string | number | null => (typeof id === 'number' && Number.isSafeInteger(id)) || (typeof id === 'string' && id.length <= 128) ? (id as string | number) : null;
 
+type Head = { ok: true; value: { id: string | number | null; method: string | null; isInitialize: boolean; isBatch: boolean } } | { ok: false; reason: 'json' | 'shape' | 'initialize_without_id' };
+
+/** The classification half of parseMessage (its calls are checked by test/http/jsonrpc.test.ts). */
+function peekMessage(body: Buffer): Head {
+  const got = parseMessage(body);
+  if (!got.ok) return got;
+  const { id, method, isInitialize, isBatch } = got.value;
+  return { ok: true, value: { id, method, isInitialize, isBatch } };
+}
+
 /** Reference classification of a parsed body (MCP 2025-03-26 batches; initialize never in one). */
-function referencePeek(value: unknown): ReturnType<typeof peekMessage> {
+function referencePeek(value: unknown): Head {
   if (Array.isArray(value)) {
     if (value.length === 0 || !value.every(isObject) || value.some((m) => m.method === 'initialize')) return { ok: false, reason: 'shape' };
     return { ok: true, value: { id: null, method: null, isInitialize: false, isBatch: true } };
@@ -399,9 +409,9 @@ function deepBody(kind: 'array' | 'object' | 'params' | 'unbalanced' | 'batch', 
   }
 }
 
-t.test('peekMessage', async (t) => {
+t.test('parseMessage: classification', async (t) => {
   t.test('table of hostile bodies', async (t) => {
-    const cases: [string, string | Buffer, ReturnType<typeof peekMessage>][] = [
+    const cases: [string, string | Buffer, Head][] = [
       ['empty', '', { ok: false, reason: 'json' }],
       ['truncated', '{"jsonrpc":"2.0"', { ok: false, reason: 'json' }],
       ['BOM', '\ufeff{}', { ok: false, reason: 'json' }],
@@ -435,7 +445,7 @@ t.test('peekMessage', async (t) => {
       ['100k unclosed arrays', deepBody('unbalanced', 100_000), { ok: false, reason: 'json' }],
     ];
     for (const [name, body, want] of cases) {
-      let got: ReturnType<typeof peekMessage> | Error;
+      let got: Head | Error;
       try {
         got = peekMessage(Buffer.isBuffer(body) ? body : Buffer.from(body));
       } catch (err) {

@@ -21,7 +21,7 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     const ctx = createContext(req, res, { id: 'r', startedAt: 0, receivedMark: 0, log: createLogger('silent'), site });
     ctx.kind = next.kind;
-    ctx.message = next.rpcId === null ? null : { id: next.rpcId, method: 'tools/call', isInitialize: false, isBatch: false };
+    ctx.message = next.rpcId === null ? null : { id: next.rpcId, method: 'tools/call', isInitialize: false, isBatch: false, calls: [] };
     sendError(ctx, next.error);
   });
 });
