@@ -20,7 +20,7 @@ import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
 import { createUpstreamAgent } from './pipeline/forward.js';
-import { buildEntryStages, buildRequestStages, runStages } from './pipeline/index.js';
+import { buildEntryStages, buildLegacyStages, buildRequestStages, runStages } from './pipeline/index.js';
 import type { Stage, StageDeps } from './pipeline/index.js';
 import { createTokenSigner, createTokenVerifier } from './auth/access-token.js';
 import { createClientRegistry } from './auth/clients.js';
@@ -195,6 +195,11 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
 
   const run = (stages: readonly Stage[]): Handler => (ctx) => runStages(stages, ctx);
   const entry = buildEntryStages(config, deps);
+  const legacy = buildLegacyStages(config, deps);
+  // A Streamable HTTP upstream at a path that reads like a legacy SSE endpoint is most likely one.
+  for (const url of config.upstreams) {
+    if (/\/sse\/?$/.test(new URL(url).pathname)) log.warn({ upstream: url }, 'this upstream looks like a legacy HTTP+SSE endpoint (path /sse); it is forwarded as Streamable HTTP. For a legacy server set legacySse.upstream instead');
+  }
   const scopes = [...new Set([...(tokens.requiredScope ? [tokens.requiredScope] : []), ...config.clients.flatMap((c) => c.scopes)])];
   const metadata = metadataHandlers({ site, scopes, keyRing });
   const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream });
@@ -223,6 +228,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       metadataPreflight: metadata.preflight,
       ...health,
       metrics: config.admin.listen ? null : metricsHandler,
+      legacy: legacy && { ssePath: config.legacySse.ssePath, messagePath: config.legacySse.messagePath, stream: run(legacy.stream), message: run(legacy.message) },
     },
   );
 

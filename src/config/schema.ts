@@ -6,6 +6,7 @@ import {
 import type { Resolved } from './fields.js';
 
 const HTTP = ['http:', 'https:'] as const;
+const PATH = { pattern: /^\/[A-Za-z0-9._~\/-]*$/, message: 'must be a path starting with "/"' };
 const SCOPE = { pattern: /^[\x21\x23-\x5b\x5d-\x7e]+$/, message: 'must be an OAuth scope token (RFC 6749 §3.3)' };
 // No "~": external identities are namespaced as "idp<n>~<subject>" and must never match a client.
 const CLIENT_ID = { pattern: /^[A-Za-z0-9._-]{1,64}$/, message: 'must be 1-64 characters of A-Z a-z 0-9 . _ -' };
@@ -102,6 +103,11 @@ export const schema = {
   },
   admin: {
     listen: optionalHostPort({ doc: 'Separate "host:port" for /metrics (otherwise served on the main listener).', default: null, example: null, env: 'MCP_WARDEN_ADMIN_LISTEN' }),
+  },
+  legacySse: {
+    upstream: optionalUrl(HTTP, { doc: 'SSE endpoint of a legacy (MCP 2024-11-05 HTTP+SSE) upstream; when set, legacy clients are served at ssePath and messagePath.', default: null, example: null, env: 'MCP_WARDEN_LEGACY_SSE_UPSTREAM' }),
+    ssePath: text({ doc: 'Path where legacy clients open their event stream.', default: '/sse' }, PATH),
+    messagePath: text({ doc: 'Path where legacy clients post their messages (`?sessionId=` is the proxy session id).', default: '/messages' }, PATH),
   },
   replica: {
     id: optionalText({ doc: 'This replica\'s name in session records and logs (e.g. the pod name); a random one per process when null.', default: null, example: null, env: 'MCP_WARDEN_REPLICA_ID' }, { pattern: /^[A-Za-z0-9._-]{1,40}$/, message: 'must be 1-40 characters of A-Z a-z 0-9 . _ -' }),

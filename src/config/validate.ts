@@ -22,6 +22,7 @@ export function validateConfig(raw: unknown): ValidationResult {
   const checks = [['store', checkStore], ['tokens', checkTokens], ['clients', checkClients], ['mcpPath', checkPaths], ['security', checkOrigins], ['tls', checkTls]] as const;
   for (const [area, check] of checks) if (clean(area)) check(config, problems);
   if (clean('replica') && clean('store')) checkReplica(config, problems);
+  if (clean('legacySse') && clean('mcpPath')) checkLegacyPaths(config, problems);
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) };
 }
 
@@ -78,6 +79,15 @@ function checkClients({ clients }: Config, problems: Problem[]): void {
       problems.push({ path: `${path}.secretHash`, message: 'must be a hash made by `mcp-warden client hash-secret`' });
     }
   });
+}
+
+function checkLegacyPaths({ mcpPath, legacySse }: Config, problems: Problem[]): void {
+  if (legacySse.upstream === null) return;
+  for (const key of ['ssePath', 'messagePath'] as const) {
+    const path = legacySse[key];
+    if (path === mcpPath || RESERVED_PATHS.some((p) => path === p || path.startsWith(`${p}/`))) problems.push({ path: `legacySse.${key}`, message: `must differ from mcpPath and not be under ${RESERVED_PATHS.join(', ')}` });
+  }
+  if (legacySse.ssePath === legacySse.messagePath) problems.push({ path: 'legacySse.messagePath', message: 'must differ from legacySse.ssePath' });
 }
 
 function checkPaths({ mcpPath }: Config, problems: Problem[]): void {

@@ -15,6 +15,8 @@ export interface RouteHandlers {
   readonly readyz: Handler;
   /** Null when metrics are served on the admin listener instead. */
   readonly metrics: Handler | null;
+  /** Legacy HTTP+SSE clients (DESIGN §16): null unless `legacySse.upstream` is set. */
+  readonly legacy: { readonly ssePath: string; readonly messagePath: string; readonly stream: Handler; readonly message: Handler } | null;
 }
 
 export type RouteTable = (Route & { readonly path: string })[];
@@ -35,6 +37,11 @@ export function mainRoutes(paths: { mcpPath: string; issuerPath: string }, h: Ro
   // RFC 8414 §3.1: an issuer with a path has its metadata under the path-suffixed well-known URL.
   if (paths.issuerPath) routes.push({ path: `/.well-known/oauth-authorization-server${paths.issuerPath}`, template: '/.well-known/oauth-authorization-server{issuerPath}', kind: 'plain', methods: { GET: h.authorizationServer, OPTIONS: h.metadataPreflight } });
   if (h.metrics) routes.push({ path: '/metrics', template: '/metrics', kind: 'plain', methods: { GET: h.metrics } });
+  if (h.legacy) {
+    // Refusals on both are JSON-RPC bodies, as on the MCP path: legacy clients speak JSON-RPC too.
+    routes.push({ path: h.legacy.ssePath, template: 'legacy-sse', kind: 'mcp', methods: { GET: h.legacy.stream } });
+    routes.push({ path: h.legacy.messagePath, template: 'legacy-message', kind: 'mcp', methods: { POST: h.legacy.message } });
+  }
   return routes;
 }
 

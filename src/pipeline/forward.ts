@@ -375,3 +375,19 @@ export function forward(deps: ForwardDeps) {
     });
   };
 }
+
+/** An upstream GET held open as an event stream (legacy HTTP+SSE): its status, type and body. */
+export interface UpstreamStream {
+  readonly statusCode: number;
+  readonly contentType: string;
+  readonly body: Readable;
+}
+
+/**
+ * Opens a long-lived GET to an upstream through the same pools as forwarding: the head must come
+ * within `timeoutMs`, the body may then idle for as long as the stream lives.
+ */
+export async function openUpstreamStream(agent: Dispatcher, url: URL, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal): Promise<UpstreamStream> {
+  const reply = await agent.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method: 'GET', headers, signal, headersTimeout: timeoutMs, bodyTimeout: 0 });
+  return { statusCode: reply.statusCode, contentType: String(reply.headers['content-type'] ?? ''), body: reply.body };
+}

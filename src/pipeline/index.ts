@@ -9,10 +9,11 @@ import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import type { Relay } from '../session/relay.js';
 import { acceptRelay } from './accept-relay.js';
+import { legacyMessageTarget, legacySessionFromQuery, openLegacyStream } from './legacy-sse.js';
 import { authenticate } from './authenticate.js';
 import { checkTransport } from './check-transport.js';
 import { enforceRateLimit } from './enforce-rate-limit.js';
-import { forward } from './forward.js';
+import { createUpstreamAgent, forward } from './forward.js';
 import type { ForwardDeps } from './forward.js';
 import { loadState } from './load-state.js';
 import { rejectBlocked } from './reject-blocked.js';
@@ -82,8 +83,48 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
     authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
     loadState({ limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
     enforceRateLimit(),
-    resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, clock: deps.clock }),
-    forward({
+    resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'streamable-http', clock: deps.clock }),
+    forwardStage(config, deps),
+  ];
+}
+
+/**
+ * Legacy HTTP+SSE clients (DESIGN §16), when `legacySse.upstream` is set: the event stream and the
+ * message endpoint. Messages run the MCP path's checks; the stream is the session.
+ */
+export function buildLegacyStages(config: Config, deps: StageDeps): { stream: Stage[]; message: Stage[] } | null {
+  const { security, sessions, legacySse } = config;
+  if (legacySse.upstream === null) return null;
+  const sseUrl = legacySse.upstream;
+  const authenticated = (): Stage[] => [
+    authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
+    loadState({ limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
+    enforceRateLimit(),
+  ];
+  return {
+    stream: [
+      ...buildEntryStages(config, deps),
+      ...authenticated(),
+      openLegacyStream({
+        sseUrl, messagePath: legacySse.messagePath, agent: deps.agent ?? createUpstreamAgent(security.upstreamTimeout), upstreamHeaders: config.upstreamHeaders,
+        upstreamTimeoutMs: security.upstreamTimeout, store: deps.store, sessionIds: deps.sessionIds, streams: deps.streams, fingerprint: deps.fingerprint,
+        maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock, onStreamStart: deps.onStreamStart,
+      }),
+    ],
+    message: [
+      ...buildEntryStages(config, deps),
+      legacySessionFromQuery(),
+      ...authenticated(),
+      resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'legacy-sse', clock: deps.clock }),
+      legacyMessageTarget({ sseUrl }),
+      forwardStage(config, deps),
+    ],
+  };
+}
+
+function forwardStage(config: Config, deps: StageDeps): Stage {
+  const { security } = config;
+  return forward({
       upstreamTimeoutMs: security.upstreamTimeout,
       maxBodyBytes: security.maxBodyBytes,
       upstreamHeaders: config.upstreamHeaders,
@@ -93,6 +134,5 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
       onStreamStart: deps.onStreamStart,
       agent: deps.agent,
       relay: deps.relay,
-    }),
-  ];
+    });
 }

@@ -10,6 +10,7 @@ import type { Relay } from '../session/relay.js';
 import { logEvent } from '../observability/events.js';
 import { messageReader } from './read-message.js';
 import type { ReadMessage } from './read-message.js';
+import { LEGACY_SESSION_PREFIX } from './legacy-sse.js';
 
 export interface ResolveSessionDeps {
   readonly store: Store;
@@ -21,6 +22,8 @@ export interface ResolveSessionDeps {
   readonly onLimit: 'reject' | 'evict-oldest';
   readonly streams: StreamGauge;
   readonly relay: Pick<Relay, 'replicaId' | 'ownerUrl'>;
+  /** Which sessions this route serves: a legacy SSE session is unknown on the MCP path, and the reverse. */
+  readonly transport: 'streamable-http' | 'legacy-sse';
   readonly clock: () => number;
   /** The message seam shared with later stages (made from maxBodyBytes when absent). */
   readonly readMessage?: ReadMessage;
@@ -60,6 +63,7 @@ export function resolveSession(deps: ResolveSessionDeps) {
       throw new WardenError('SESSION_BINDING_MISMATCH', { reason: 'binding' });
     }
     if (deps.upstreams.url(session.upstream) === null) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });
+    if (session.upstreamSessionId.startsWith(LEGACY_SESSION_PREFIX) !== (deps.transport === 'legacy-sse')) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });
     if (session.owner !== null && session.owner !== deps.relay.replicaId) {
       // Relayed once at most: an owner that is not this replica after a relay means the records disagree.
       if (ctx.relayedFrom !== null) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });

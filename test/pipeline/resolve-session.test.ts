@@ -44,7 +44,7 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
   const load = loadState({ limiters, clients: await createClientRegistry(config.clients, store, clock), sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime, clock });
   const resolve = resolveSession({
     store, limiters, upstreams, fingerprint, maxBodyBytes: 4096, maxConcurrent: config.sessions.maxConcurrent, onLimit: config.sessions.onLimit,
-    streams: createStreamGauge(config.sessions.maxStreams), relay: createRelay({ replicaId: 'here', advertiseUrl: null, mcpPath: '/mcp', secret: new Uint8Array(32), store, clock }), clock,
+    streams: createStreamGauge(config.sessions.maxStreams), relay: createRelay({ replicaId: 'here', advertiseUrl: null, mcpPath: '/mcp', secret: new Uint8Array(32), store, clock }), transport: 'streamable-http', clock,
   });
 
   function context(opts: { method?: string; headers?: Record<string, string>; body?: unknown; clientId?: string; address?: string; issuedAtMs?: number }): RequestContext {
