@@ -108,6 +108,7 @@ export const schema = {
     upstream: optionalUrl(HTTP, { doc: 'SSE endpoint of a legacy (MCP 2024-11-05 HTTP+SSE) upstream; when set, legacy clients are served at ssePath and messagePath.', default: null, example: null, env: 'MCP_WARDEN_LEGACY_SSE_UPSTREAM' }),
     ssePath: text({ doc: 'Path where legacy clients open their event stream.', default: '/sse' }, PATH),
     messagePath: text({ doc: 'Path where legacy clients post their messages (`?sessionId=` is the proxy session id).', default: '/messages' }, PATH),
+    bridge: bool({ doc: 'Serve Streamable HTTP clients on mcpPath from legacySse.upstream (instead of forwarding to upstreams). Replicated, it needs the sidecar layout (replica.advertiseUrl).', default: false }),
   },
   replica: {
     id: optionalText({ doc: 'This replica\'s name in session records and logs (e.g. the pod name); a random one per process when null.', default: null, example: null, env: 'MCP_WARDEN_REPLICA_ID' }, { pattern: /^[A-Za-z0-9._-]{1,40}$/, message: 'must be 1-40 characters of A-Z a-z 0-9 . _ -' }),

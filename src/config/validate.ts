@@ -82,7 +82,10 @@ function checkClients({ clients }: Config, problems: Problem[]): void {
 }
 
 function checkLegacyPaths({ mcpPath, legacySse }: Config, problems: Problem[]): void {
-  if (legacySse.upstream === null) return;
+  if (legacySse.upstream === null) {
+    if (legacySse.bridge) problems.push({ path: 'legacySse.bridge', message: 'needs legacySse.upstream (the legacy server to bridge to)' });
+    return;
+  }
   for (const key of ['ssePath', 'messagePath'] as const) {
     const path = legacySse[key];
     if (path === mcpPath || RESERVED_PATHS.some((p) => path === p || path.startsWith(`${p}/`))) problems.push({ path: `legacySse.${key}`, message: `must differ from mcpPath and not be under ${RESERVED_PATHS.join(', ')}` });

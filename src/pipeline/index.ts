@@ -9,6 +9,7 @@ import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import type { Relay } from '../session/relay.js';
 import { acceptRelay } from './accept-relay.js';
+import { bridgeToLegacy } from './legacy-bridge.js';
 import { legacyMessageTarget, legacySessionFromQuery, openLegacyStream } from './legacy-sse.js';
 import { authenticate } from './authenticate.js';
 import { checkTransport } from './check-transport.js';
@@ -18,6 +19,7 @@ import type { ForwardDeps } from './forward.js';
 import { loadState } from './load-state.js';
 import { rejectBlocked } from './reject-blocked.js';
 import { resolveClientAddress } from './resolve-client-address.js';
+import { messageReader } from './read-message.js';
 import { resolveSession } from './resolve-session.js';
 import { endOnDelete, forgetGoneSession, swapSessionId } from './rewrite-response.js';
 import type { RewriteDeps } from './rewrite-response.js';
@@ -84,7 +86,13 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
     loadState({ limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
     enforceRateLimit(),
     resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'streamable-http', clock: deps.clock }),
-    forwardStage(config, deps),
+    config.legacySse.bridge && config.legacySse.upstream !== null
+      ? bridgeToLegacy({
+        sseUrl: config.legacySse.upstream, agent: deps.agent ?? createUpstreamAgent(security.upstreamTimeout), upstreamHeaders: config.upstreamHeaders,
+        upstreamTimeoutMs: security.upstreamTimeout, responseStages: buildResponseStages(config, deps), readMessage: messageReader(security.maxBodyBytes),
+        stopwatch: deps.stopwatch, onStreamStart: deps.onStreamStart,
+      })
+      : forwardStage(config, deps),
   ];
 }
 

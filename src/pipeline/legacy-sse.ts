@@ -61,12 +61,12 @@ export function firstEvent(text: string): { event: string; data: string; rest: n
   return { event, data: data.join('\n'), rest: end.index + end[0].length };
 }
 
-function noEndpoint(description: string, cause?: unknown): WardenError {
+export function noEndpoint(description: string, cause?: unknown): WardenError {
   return new WardenError('UPSTREAM_UNAVAILABLE', { reason: 'refused', description, cause });
 }
 
 /** Reads the upstream stream until its first event; the bytes after it are returned to pass on. */
-function readEndpoint(body: Readable, timeoutMs: number): Promise<{ data: string; rest: Buffer }> {
+export function readEndpoint(body: Readable, timeoutMs: number): Promise<{ data: string; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     let seen = Buffer.alloc(0);
     const done = (err: WardenError | null, value?: { data: string; rest: Buffer }): void => {

@@ -89,6 +89,7 @@ const BAD: [string, unknown, string[]][] = [
   ['bad enum', { store: { type: 'postgres' }, sessions: { onLimit: 'drop' } }, ['store.type', 'sessions.onLimit']],
   ['redis without address', { store: { type: 'redis' } }, ['store']],
   ['legacy paths that collide', { legacySse: { upstream: 'http://127.0.0.1:3001/sse', ssePath: '/mcp', messagePath: '/oauth/x' } }, ['legacySse.ssePath', 'legacySse.messagePath']],
+  ['bridge without a legacy upstream', { legacySse: { bridge: true } }, ['legacySse.bridge']],
   ['legacy paths equal', { legacySse: { upstream: 'http://127.0.0.1:3001/sse', ssePath: '/a', messagePath: '/a' } }, ['legacySse.messagePath']],
   ['sidecar relay on the memory store', { replica: { advertiseUrl: 'http://10.0.0.7:8080' } }, ['replica.advertiseUrl']],
   ['bad replica settings', { replica: { id: 'pod a/1', advertiseUrl: 'ftp://x' } }, ['replica.id', 'replica.advertiseUrl']],

@@ -13,6 +13,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectClient } from '../fixtures/mcp-client.js';
 import { rawUpstream, send, PROXY_ID } from '../fixtures/session-http.js';
 import { startWarden } from '../fixtures/warden.js';
 import type { TestWarden } from '../fixtures/warden.js';
@@ -41,8 +43,12 @@ async function legacyUpstream(t: Test): Promise<LegacyUpstream> {
         transports.delete(transport.sessionId);
         open.delete(transport.sessionId);
       };
-      const mcp = new McpServer({ name: 'legacy-upstream', version: '1.0.0' });
+      const mcp = new McpServer({ name: 'legacy-upstream', version: '1.0.0' }, { capabilities: { logging: {} } });
       mcp.registerTool('echo', { description: 'Echo', inputSchema: { message: z.string() } }, async ({ message }) => ({ content: [{ type: 'text', text: `echo: ${message}` }] }));
+      mcp.registerTool('ticks', { description: 'Three log notifications, then done' }, async (extra) => {
+        for (let i = 1; i <= 3; i++) await extra.sendNotification({ method: 'notifications/message', params: { level: 'info', data: `tick ${i}` } });
+        return { content: [{ type: 'text', text: 'done' }] };
+      });
       void mcp.connect(transport);
       return;
     }
@@ -136,6 +142,51 @@ t.test('a legacy stream needs a token; a legacy upstream that never names its en
   t.equal(res.status, 502);
   t.match(await res.json(), { error: { message: /first event is "message", not "endpoint"/ } });
   t.equal((await proxy.warden.store.listSessions('alice', Date.now())).length, 0, 'no session was made');
+});
+
+t.test('bridge: a Streamable HTTP client works against a legacy upstream, notifications streamed, the session ends with the upstream stream', async (t) => {
+  const upstream = await legacyUpstream(t);
+  const proxy = await startWarden({ legacySse: { upstream: upstream.url, bridge: true } });
+  t.teardown(() => proxy.close());
+  const token = await proxy.token();
+  const { client, transport, close } = await connectClient(proxy.mcpUrl, { token });
+  t.teardown(close);
+  const sessionId = transport.sessionId ?? '';
+  t.match(sessionId, PROXY_ID, 'the client holds a proxy session id');
+  t.equal(upstream.open.size, 1, 'the proxy holds one upstream stream for it');
+  t.notOk([...upstream.open].includes(sessionId));
+
+  t.same((await client.callTool({ name: 'echo', arguments: { message: 'bridged' } })).content, [{ type: 'text', text: 'echo: bridged' }]);
+  const logs: string[] = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+    logs.push(String(n.params.data));
+  });
+  t.same((await client.callTool({ name: 'ticks', arguments: {} })).content, [{ type: 'text', text: 'done' }]);
+  t.same(logs, ['tick 1', 'tick 2', 'tick 3'], 'notifications sent during the call reach the client, in order, before its answer');
+  t.equal((await client.listTools()).tools.length, 2);
+  t.ok(upstream.posts.every((h) => h.authorization === undefined), 'no client token upstream');
+
+  const bob = await proxy.token('bob');
+  t.equal((await send(proxy.mcpUrl, { token: bob, sessionId })).status, 404, 'bound to alice');
+
+  await upstream.close();
+  await waitFor(() => upstream.open.size === 0);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const lost = await send(proxy.mcpUrl, { token, sessionId });
+  t.same([lost.status, lost.rpcCode], [404, -32001], 'the upstream stream ended: MCP\'s "session not found"');
+  t.match(proxy.logs.events('session.ended'), [{ reason: 'upstream_gone' }]);
+});
+
+t.test('bridge: DELETE ends the upstream stream', async (t) => {
+  const upstream = await legacyUpstream(t);
+  const proxy = await startWarden({ legacySse: { upstream: upstream.url, bridge: true } });
+  t.teardown(() => proxy.close());
+  const { transport, close } = await connectClient(proxy.mcpUrl, { token: await proxy.token() });
+  t.teardown(close);
+  t.equal(upstream.open.size, 1);
+  await transport.terminateSession();
+  await t.resolves(waitFor(() => upstream.open.size === 0), 'the upstream session ended with the proxy session');
+  t.same(await proxy.warden.store.listSessions('alice', Date.now()), []);
 });
 
 t.test('an upstream whose path looks like a legacy endpoint gets a warning at startup', async (t) => {
