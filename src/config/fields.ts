@@ -322,6 +322,11 @@ export function optionalInt(min: number, max: number, meta: Meta): Field<number 
   return make(meta, nullable(intParser(min, max)), (s) => (s === '' || s === 'null' ? null : asNumber(s)));
 }
 
+/** A key whose value has a shape of its own (the policy section): parsed by `parse`, which reports every problem. */
+export function custom<T>(meta: Meta, parse: (raw: unknown, path: string, problems: Problem[]) => T | undefined): Field<T> {
+  return make(meta, parse);
+}
+
 /** Visits every field of a group with its dotted key path (records are visited as one field). */
 export function forEachField(group: Group, visit: (path: string, field: Field<unknown>) => void, prefix = ''): void {
   for (const [key, node] of Object.entries(group)) {

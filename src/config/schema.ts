@@ -4,6 +4,9 @@ import {
   trustProxy, urlList,
 } from './fields.js';
 import type { Resolved } from './fields.js';
+import { custom } from './fields.js';
+import { parsePolicy } from '../policy/config.js';
+import type { PolicyConfig } from '../policy/config.js';
 
 const HTTP = ['http:', 'https:'] as const;
 const PATH = { pattern: /^\/[A-Za-z0-9._~\/-]*$/, message: 'must be a path starting with "/"' };
@@ -117,6 +120,19 @@ export const schema = {
   health: {
     checkUpstream: bool({ doc: '/readyz also requires the upstreams to accept a connection.', default: false }),
   },
+  policy: custom<PolicyConfig | null>({
+    doc: 'Per-tool authorization (docs/policy.md): `default` ("allow" or "deny") and `rules`; null: no policy, nothing checked or filtered.',
+    default: null,
+    example: {
+      default: 'allow',
+      rules: [
+        { id: 'no-deletes', effect: 'deny', tools: ['delete_*'] },
+        { id: 'admins-sql', effect: 'allow', when: { groups: ['admins'] }, tools: ['run_sql'] },
+        { id: 'fence', effect: 'deny', resources: ['file:///etc/*'] },
+        { id: 'step-up', effect: 'deny', unlessScopes: ['tools:write'], tools: ['write_*'] },
+      ],
+    },
+  }, parsePolicy),
   shutdownGrace: duration({ doc: 'On SIGTERM, how long in-flight requests may take to finish.', default: '10s', env: 'MCP_WARDEN_SHUTDOWN_GRACE' }, 0, MAX_TIMER_MS),
   log: {
     level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { doc: 'Log level.', default: 'info', env: 'MCP_WARDEN_LOG_LEVEL', flag: 'log-level' }),
