@@ -1,7 +1,9 @@
 import type { SecurityEvent } from './observability/events.js';
 
 /** JSON-RPC codes used on the MCP path (MCP transport convention; -32001 is "session not found"). */
-const RPC = { transport: -32000, session: -32001, parse: -32700, invalid: -32600, internal: -32603 } as const;
+// -32602 is what the MCP spec answers for an unknown tool, so a hidden tool looks like a missing one;
+// -32020 is the spec's HeaderMismatch (2026-07-28).
+const RPC = { transport: -32000, session: -32001, parse: -32700, invalid: -32600, internal: -32603, methodNotFound: -32601, invalidParams: -32602, headerMismatch: -32020 } as const;
 
 interface CatalogEntry {
   /** HTTP status of the refusal. */
@@ -48,6 +50,10 @@ export const ERROR_CATALOG = {
   OAUTH_UNSUPPORTED_GRANT_TYPE: { status: 400, rpcCode: RPC.transport, oauthError: 'unsupported_grant_type', message: 'Supported grant types: client_credentials, refresh_token', event: 'token.refused', failedAttempt: false },
   OAUTH_UNSUPPORTED_TOKEN_TYPE: { status: 400, rpcCode: RPC.transport, oauthError: 'unsupported_token_type', message: 'Supported token types: access_token, refresh_token', event: 'token.refused', failedAttempt: false },
   OAUTH_UNSUPPORTED_RESPONSE_TYPE: { status: 400, rpcCode: RPC.transport, oauthError: 'unsupported_response_type', message: 'Interactive authorization is not offered; use the client_credentials grant at the token endpoint', event: 'token.refused', failedAttempt: false },
+  HEADER_MISMATCH: { status: 400, rpcCode: RPC.headerMismatch, oauthError: 'invalid_request', message: 'The Mcp-Method or Mcp-Name header does not match the body', event: 'request.refused', failedAttempt: false },
+  POLICY_DENIED: { status: 200, rpcCode: RPC.invalidParams, oauthError: 'access_denied', message: 'Unknown tool, prompt or resource', event: 'policy.denied', failedAttempt: false },
+  METHOD_DENIED: { status: 200, rpcCode: RPC.methodNotFound, oauthError: 'access_denied', message: 'Method not found', event: 'policy.denied', failedAttempt: false },
+  STEP_UP_REQUIRED: { status: 403, rpcCode: RPC.transport, oauthError: 'insufficient_scope', message: 'The access token lacks a scope this call needs', event: 'policy.denied', failedAttempt: false },
   UPSTREAM_UNAVAILABLE: { status: 502, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Upstream MCP server unavailable', event: 'upstream.failed', failedAttempt: false },
   UPSTREAM_TIMEOUT: { status: 504, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Upstream MCP server timed out', event: 'upstream.failed', failedAttempt: false },
   STORE_UNAVAILABLE: { status: 503, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Service temporarily unavailable', event: 'store.unavailable', failedAttempt: false },
@@ -63,7 +69,8 @@ export type RefusalReason =
   | 'audience' | 'claims' | 'revoked' | 'unknown_key' | 'issuer_unreachable'
   | 'unknown' | 'foreign' | 'forged' | 'binding' | 'owner_gone'
   | 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts' | 'streams'
-  | 'reuse' | 'refused' | 'reset' | 'timeout' | 'store';
+  | 'reuse' | 'refused' | 'reset' | 'timeout' | 'store'
+  | 'rule' | 'default' | 'ambiguous' | 'mismatch';
 
 /** Extra data a refusal carries to the reply: never a status (the catalog decides that). */
 export interface RefusalDetail {
@@ -76,6 +83,10 @@ export interface RefusalDetail {
   readonly scope?: string;
   /** For 405: the methods the path takes. */
   readonly allow?: string;
+  /** Policy refusals: what was denied and by which rule, for the `policy.denied` event (never sent to the client). */
+  readonly denial?: { readonly method: string | null; readonly name: string | null; readonly rule: string | null };
+  /** A refused batch: one JSON-RPC error per request id (MCP path), sent instead of the single error. */
+  readonly batchErrors?: readonly { readonly id: string | number | null; readonly code: number; readonly message: string }[];
   /** A safe, client-facing description; never secrets or internal detail. */
   readonly description?: string;
   readonly cause?: unknown;

@@ -4,7 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
+import type { Problem } from './config/fields.js';
+import { parsePolicy } from './policy/config.js';
+import { compilePolicy } from './policy/decide.js';
+import type { Policy } from './policy/decide.js';
 import type { RequestContext, Site } from './context.js';
+import { need } from './context.js';
 import { ERROR_CATALOG } from './errors.js';
 import type { WardenError } from './errors.js';
 import { createDrain } from './http/drain.js';
@@ -39,6 +44,9 @@ import { createLimiters } from './store/limiters.js';
 import { createStore } from './store/store.js';
 import type { Store } from './store/store.js';
 
+/** What a policy reload did. */
+export type PolicyReload = { readonly ok: true; readonly rules: number } | { readonly ok: false; readonly problems: readonly Problem[] };
+
 /** Options of {@link createWarden} beyond the configuration: test seams. */
 export interface WardenOptions {
   readonly logger?: Logger;
@@ -61,6 +69,13 @@ export interface Warden {
   readonly metrics: Metrics;
   /** Issues an access token for a client, as the token endpoint would (demo, tests). */
   issueToken(clientId: string, scope: string, ttlMs?: number): Promise<string>;
+  /**
+   * Replaces the policy with a new `policy` section (raw, as in the file), for SIGHUP and the admin
+   * API. A bad one keeps the policy in force and logs every problem; requests already past the
+   * authorize stage are not touched. A proxy started without a policy needs a restart to get one
+   * (its MCP path has no authorize stage at all).
+   */
+  reloadPolicy(raw: unknown): PolicyReload;
   /** Stops accepting, ends GET streams, lets in-flight requests finish within `shutdownGrace`, closes the store. */
   close(): Promise<void>;
 }
@@ -165,7 +180,25 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const external = createExternalIssuers(tokens.trustedIssuers, { clockSkewMs: tokens.clockSkew, clock });
   const verify = createTokenVerifier({ keyRing, issuer: site.issuer, audience: site.resource, clockSkewMs: tokens.clockSkew, clock, external, cacheSize: 10_000 });
   const sign = createTokenSigner({ keyRing, issuer: site.issuer, audience: site.resource, accessTtlMs: tokens.accessTtl, clock });
+  let policy: Policy | null = config.policy ? compilePolicy(config.policy) : null;
+  const reloadPolicy = (raw: unknown): PolicyReload => {
+    const problems: Problem[] = [];
+    const parsed = parsePolicy(raw ?? null, 'policy', problems);
+    if (parsed === undefined || problems.length > 0) {
+      logEvent(log, 'policy.reload_failed', { reason: 'invalid', problems: problems.map((p) => `${p.path}: ${p.message}`) });
+      return { ok: false, problems };
+    }
+    if (policy === null || parsed === null) {
+      const problem = { path: 'policy', message: policy === null ? 'the proxy started without a policy: restart to add one' : 'removing the policy needs a restart' };
+      logEvent(log, 'policy.reload_failed', { reason: 'restart', problems: [`${problem.path}: ${problem.message}`] });
+      return { ok: false, problems: [problem] };
+    }
+    policy = compilePolicy(parsed);
+    logEvent(log, 'policy.reloaded', { count: parsed.rules.length });
+    return { ok: true, rules: parsed.rules.length };
+  };
   const deps: StageDeps = {
+    policy: () => need(policy, 'policy'),
     store,
     limiters,
     clients,
@@ -238,7 +271,9 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     const entry = ERROR_CATALOG[err.code];
     const reason = err.detail.reason;
     const clientId = clientIdOf(ctx);
-    logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId });
+    const { denial } = err.detail;
+    if (denial) logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId, principal: ctx.identity?.principal, sessionId: ctx.session?.key, method: denial.method, name: denial.name?.slice(0, 256), rule: denial.rule });
+    else logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId });
     metrics.refusal(err.code, reason);
     if (entry.event === 'auth.failed') metrics.authFailure(reason ?? 'unknown');
     const limiter = { RATE_LIMITED: reason ?? 'client', ADDRESS_BLOCKED: 'failed_attempts', SESSION_LIMIT: 'sessions', STREAM_LIMIT: 'streams' }[err.code as string];
@@ -285,6 +320,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     store,
     keyRing,
     metrics,
+    reloadPolicy,
     issueToken: async (clientId, scope, ttlMs) => (await sign({ clientId, scope, grantId: randomBytes(16).toString('base64url') }, ttlMs)).token,
     close: async () => {
       // First, so other replicas stop relaying here and send this replica's clients to re-initialize.

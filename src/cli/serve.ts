@@ -1,6 +1,9 @@
 import v8 from 'node:v8';
 import type { CommandModule } from 'yargs';
 import { createWarden } from '../warden.js';
+import type { Warden } from '../warden.js';
+import { logEvent } from '../observability/events.js';
+import { readPolicySection } from '../policy/file.js';
 import { configFromArgs, EXIT, withConfigOptions } from './options.js';
 import type { ConfigArgs } from './options.js';
 
@@ -35,7 +38,24 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
         },
       );
     };
+    const file = args.config ?? process.env.MCP_WARDEN_CONFIG ?? null;
+    // SIGHUP reloads the policy from the config file; a bad one is logged and the old one stays.
+    process.on('SIGHUP', () => void reloadPolicyFrom(file, warden));
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   },
 };
+
+/** Reads the config file's policy section again and hands it to the running proxy. */
+export async function reloadPolicyFrom(file: string | null, warden: Pick<Warden, 'reloadPolicy' | 'logger'>): Promise<boolean> {
+  if (file === null) {
+    logEvent(warden.logger, 'policy.reload_failed', { reason: 'file', problems: ['(file): the proxy was started without a config file'] });
+    return false;
+  }
+  const section = await readPolicySection(file);
+  if (!section.ok) {
+    logEvent(warden.logger, 'policy.reload_failed', { reason: 'file', problems: section.problems.map((p) => `${p.path}: ${p.message}`) });
+    return false;
+  }
+  return warden.reloadPolicy(section.raw).ok;
+}

@@ -28,7 +28,7 @@ function quoted(value: string): string {
 function bearerChallenge(ctx: RequestContext, err: WardenError): string {
   const params: string[] = [];
   if (err.code === 'TOKEN_INVALID') params.push(`error="invalid_token"`, `error_description=${quoted(err.message)}`);
-  if (err.code === 'INSUFFICIENT_SCOPE') params.push(`error="insufficient_scope"`);
+  if (err.code === 'INSUFFICIENT_SCOPE' || err.code === 'STEP_UP_REQUIRED') params.push(`error="insufficient_scope"`);
   const scope = err.detail.scope ?? ctx.site.requiredScope;
   if (scope) params.push(`scope=${quoted(scope)}`);
   params.push(`resource_metadata=${quoted(ctx.site.resourceMetadataUrl)}`);
@@ -39,7 +39,7 @@ function refusalHeaders(ctx: RequestContext, err: WardenError): Record<string, s
   const { status } = ERROR_CATALOG[err.code];
   const headers: Record<string, string> = { 'content-type': JSON_TYPE, 'cache-control': 'no-store' };
   if (err.code === 'OAUTH_INVALID_CLIENT') headers['www-authenticate'] = 'Basic realm="mcp-warden", charset="UTF-8"';
-  else if ((status === 401 || err.code === 'INSUFFICIENT_SCOPE') && ctx.kind !== 'oauth') headers['www-authenticate'] = bearerChallenge(ctx, err);
+  else if ((status === 401 || err.code === 'INSUFFICIENT_SCOPE' || err.code === 'STEP_UP_REQUIRED') && ctx.kind !== 'oauth') headers['www-authenticate'] = bearerChallenge(ctx, err);
   if (status === 429 || status === 503) headers['retry-after'] = String(Math.max(1, Math.ceil((err.detail.retryAfterMs ?? 1000) / 1000)));
   if (err.detail.limit && err.detail.reason) Object.assign(headers, rateLimitHeaders(err.detail.reason, err.detail.limit));
   if (err.detail.allow) headers.allow = err.detail.allow;
@@ -54,6 +54,7 @@ function refusalBody(ctx: RequestContext, err: WardenError): unknown {
   const message = err.code === 'INTERNAL' ? entry.message : err.message;
   switch (ctx.kind) {
     case 'mcp':
+      if (err.detail.batchErrors) return err.detail.batchErrors.map(({ id, code, message: m }) => ({ jsonrpc: '2.0', error: { code, message: m }, id }));
       return { jsonrpc: '2.0', error: { code: entry.rpcCode, message }, id: ctx.message?.id ?? null };
     case 'oauth':
       return { error: entry.oauthError, error_description: message };

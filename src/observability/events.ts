@@ -26,6 +26,9 @@ const LEVELS = {
   'store.unavailable': 'error',
   'keys.rotated': 'info',
   'keys.generated': 'warn',
+  'policy.denied': 'warn',
+  'policy.reloaded': 'info',
+  'policy.reload_failed': 'error',
 } as const;
 
 /** Every security event name (DESIGN §9), with its log level. No event name is spelled anywhere else. */
@@ -50,6 +53,15 @@ export interface EventFields {
   readonly grantId?: string | null;
   readonly count?: number;
   readonly kid?: string;
+  /** Store namespace of the caller (client id, or issuer-qualified subject). */
+  readonly principal?: string | null;
+  /** MCP method, and the tool, prompt or resource it names (policy events). */
+  readonly method?: string | null;
+  readonly name?: string | null;
+  /** Policy rule id that decided. */
+  readonly rule?: string | null;
+  /** policy.reload_failed: every problem of the rejected policy. */
+  readonly problems?: readonly string[];
 }
 
 /**

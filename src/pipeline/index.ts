@@ -12,6 +12,9 @@ import { acceptRelay } from './accept-relay.js';
 import { bridgeToLegacy } from './legacy-bridge.js';
 import { legacyMessageTarget, legacySessionFromQuery, openLegacyStream } from './legacy-sse.js';
 import { authenticate } from './authenticate.js';
+import { authorize } from './authorize.js';
+import { compilePolicy } from '../policy/decide.js';
+import type { Policy } from '../policy/decide.js';
 import { checkTransport } from './check-transport.js';
 import { enforceRateLimit } from './enforce-rate-limit.js';
 import { createUpstreamAgent, forward } from './forward.js';
@@ -20,6 +23,7 @@ import { loadState } from './load-state.js';
 import { rejectBlocked } from './reject-blocked.js';
 import { resolveClientAddress } from './resolve-client-address.js';
 import { messageReader } from './read-message.js';
+import type { ReadMessage } from './read-message.js';
 import { resolveSession } from './resolve-session.js';
 import { endOnDelete, forgetGoneSession, swapSessionId } from './rewrite-response.js';
 import type { RewriteDeps } from './rewrite-response.js';
@@ -27,6 +31,8 @@ import type { ResponseStage, Stage } from './stage.js';
 
 export { runStages } from './stage.js';
 export type { Stage, ResponseStage } from './stage.js';
+
+const constant = <T>(value: T) => (): T => value;
 
 /** Everything the stages need, built once by the composition root. */
 export interface StageDeps {
@@ -46,6 +52,8 @@ export interface StageDeps {
   readonly agent?: ForwardDeps['agent'];
   readonly clock: () => number;
   readonly stopwatch: () => number;
+  /** The policy in force (reloadable); compiled from config.policy when absent. Unused without a policy. */
+  readonly policy?: () => Policy;
 }
 
 /** The stages every route starts with: transport checks, client address, blocked addresses. */
@@ -79,21 +87,31 @@ export function buildResponseStages(config: Config, deps: StageDeps): ResponseSt
 /** The MCP path's request stages, in DESIGN §4 order. A test pins the names. */
 export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
   const { security, sessions } = config;
+  // One message seam for every stage that needs the body: it is read and parsed at most once.
+  const readMessage = messageReader(security.maxBodyBytes);
+  const authorizeStage = authorizeStages(config, deps, readMessage);
   return [
     ...buildEntryStages(config, deps),
     acceptRelay({ relay: deps.relay }),
     authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
     loadState({ limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
     enforceRateLimit(),
-    resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'streamable-http', clock: deps.clock }),
+    resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'streamable-http', clock: deps.clock, readMessage }),
+    ...authorizeStage,
     config.legacySse.bridge && config.legacySse.upstream !== null
       ? bridgeToLegacy({
         sseUrl: config.legacySse.upstream, agent: deps.agent ?? createUpstreamAgent(security.upstreamTimeout), upstreamHeaders: config.upstreamHeaders,
-        upstreamTimeoutMs: security.upstreamTimeout, responseStages: buildResponseStages(config, deps), readMessage: messageReader(security.maxBodyBytes),
+        upstreamTimeoutMs: security.upstreamTimeout, responseStages: buildResponseStages(config, deps), readMessage,
         stopwatch: deps.stopwatch, onStreamStart: deps.onStreamStart,
       })
       : forwardStage(config, deps),
   ];
+}
+
+/** The authorize stage when a policy is configured; none at all otherwise (the no-policy path reads no body). */
+function authorizeStages(config: Config, deps: StageDeps, readMessage: ReadMessage): Stage[] {
+  if (!config.policy) return [];
+  return [authorize({ policy: deps.policy ?? constant(compilePolicy(config.policy)), readMessage })];
 }
 
 /**
@@ -104,6 +122,7 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
   const { security, sessions, legacySse } = config;
   if (legacySse.upstream === null) return null;
   const sseUrl = legacySse.upstream;
+  const readMessage = messageReader(security.maxBodyBytes);
   const authenticated = (): Stage[] => [
     authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
     loadState({ limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
@@ -123,7 +142,9 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
       ...buildEntryStages(config, deps),
       legacySessionFromQuery(),
       ...authenticated(),
-      resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'legacy-sse', clock: deps.clock }),
+      resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'legacy-sse', clock: deps.clock, readMessage }),
+      // The legacy message endpoint is another way in: the same policy judges its messages.
+      ...authorizeStages(config, deps, readMessage),
       legacyMessageTarget({ sseUrl }),
       forwardStage(config, deps),
     ],

@@ -59,10 +59,22 @@ t.test('challenges: exactly one Bearer on the MCP path, Basic for invalid_client
   const scope = await refuse('mcp', 'INSUFFICIENT_SCOPE', { scope: 'mcp tools' });
   t.equal(scope.status, 403);
   t.equal(scope.headers.get('www-authenticate'), `Bearer error="insufficient_scope", scope="mcp tools", resource_metadata="${site.resourceMetadataUrl}"`);
+  const stepUp = await refuse('mcp', 'STEP_UP_REQUIRED', { scope: 'mcp tools:write', reason: 'rule' });
+  t.equal(stepUp.status, 403, 'policy step-up: 403');
+  t.equal(stepUp.headers.get('www-authenticate'), `Bearer error="insufficient_scope", scope="mcp tools:write", resource_metadata="${site.resourceMetadataUrl}"`);
+  t.equal((await refuse('mcp', 'POLICY_DENIED')).headers.get('www-authenticate'), null, 'a plain policy denial never challenges');
   const client = await refuse('oauth', 'OAUTH_INVALID_CLIENT');
   t.equal(client.status, 401);
   t.match(client.headers.get('www-authenticate'), /^Basic realm="mcp-warden"/);
   t.equal((await refuse('mcp', 'SESSION_NOT_FOUND')).headers.get('www-authenticate'), null, 'a 404 never challenges');
+});
+
+t.test('a refused batch answers one error per request id', async (t) => {
+  const batchErrors = [{ id: 1, code: -32602, message: 'Unknown tool: delete_all' }, { id: 'b', code: -32600, message: 'Not run: another message of this batch was refused' }];
+  const batch = await refuse('mcp', 'POLICY_DENIED', { batchErrors, denial: { method: 'tools/call', name: 'delete_all', rule: 'secret-rule-id' } });
+  t.equal(batch.status, 200);
+  t.same(batch.body, batchErrors.map(({ id, code, message }) => ({ jsonrpc: '2.0', error: { code, message }, id })));
+  t.notMatch(JSON.stringify(batch.body), /secret-rule-id/, 'the rule stays in the log');
 });
 
 t.test('limits, Allow, and what never leaks', async (t) => {

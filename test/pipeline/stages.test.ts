@@ -37,4 +37,11 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
     'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'acceptRelay', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'forward',
   ]);
   t.same(buildResponseStages(config, deps).map((s) => s.name), ['swapSessionId', 'forgetGoneSession', 'endOnDelete']);
+
+  // With a policy (DESIGN §12), authorize judges the message after the session is known and before forwarding.
+  const withPolicy = validateConfig({ policy: { default: 'allow', rules: [{ id: 'no-deletes', effect: 'deny', tools: ['delete_*'] }] } });
+  if (!withPolicy.ok) throw new Error('policy config must be valid');
+  t.same(buildRequestStages(withPolicy.config, deps).map((s) => s.name), [
+    'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'acceptRelay', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'authorize', 'forward',
+  ]);
 });
