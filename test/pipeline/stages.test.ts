@@ -1,6 +1,6 @@
 import t from 'tap';
 import { validateConfig } from '../../src/config/validate.js';
-import { buildRequestStages, buildResponseStages } from '../../src/pipeline/index.js';
+import { buildLegacyStages, buildRequestStages, buildResponseStages } from '../../src/pipeline/index.js';
 import type { StageDeps } from '../../src/pipeline/index.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { createLimiters } from '../../src/store/limiters.js';
@@ -44,4 +44,8 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   t.same(buildRequestStages(withPolicy.config, deps).map((s) => s.name), [
     'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'acceptRelay', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'authorize', 'forward',
   ]);
+  // The legacy HTTP+SSE message endpoint is another way in: the same policy judges it.
+  const legacy = validateConfig({ legacySse: { upstream: 'http://127.0.0.1:9/sse' }, policy: { default: 'deny', rules: [] } });
+  if (!legacy.ok) throw new Error(`legacy config must be valid: ${JSON.stringify(legacy.problems)}`);
+  t.ok(buildLegacyStages(legacy.config, deps)?.message.map((s) => s.name).includes('authorize'), 'legacy messages are authorized');
 });
