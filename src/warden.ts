@@ -33,6 +33,10 @@ import { createExternalIssuers } from './auth/issuers.js';
 import { createKeyRing } from './auth/key-ring.js';
 import type { KeyRing } from './auth/key-ring.js';
 import { metadataHandlers } from './oauth/metadata.js';
+import { authorizeEndpoints } from './oauth/authorize.js';
+import { peopleGrants } from './oauth/code-grant.js';
+import { createLoginClients } from './login/clients.js';
+import { createOidcLogin } from './login/oidc.js';
 import { revokeEndpoint } from './oauth/revoke.js';
 import { tokenEndpoint } from './oauth/token.js';
 import { createFingerprint } from './session/binding.js';
@@ -144,6 +148,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   });
   const clients = await createClientRegistry(config.clients, store, clock);
+  const loginClients = createLoginClients(config.login.clients);
   const limiters = createLimiters(store, config.rateLimits, { onStoreError: () => metrics.storeError() });
   const idSecret = await sessionIdSecret(config, store);
   const sessionIds = createSessionIds(idSecret);
@@ -234,7 +239,14 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     if (/\/sse\/?$/.test(new URL(url).pathname)) log.warn({ upstream: url }, 'this upstream looks like a legacy HTTP+SSE endpoint (path /sse); it is forwarded as Streamable HTTP. For a legacy server set legacySse.upstream instead');
   }
   const scopes = [...new Set([...(tokens.requiredScope ? [tokens.requiredScope] : []), ...config.clients.flatMap((c) => c.scopes)])];
-  const metadata = metadataHandlers({ site, scopes, keyRing });
+  const signIn = config.login.oidc.issuer === null ? null : authorizeEndpoints({
+    login: config.login, clients: loginClients, oidc: createOidcLogin(config.login.oidc), store, resource: site.resource, origin: site.origin, issuer: site.issuer,
+  });
+  // Sign-in pages are the proxy's own: the only Origin a browser may send them is the proxy's (the
+  // consent form posting back), so a form on another site is refused before anything is read.
+  const pageEntry = buildEntryStages({ ...config, security: { ...config.security, allowedOrigins: [site.origin] } }, deps);
+  const people = signIn === null ? null : peopleGrants({ clients: loginClients, store, sign, resource: site.resource, refreshTtlMs: tokens.refreshTtl, clock });
+  const metadata = metadataHandlers({ site, scopes: [...new Set([...scopes, ...config.login.scopes.filter(() => signIn !== null)])], keyRing, login: signIn !== null });
   const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream });
   const health = {
     healthz: (ctx: RequestContext) => sendJson(ctx.res, 200, { status: 'ok' }),
@@ -252,9 +264,10 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     { mcpPath: config.mcpPath, issuerPath: new URL(site.issuer).pathname.replace(/\/$/, '') },
     {
       mcp: run(buildRequestStages(config, deps)),
-      token: run([...entry, tokenEndpoint({ clients, limiters, store, sign, resource: site.resource, accessTtlMs: tokens.accessTtl, refreshTtlMs: tokens.refreshTtl, issueRefreshTokens: tokens.issueRefreshTokens, clock })]),
+      token: run([...entry, tokenEndpoint({ people, clients, limiters, store, sign, resource: site.resource, accessTtlMs: tokens.accessTtl, refreshTtlMs: tokens.refreshTtl, issueRefreshTokens: tokens.issueRefreshTokens, clock })]),
       revoke: run([...entry, revokeEndpoint({ clients, limiters, store, verify, refreshTtlMs: tokens.refreshTtl, clock })]),
-      authorize: metadata.authorize,
+      authorize: signIn ? run([...pageEntry, signIn.authorize]) : metadata.authorize,
+      login: signIn && { callback: run([...pageEntry, signIn.callback]), consent: run([...pageEntry, signIn.consent]) },
       authorizationServer: metadata.authorizationServer,
       protectedResource: metadata.protectedResource,
       jwks: metadata.jwks,

@@ -6,6 +6,7 @@ import { WardenError } from '../errors.js';
 import type { RefusalReason } from '../errors.js';
 import type { KeyRing } from './key-ring.js';
 import type { ExternalIssuers } from './issuers.js';
+import { isUserPrincipal } from '../login/principal.js';
 
 /** RFC 9068 §2.1: access tokens in JWT form carry this `typ`. */
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
@@ -22,6 +23,9 @@ export interface TokenClaims {
   readonly clientId: string;
   readonly scope: string;
   readonly grantId: string;
+  /** A person's token (interactive sign-in): the person is the subject, the client app `client_id`. */
+  readonly user?: string;
+  readonly groups?: readonly string[];
 }
 
 /** Signs RFC 9068 access tokens with the key ring's newest key. */
@@ -31,10 +35,12 @@ export function createTokenSigner(deps: { keyRing: KeyRing; issuer: string; audi
     const issuedAt = Math.floor(deps.clock() / 1000);
     const expiresIn = Math.ceil(ttlMs / 1000);
     const jti = randomBytes(16).toString('base64url');
-    const token = await new SignJWT({ scope: claims.scope, client_id: claims.clientId, gid: claims.grantId })
+    const payload: JWTPayload = { scope: claims.scope, client_id: claims.clientId, gid: claims.grantId };
+    if (claims.groups && claims.groups.length > 0) payload.groups = claims.groups;
+    const token = await new SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, typ: ACCESS_TOKEN_TYPE, kid: key.kid })
       .setIssuer(deps.issuer)
-      .setSubject(claims.clientId)
+      .setSubject(claims.user ?? claims.clientId)
       .setAudience(deps.audience)
       .setIssuedAt(issuedAt)
       .setExpirationTime(issuedAt + expiresIn)
@@ -104,18 +110,21 @@ export function createTokenVerifier(deps: VerifierDeps) {
     // jose checks `iat` only with maxTokenAge: a token "issued" in the future would outlive a client cut-off.
     if ((payload.iat ?? 0) > Math.floor(deps.clock() / 1000) + skewSeconds) throw invalid('not_yet_valid');
     const scopes = scopesOf(payload);
-    if (typeof payload.client_id !== 'string' || payload.client_id !== payload.sub || typeof payload.gid !== 'string' || scopes === null) throw invalid('claims');
+    if (typeof payload.client_id !== 'string' || typeof payload.sub !== 'string' || typeof payload.gid !== 'string' || scopes === null) throw invalid('claims');
+    // A machine client is its own subject; a person's token names the person (never a client id).
+    const user = payload.sub === payload.client_id ? null : isUserPrincipal(payload.sub) ? payload.sub : undefined;
+    if (user === undefined) throw invalid('claims');
     return {
       clientId: payload.client_id,
-      principal: payload.client_id,
+      principal: user ?? payload.client_id,
       scopes,
       grantId: payload.gid,
       jti: payload.jti ?? null,
       issuedAtMs: (payload.iat ?? 0) * 1000,
       expiresAtMs: (payload.exp ?? 0) * 1000,
       issuer: 'self',
-      user: null,
-      groups: [],
+      user,
+      groups: Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : [],
       claims: payload,
     };
   }

@@ -32,6 +32,20 @@ const issuerShape = {
   scopes: textList({ doc: 'Scopes granted to identities from this issuer when the token carries no `scope` claim.', default: ['mcp'] }, SCOPE),
 };
 
+/** An MCP client app people sign in through (interactive login): public unless it has a secret. */
+const loginClientShape = {
+  id: text({ doc: 'client_id the MCP client sends.', default: undefined, example: 'inspector' }, CLIENT_ID),
+  name: optionalText({ doc: 'Name shown on the consent page.', default: null, example: 'MCP Inspector' }),
+  redirectUris: textList({ doc: 'Exact redirect URIs; http on 127.0.0.1, [::1] or localhost matches any port (RFC 8252).', default: [], example: ['http://localhost:6274/oauth/callback'] }),
+  secretHash: optionalText({ doc: 'Confidential client: scrypt hash of its secret (`mcp-warden client hash-secret`); null: public (PKCE only).', default: null, example: null }),
+};
+
+/** A group claim value that grants scopes to the people in it. */
+const scopeMapShape = {
+  group: text({ doc: 'Value of the groups claim.', default: undefined, example: 'admins' }),
+  scopes: textList({ doc: 'Scopes its members get.', default: [] }, SCOPE),
+};
+
 /**
  * Every configuration key, once: its type, default, environment variable, CLI flag and doc line.
  * The CLI flags, `proxy.config.example.json` and the README reference are derived from it.
@@ -46,6 +60,7 @@ export const schema = {
   upstreams: urlList(HTTP, 1, { doc: 'Upstream MCP endpoint URLs; a new session picks one round robin and stays on it.', default: ['http://127.0.0.1:3000/mcp'], env: 'MCP_WARDEN_UPSTREAMS', flag: 'upstream' }),
   upstreamHeaders: headerMap({ doc: 'Headers added to every upstream request (e.g. an upstream credential).', default: {}, example: { 'X-Upstream-Key': 'change-me' } }),
   identityHeaders: {
+    user: optionalHeaderName({ doc: 'Upstream header carrying the signed-in person (issuer-qualified, never a client id; null: not sent).', default: 'X-MCP-User' }),
     clientId: optionalHeaderName({ doc: 'Upstream header carrying the client id (null: not sent).', default: 'X-MCP-Client-Id' }),
     scopes: optionalHeaderName({ doc: 'Upstream header carrying the granted scopes (null: not sent).', default: 'X-MCP-Scopes' }),
   },
@@ -106,6 +121,22 @@ export const schema = {
   },
   admin: {
     listen: optionalHostPort({ doc: 'Separate "host:port" for /metrics (otherwise served on the main listener).', default: null, example: null, env: 'MCP_WARDEN_ADMIN_LISTEN' }),
+  },
+  login: {
+    oidc: {
+      issuer: optionalUrl(HTTP, { doc: 'OpenID Connect provider people sign in with; null turns interactive sign-in off.', default: null, example: 'https://idp.example', env: 'MCP_WARDEN_LOGIN_ISSUER' }),
+      clientId: optionalText({ doc: 'mcp-warden\'s client id at the provider.', default: null, example: 'mcp-warden', env: 'MCP_WARDEN_LOGIN_CLIENT_ID' }),
+      clientSecret: optionalText({ doc: 'mcp-warden\'s client secret at the provider.', default: null, secret: true, example: null, env: 'MCP_WARDEN_LOGIN_CLIENT_SECRET' }),
+      scopes: textList({ doc: 'Scopes asked of the provider.', default: ['openid', 'email', 'profile'] }, SCOPE),
+      groupsClaim: optionalText({ doc: 'ID token claim holding the person\'s groups (null: none).', default: 'groups' }),
+    },
+    clients: records(loginClientShape, { doc: 'MCP client apps people sign in through.', default: [], example: [{ id: 'inspector', name: 'MCP Inspector', redirectUris: ['http://localhost:6274/oauth/callback'], secretHash: null }] }),
+    scopes: textList({ doc: 'Scopes every signed-in person may get.', default: ['mcp'] }, SCOPE),
+    scopeMap: records(scopeMapShape, { doc: 'More scopes for members of a group.', default: [], example: [{ group: 'admins', scopes: ['mcp:admin'] }] }),
+    consent: oneOf(['always', 'remember'], { doc: 'Ask for consent on every sign-in, or remember it per person and client app.', default: 'remember' }),
+    consentTtl: duration({ doc: 'How long a remembered consent lasts.', default: '30d' }, 60_000),
+    codeTtl: duration({ doc: 'Lifetime of an authorization code.', default: '60s' }, 1_000, 600_000),
+    loginTtl: duration({ doc: 'Time a person has to finish signing in.', default: '10m' }, 10_000, 3_600_000),
   },
   legacySse: {
     upstream: optionalUrl(HTTP, { doc: 'SSE endpoint of a legacy (MCP 2024-11-05 HTTP+SSE) upstream; when set, legacy clients are served at ssePath and messagePath.', default: null, example: null, env: 'MCP_WARDEN_LEGACY_SSE_UPSTREAM' }),

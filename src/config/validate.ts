@@ -23,6 +23,7 @@ export function validateConfig(raw: unknown): ValidationResult {
   for (const [area, check] of checks) if (clean(area)) check(config, problems);
   if (clean('replica') && clean('store')) checkReplica(config, problems);
   if (clean('legacySse') && clean('mcpPath')) checkLegacyPaths(config, problems);
+  if (clean('login') && clean('clients')) checkLogin(config, problems);
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) };
 }
 
@@ -31,6 +32,42 @@ function checkStore({ store }: Config, problems: Problem[]): void {
   if (store.type !== 'redis') return;
   const given = [store.url, store.sentinels, store.cluster].filter((x) => x !== null).length;
   if (given !== 1) problems.push({ path: 'store', message: 'a redis store needs exactly one of "url", "sentinels" or "cluster"' });
+}
+
+/** A redirect URI a login client may register: absolute, no fragment, plain http only on loopback (RFC 8252 §7.3, §8.3). */
+function redirectUriProblem(value: string): string | null {
+  if (!URL.canParse(value)) return 'must be an absolute URI';
+  const url = new URL(value);
+  if (url.hash || value.includes('#')) return 'must not have a fragment (RFC 6749 §3.1.2)';
+  if (url.username || url.password) return 'must not carry user info';
+  if (url.protocol === 'http:' && !['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname)) return 'plain http only on 127.0.0.1, [::1] or localhost';
+  if (url.protocol === 'javascript:' || url.protocol === 'data:' || url.protocol === 'file:') return `scheme ${url.protocol} is not allowed`;
+  return null;
+}
+
+function checkLogin({ login, clients }: Config, problems: Problem[]): void {
+  const { oidc } = login;
+  if (oidc.issuer === null) {
+    if (login.clients.length > 0) problems.push({ path: 'login.clients', message: 'needs login.oidc.issuer (the provider people sign in with)' });
+    return;
+  }
+  if (!isHttpsOrLoopback(oidc.issuer)) problems.push({ path: 'login.oidc.issuer', message: 'must be https (plain http only for localhost)' });
+  if (oidc.clientId === null) problems.push({ path: 'login.oidc.clientId', message: 'is required with login.oidc.issuer' });
+  if (!oidc.scopes.includes('openid')) problems.push({ path: 'login.oidc.scopes', message: 'must include "openid"' });
+  const machine = new Set(clients.map((c) => c.id));
+  const seen = new Set<string>();
+  login.clients.forEach((client, i) => {
+    const path = `login.clients[${i}]`;
+    // The token's client_id must name one client, machine or app, never both.
+    if (machine.has(client.id) || seen.has(client.id)) problems.push({ path: `${path}.id`, message: `duplicates client "${client.id}"` });
+    seen.add(client.id);
+    if (client.redirectUris.length === 0) problems.push({ path: `${path}.redirectUris`, message: 'needs at least one redirect URI' });
+    client.redirectUris.forEach((uri, j) => {
+      const problem = redirectUriProblem(uri);
+      if (problem) problems.push({ path: `${path}.redirectUris[${j}]`, message: problem });
+    });
+    if (client.secretHash !== null && !isSecretHash(client.secretHash)) problems.push({ path: `${path}.secretHash`, message: 'must be a hash made by `mcp-warden client hash-secret`' });
+  });
 }
 
 function checkReplica({ replica, store }: Config, problems: Problem[]): void {

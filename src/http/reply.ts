@@ -12,6 +12,26 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(payload);
 }
 
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+}
+
+// No script at all, no framing (clickjacking of the consent button), forms post only to us.
+const PAGE_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+/** Writes a server-rendered page; `body` is HTML the caller escaped. */
+export function sendPage(res: ServerResponse, status: number, title: string, body: string, headers: Record<string, string> = {}): void {
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)}</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1d2330}h1{font-size:1.4rem}.box{border:1px solid #d5d9e2;border-radius:8px;padding:1rem 1.25rem;margin:1rem 0;background:#f7f8fb}.code{color:#6b7280;font-size:.85rem}button{font:inherit;padding:.5rem 1.25rem;border-radius:6px;border:1px solid #1d4ed8;cursor:pointer;margin-right:.5rem}.approve{background:#1d4ed8;color:#fff}.deny{background:#fff;color:#1d4ed8}ul{padding-left:1.25rem}</style></head><body>${body}</body></html>`;
+  res.writeHead(status, { ...headers, ...PAGE_HEADERS, 'content-length': String(Buffer.byteLength(html)) });
+  res.end(html);
+}
+
 /** Headers of draft-ietf-httpapi-ratelimit-headers for a limit: the policy and what is left of it. */
 export function rateLimitHeaders(name: string, limit: NonNullable<RefusalDetail['limit']>): { 'ratelimit-policy': string; ratelimit: string } {
   return {
@@ -59,6 +79,7 @@ function refusalBody(ctx: RequestContext, err: WardenError): unknown {
     case 'oauth':
       return { error: entry.oauthError, error_description: message };
     case 'plain':
+    case 'page':
       return { error: err.code.toLowerCase(), message };
     default: {
       const never: never = ctx.kind;
@@ -77,6 +98,12 @@ export function sendError(ctx: RequestContext, err: WardenError): void {
   const { res } = ctx;
   if (res.headersSent) {
     res.destroy();
+    return;
+  }
+  if (ctx.kind === 'page') {
+    // A person's browser: a page, never a redirect (an unverified redirect URI is an open redirect).
+    const message = err.code === 'INTERNAL' ? ERROR_CATALOG.INTERNAL.message : err.message;
+    sendPage(res, ERROR_CATALOG[err.code].status, 'Sign-in failed', `<h1>Sign-in failed</h1><p>${escapeHtml(message)}</p><p class="code">${escapeHtml(err.code)}</p>`, refusalHeaders(ctx, err));
     return;
   }
   const payload = JSON.stringify(refusalBody(ctx, err));

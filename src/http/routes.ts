@@ -15,6 +15,8 @@ export interface RouteHandlers {
   readonly readyz: Handler;
   /** Null when metrics are served on the admin listener instead. */
   readonly metrics: Handler | null;
+  /** Interactive sign-in (DESIGN §11): the provider's return and the consent form; null when login is off. */
+  readonly login: { readonly callback: Handler; readonly consent: Handler } | null;
   /** Legacy HTTP+SSE clients (DESIGN §16): null unless `legacySse.upstream` is set. */
   readonly legacy: { readonly ssePath: string; readonly messagePath: string; readonly stream: Handler; readonly message: Handler } | null;
 }
@@ -27,7 +29,8 @@ export function mainRoutes(paths: { mcpPath: string; issuerPath: string }, h: Ro
     { path: paths.mcpPath, template: 'mcp', kind: 'mcp', methods: { POST: h.mcp, GET: h.mcp, DELETE: h.mcp, OPTIONS: h.mcp } },
     { path: '/oauth/token', template: '/oauth/token', kind: 'oauth', methods: { POST: h.token, OPTIONS: h.token } },
     { path: '/oauth/revoke', template: '/oauth/revoke', kind: 'oauth', methods: { POST: h.revoke, OPTIONS: h.revoke } },
-    { path: '/oauth/authorize', template: '/oauth/authorize', kind: 'oauth', methods: { GET: h.authorize, POST: h.authorize } },
+    // With sign-in on, a person's browser is on the other end: refusals are pages, never redirects.
+    { path: '/oauth/authorize', template: '/oauth/authorize', kind: h.login ? 'page' : 'oauth', methods: { GET: h.authorize, POST: h.authorize } },
     { path: '/.well-known/oauth-authorization-server', template: '/.well-known/oauth-authorization-server', kind: 'plain', methods: { GET: h.authorizationServer, OPTIONS: h.metadataPreflight } },
     { path: '/.well-known/oauth-protected-resource', template: '/.well-known/oauth-protected-resource', kind: 'plain', methods: { GET: h.protectedResource, OPTIONS: h.metadataPreflight } },
     { path: `/.well-known/oauth-protected-resource${paths.mcpPath}`, template: '/.well-known/oauth-protected-resource{mcpPath}', kind: 'plain', methods: { GET: h.protectedResource, OPTIONS: h.metadataPreflight } },
@@ -36,6 +39,10 @@ export function mainRoutes(paths: { mcpPath: string; issuerPath: string }, h: Ro
   ];
   // RFC 8414 §3.1: an issuer with a path has its metadata under the path-suffixed well-known URL.
   if (paths.issuerPath) routes.push({ path: `/.well-known/oauth-authorization-server${paths.issuerPath}`, template: '/.well-known/oauth-authorization-server{issuerPath}', kind: 'plain', methods: { GET: h.authorizationServer, OPTIONS: h.metadataPreflight } });
+  if (h.login) {
+    routes.push({ path: '/oauth/callback', template: '/oauth/callback', kind: 'page', methods: { GET: h.login.callback } });
+    routes.push({ path: '/oauth/consent', template: '/oauth/consent', kind: 'page', methods: { POST: h.login.consent } });
+  }
   if (h.metrics) routes.push({ path: '/metrics', template: '/metrics', kind: 'plain', methods: { GET: h.metrics } });
   if (h.legacy) {
     // Refusals on both are JSON-RPC bodies, as on the MCP path: legacy clients speak JSON-RPC too.

@@ -9,9 +9,13 @@ import { hashRefreshToken, isRefreshTokenShape, mintRefreshToken } from '../auth
 import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import { authenticateClient, readForm } from './client-auth.js';
+import { settleBlockCheck } from '../pipeline/reject-blocked.js';
 import type { Form } from './client-auth.js';
+import type { peopleGrants } from './code-grant.js';
 
 export interface TokenEndpointDeps {
+  /** Grants for people (interactive sign-in); null when login is off. */
+  readonly people: ReturnType<typeof peopleGrants> | null;
   readonly clients: ClientRegistry;
   readonly limiters: Limiters;
   readonly store: Store;
@@ -94,6 +98,17 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
 
   return async function token(ctx: RequestContext): Promise<void> {
     const form = await readForm(ctx);
+    if (deps.people) {
+      const grant = form.get('grant_type');
+      // People's clients are public apps or login clients, not machine clients: they authenticate
+      // their own way (PKCE, or a login client secret), after the address's limit.
+      if (grant === 'authorization_code' || (grant === 'refresh_token' && (await deps.people.ownsRefreshToken(form)))) {
+        await settleBlockCheck(ctx);
+        const byAddress = await deps.limiters.tokenEndpoint(ctx.clientAddress);
+        if (!byAddress.allowed) throw new WardenError('RATE_LIMITED', { reason: 'token_endpoint', limit: byAddress.limit, retryAfterMs: byAddress.limit.resetMs });
+        return grant === 'authorization_code' ? deps.people.authorizationCode(ctx, form) : deps.people.refreshToken(ctx, form);
+      }
+    }
     const client = await authenticateClient(ctx, form, deps);
     const grantType = form.get('grant_type');
     if (grantType === undefined) throw new WardenError('OAUTH_INVALID_REQUEST', { description: 'grant_type is required' });

@@ -18,7 +18,7 @@ export interface ForwardDeps {
   /** Added to every upstream request (e.g. an upstream credential). */
   readonly upstreamHeaders: Readonly<Record<string, string>>;
   /** Header names the proxy sets from the identity; client-sent copies are removed. */
-  readonly identityHeaders: { readonly clientId: string | null; readonly scopes: string | null };
+  readonly identityHeaders: { readonly clientId: string | null; readonly scopes: string | null; readonly user: string | null };
   readonly responseStages: readonly ResponseStage[];
   /** High-resolution clock for the latency marks in `ctx.timing`. */
   readonly stopwatch: () => number;
@@ -310,7 +310,8 @@ export function forward(deps: ForwardDeps) {
   const agent = deps.agent ?? createUpstreamAgent(deps.upstreamTimeoutMs);
   // The default identity header names are stripped even when turned off (null): an upstream that
   // once trusted them must never get a client-made copy.
-  const drop = new Set([...REQUEST_DROP, 'x-mcp-client-id', 'x-mcp-scopes', ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes].filter((h) => h !== null).map((h) => h.toLowerCase())]);
+  const drop = new Set([...REQUEST_DROP, 'x-mcp-client-id', 'x-mcp-scopes', 'x-mcp-user', ...[deps.identityHeaders.clientId, deps.identityHeaders.scopes, deps.identityHeaders.user].filter((h) => h !== null).map((h) => h.toLowerCase())]);
+  const userHeader = deps.identityHeaders.user?.toLowerCase() ?? null;
   const clientIdHeader = deps.identityHeaders.clientId?.toLowerCase() ?? null;
   const scopesHeader = deps.identityHeaders.scopes?.toLowerCase() ?? null;
   const extra = Object.entries(deps.upstreamHeaders).map(([k, v]) => [k.toLowerCase(), v] as const);
@@ -321,6 +322,8 @@ export function forward(deps: ForwardDeps) {
     for (const name in headers) if (!drop.has(name)) out[name] = headers[name];
     if (ctx.identity && clientIdHeader) out[clientIdHeader] = ctx.identity.clientId;
     if (ctx.identity && scopesHeader) out[scopesHeader] = ctx.identity.scopes.join(' ');
+    // The person behind a signed-in client app: its own header, so it can never pass for a client id.
+    if (ctx.identity?.user && userHeader) out[userHeader] = ctx.identity.user;
     if (upstreamSessionId) out['mcp-session-id'] = upstreamSessionId;
     out['x-forwarded-for'] = ctx.clientAddress;
     out['x-forwarded-proto'] = ctx.site.origin.startsWith('https:') ? 'https' : 'http';
@@ -338,6 +341,7 @@ export function forward(deps: ForwardDeps) {
     const out = upstreamHead(ctx, headers, null);
     for (const [name] of extra) delete out[name];
     if (clientIdHeader) delete out[clientIdHeader];
+    if (userHeader) delete out[userHeader];
     if (scopesHeader) delete out[scopesHeader];
     delete out['x-forwarded-for'];
     delete out['x-forwarded-proto'];

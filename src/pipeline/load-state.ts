@@ -28,7 +28,9 @@ export function loadState(deps: LoadStateDeps) {
     ctx.presentedSessionId = typeof presented === 'string' ? presented : presented === undefined ? null : presented.join(',');
     // A forged or foreign id has no key: it is refused in resolve-session without a lookup.
     ctx.sessionKey = ctx.presentedSessionId === null ? null : deps.sessionIds.check(ctx.presentedSessionId, identity.principal);
-    const client = identity.issuer === 'self' ? await deps.clients.get(identity.clientId) : null;
+    // A person's token names a login client app, not a machine client with settings of its own.
+    const machine = identity.issuer === 'self' && identity.user === null;
+    const client = machine ? await deps.clients.get(identity.clientId) : null;
     ctx.client = client;
     const blockCheckOwed = ctx.blockCheck !== null;
     ctx.blockCheck = null;
@@ -53,7 +55,7 @@ export function loadState(deps: LoadStateDeps) {
     }
     const { state } = ctx;
     // A token of a client that no longer exists is as good as revoked.
-    const removed = identity.issuer === 'self' && client === null;
+    const removed = machine && client === null;
     if (removed || state.revoked || identity.issuedAtMs < state.clientCutoff) throw new WardenError('TOKEN_INVALID', { reason: 'revoked' });
   };
 }

@@ -19,6 +19,8 @@ export interface KeyLayout {
   limiterPrefix(name: string): string;
   /** Sidecar layout: a live replica's relay URL (expires unless refreshed). */
   replica(id: string): string;
+  /** Sign-in state (logins, codes, consents). */
+  transient(name: string): string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -35,6 +37,7 @@ export function keyLayout(prefix: string): KeyLayout {
     secret: (name) => `${prefix}secret:${name}`,
     limiterPrefix: (name) => `${prefix}rl:${name}`,
     replica: (id) => `${prefix}replica:${id}`,
+    transient: (name) => `${prefix}t:${name}`,
   };
 }
 

@@ -246,6 +246,20 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
       return total;
     },
 
+    async putTransient(name, value, ttlMs) {
+      data.set(keys.transient(name), value, options.clock() + ttlMs);
+    },
+
+    async getTransient(name) {
+      return data.get(keys.transient(name), options.clock()) ?? null;
+    },
+
+    async takeTransient(name) {
+      const value = data.get(keys.transient(name), options.clock()) ?? null;
+      data.delete(keys.transient(name));
+      return value;
+    },
+
     async announceReplica(id, url, ttlMs) {
       data.set(keys.replica(id), url, options.clock() + ttlMs);
     },

@@ -344,6 +344,9 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         return counts.reduce((a, b) => a + b, 0);
       }),
 
+    putTransient: (name, value, ttlMs) => run(async () => void (await client.set(keys.transient(name), value, 'PX', ttlMs))),
+    getTransient: (name) => run(() => client.get(keys.transient(name))),
+    takeTransient: (name) => run(() => client.getdel(keys.transient(name))),
     announceReplica: (id, url, ttlMs) => run(async () => void (await client.set(keys.replica(id), url, 'PX', ttlMs))),
     replicaUrl: (id) => run(() => client.get(keys.replica(id))),
     forgetReplica: (id) => run(async () => void (await client.del(keys.replica(id)))),

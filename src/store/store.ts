@@ -184,6 +184,14 @@ export interface Store {
   limiter(options: LimiterOptions): Limiter;
   /** Open sessions across all principals (the metrics gauge); may include some not yet pruned. */
   countAllSessions(now: number): Promise<number>;
+  /**
+   * Short-lived sign-in state (pending logins, authorization codes, remembered consents): a value
+   * under a name, gone after `ttlMs`. Names are built by the caller from random or hashed parts.
+   */
+  putTransient(name: string, value: string, ttlMs: number): Promise<void>;
+  getTransient(name: string): Promise<string | null>;
+  /** Reads and deletes in one step: what is taken once (a code, a login) cannot be taken twice. */
+  takeTransient(name: string): Promise<string | null>;
   /** Sidecar layout: this replica is reachable at `url` for `ttlMs` (refreshed while it runs). */
   announceReplica(id: string, url: string, ttlMs: number): Promise<void>;
   /** Where a live replica is reachable, or null when it is gone (no announcement within its TTL). */

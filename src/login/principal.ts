@@ -1,0 +1,18 @@
+import { createHash } from 'node:crypto';
+
+const SAFE_SUBJECT = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * The principal of a person: `u~<issuer tag>~<subject>`. A subject outside the safe set is stored
+ * as `#` + its hash: `#` never occurs in a safe subject, so a raw and a hashed one never collide.
+ */
+export function userPrincipal(issuer: string, sub: string): string {
+  const tag = createHash('sha256').update(issuer).digest('base64url').slice(0, 6);
+  const subject = SAFE_SUBJECT.test(sub) ? sub : `#${createHash('sha256').update(sub).digest('base64url').slice(0, 22)}`;
+  return `u~${tag}~${subject}`;
+}
+
+/** True for principals made by {@link userPrincipal}. */
+export function isUserPrincipal(principal: string): boolean {
+  return /^u~[A-Za-z0-9_-]{6}~(#[A-Za-z0-9_-]{22}|[A-Za-z0-9._-]{1,64})$/.test(principal);
+}
