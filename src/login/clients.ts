@@ -13,7 +13,8 @@ export interface LoginClient {
 }
 
 export interface LoginClients {
-  find(clientId: string): LoginClient | null;
+  /** Async: registrations in the store and metadata documents fetched by URL will answer here too. */
+  find(clientId: string): Promise<LoginClient | null>;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
@@ -38,5 +39,5 @@ export function redirectUriMatches(registered: readonly string[], presented: str
 /** The login clients of the config file. */
 export function createLoginClients(clients: Config['login']['clients']): LoginClients {
   const byId = new Map<string, LoginClient>(clients.map((c) => [c.id, { id: c.id, name: c.name, redirectUris: c.redirectUris, public: c.secretHash === null, secretHash: c.secretHash }]));
-  return { find: (clientId) => byId.get(clientId) ?? null };
+  return { find: async (clientId) => byId.get(clientId) ?? null };
 }

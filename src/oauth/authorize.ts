@@ -103,8 +103,8 @@ export function authorizeEndpoints(deps: AuthorizeDeps) {
   }
 
   /** The client and redirect URI, checked before anything may be redirected to it. */
-  function clientOf(query: URLSearchParams): { client: LoginClient; redirectUri: string } {
-    const client = deps.clients.find(query.get('client_id') ?? '');
+  async function clientOf(query: URLSearchParams): Promise<{ client: LoginClient; redirectUri: string }> {
+    const client = await deps.clients.find(query.get('client_id') ?? '');
     const redirectUri = query.get('redirect_uri') ?? '';
     if (!client || !redirectUriMatches(client.redirectUris, redirectUri)) throw new WardenError('AUTHORIZE_REFUSED');
     return { client, redirectUri };
@@ -151,7 +151,7 @@ export function authorizeEndpoints(deps: AuthorizeDeps) {
     /** GET /oauth/authorize */
     async authorize(ctx: RequestContext): Promise<void> {
       const query = new URL(ctx.req.url ?? '/', 'http://x').searchParams;
-      const { client, redirectUri } = clientOf(query);
+      const { client, redirectUri } = await clientOf(query);
       const state = query.get('state');
       const back = { redirectUri, state: state !== null && state.length <= STATE_MAX ? state : null };
       const refuse = (error: string, description: string): void => {
@@ -194,7 +194,7 @@ export function authorizeEndpoints(deps: AuthorizeDeps) {
         return redirectBack(ctx, pending, { error: 'invalid_scope', error_description: 'You may not have the requested scope' });
       }
       const signedIn: PendingLogin = { ...pending, user: person.user, groups: person.groups, scopes: asked, csrf: randomBytes(24).toString('base64url') };
-      const client = deps.clients.find(pending.clientId);
+      const client = await deps.clients.find(pending.clientId);
       if (!client) throw new WardenError('AUTHORIZE_REFUSED');
       const remembered = deps.login.consent === 'remember' ? await deps.store.getTransient(consentName(person.user, client.id)) : null;
       if (remembered !== null && asked.every((s) => remembered.split(' ').includes(s))) return issueCode(ctx, id, signedIn);

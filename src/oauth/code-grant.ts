@@ -48,7 +48,7 @@ export function peopleGrants(deps: PeopleGrantDeps) {
     const basic = parseBasic(authorizationField(ctx.req.headers.authorization, ctx.req.rawHeaders));
     const id = basic.ok ? basic.value.id : form.get('client_id');
     const secret = basic.ok ? basic.value.secret : form.get('client_secret');
-    const client = id === undefined ? null : deps.clients.find(id);
+    const client = id === undefined ? null : await deps.clients.find(id);
     if (!client) throw new WardenError('OAUTH_INVALID_CLIENT', { reason: 'client' });
     if (client.secretHash !== null && (secret === undefined || !(await verifySecret(secret, client.secretHash)))) throw new WardenError('OAUTH_INVALID_CLIENT', { reason: 'client' });
     return client;
