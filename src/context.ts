@@ -126,6 +126,12 @@ export interface UpstreamResponse {
   body: Buffer | null;
   /** Reads the upstream body when it is at most `maxBytes` (else null, and it still streams through). */
   readBody(maxBytes: number): Promise<Buffer | null>;
+  /**
+   * Rewrites an event-stream body event by event as it streams (JSON bodies: `readBody`, then set
+   * `body`). The transform throws when it cannot inspect an event: the stream is then cut.
+   * Absent where the body is not streamed from an upstream (the legacy bridge's own answers).
+   */
+  transformEvents?(transform: (data: string) => string): void;
 }
 
 interface ContextInit {

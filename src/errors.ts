@@ -59,6 +59,7 @@ export const ERROR_CATALOG = {
   METHOD_DENIED: { status: 200, rpcCode: RPC.methodNotFound, oauthError: 'access_denied', message: 'Method not found', event: 'policy.denied', failedAttempt: false },
   STEP_UP_REQUIRED: { status: 403, rpcCode: RPC.transport, oauthError: 'insufficient_scope', message: 'The access token lacks a scope this call needs', event: 'policy.denied', failedAttempt: false },
   UPSTREAM_UNAVAILABLE: { status: 502, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Upstream MCP server unavailable', event: 'upstream.failed', failedAttempt: false },
+  UPSTREAM_INVALID_RESPONSE: { status: 502, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'The upstream answer could not be checked against the policy', event: 'upstream.failed', failedAttempt: false },
   UPSTREAM_TIMEOUT: { status: 504, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Upstream MCP server timed out', event: 'upstream.failed', failedAttempt: false },
   STORE_UNAVAILABLE: { status: 503, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Service temporarily unavailable', event: 'store.unavailable', failedAttempt: false },
   SHUTTING_DOWN: { status: 503, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Server is shutting down', event: 'request.refused', failedAttempt: false },
@@ -74,7 +75,7 @@ export type RefusalReason =
   | 'unknown' | 'foreign' | 'forged' | 'binding' | 'owner_gone'
   | 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts' | 'streams'
   | 'reuse' | 'refused' | 'reset' | 'timeout' | 'store'
-  | 'rule' | 'default' | 'ambiguous' | 'mismatch';
+  | 'rule' | 'default' | 'ambiguous' | 'mismatch' | 'unparseable';
 
 /** Extra data a refusal carries to the reply: never a status (the catalog decides that). */
 export interface RefusalDetail {

@@ -9,6 +9,9 @@ import { WardenError } from '../errors.js';
 import { RELAY_HEADER } from '../session/relay.js';
 import type { Relay } from '../session/relay.js';
 import { runResponseStages } from './stage.js';
+import { createSseRewriter } from './sse-rewrite.js';
+import type { EventTransform, SseRewriter } from './sse-rewrite.js';
+import { logEvent } from '../observability/events.js';
 import type { ResponseStage } from './stage.js';
 
 /** What `forward` needs, built once at startup. */
@@ -106,6 +109,8 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
   #complete = false;
   #cut = false;
   #isStream = false;
+  /** Set by a response stage (transformEvents): an event stream's events are rewritten on the way. */
+  #events: SseRewriter | null = null;
   readonly #ctx: RequestContext;
   readonly #deps: ForwardDeps;
   readonly #resolve: () => void;
@@ -168,7 +173,8 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
 
   onData(chunk: Buffer): boolean {
     if (this.#mode === 'pipe') {
-      if (this.#ctx.res.write(chunk)) return true;
+      if (this.#write(chunk)) return true;
+      if (this.#isOver()) return false;
       // The client reads slower than the upstream writes: pause the upstream until it drains.
       this.#ctx.res.once('drain', () => this.#resume?.());
       return false;
@@ -210,6 +216,36 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
         this.#cut = true;
         this.#endRead(null);
     }
+  }
+
+  /** For response stages: rewrite each event of an event-stream body as it passes (no effect on other bodies). */
+  transformEvents(transform: EventTransform): void {
+    this.#events = createSseRewriter(transform);
+  }
+
+  /** A write may end the exchange (a transform failed): a method, so TypeScript does not keep the narrowed mode. */
+  #isOver(): boolean {
+    return this.#mode === 'over';
+  }
+
+  /** Writes upstream bytes to the client, through the event rewriter when one is set; false: wait for 'drain' (or cut). */
+  #write(chunk: Buffer): boolean {
+    const { res } = this.#ctx;
+    if (!this.#events) return res.write(chunk);
+    let text: string;
+    try {
+      text = this.#events.push(chunk);
+    } catch (err) {
+      // Fail closed: what the transform could not inspect is never passed on. The head is out, so
+      // the stream is cut (a client sees a failed request, not a whole but unchecked answer).
+      logEvent(this.#ctx.log, 'upstream.failed', { reason: 'unparseable', route: this.#ctx.route, code: 'UPSTREAM_INVALID_RESPONSE' });
+      this.#ctx.log.warn({ err }, 'an upstream event could not be checked; stream cut');
+      this.#abort?.();
+      this.#mode = 'over';
+      res.destroy();
+      return false;
+    }
+    return text === '' || res.write(text);
   }
 
   /** For response stages: the body when it is at most `maxBytes`, else null (it then streams through). */
@@ -275,8 +311,11 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       res.end(this.body);
       return false;
     }
-    res.writeHead(this.status, headers);
     this.#isStream = String(headers['content-type'] ?? '').startsWith('text/event-stream');
+    if (!this.#isStream) this.#events = null;
+    // Rewritten events change the length (an event stream rarely declares one).
+    else if (this.#events && headers['content-length'] !== undefined) delete headers['content-length'];
+    res.writeHead(this.status, headers);
     if (this.#isStream) {
       // A stream's head goes now (a GET stream's headers must not wait for its first event); any
       // other head leaves with the first body chunk, in one write instead of two.
@@ -286,7 +325,8 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
         res.end();
       });
     }
-    for (const chunk of this.#prefix.splice(0)) res.write(chunk);
+    for (const chunk of this.#prefix.splice(0)) this.#write(chunk);
+    if (this.#isOver()) return false;
     if (this.#complete) {
       res.end();
       return false;

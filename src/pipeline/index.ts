@@ -13,6 +13,7 @@ import { bridgeToLegacy } from './legacy-bridge.js';
 import { legacyMessageTarget, legacySessionFromQuery, openLegacyStream } from './legacy-sse.js';
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
+import { filterLists } from './filter-lists.js';
 import { compilePolicy } from '../policy/decide.js';
 import type { Policy } from '../policy/decide.js';
 import { checkTransport } from './check-transport.js';
@@ -81,7 +82,9 @@ export function buildResponseStages(config: Config, deps: StageDeps): ResponseSt
     owner: deps.relay.enabled ? deps.relay.replicaId : null,
     endUpstreamSession: deps.endUpstreamSession,
   };
-  return [swapSessionId(rewrite), forgetGoneSession(rewrite), endOnDelete(rewrite)];
+  // With a policy, list results lose what the caller may not use (DESIGN §12); without, no stage.
+  const filter = config.policy ? [filterLists({ policy: deps.policy ?? constant(compilePolicy(config.policy)), maxBodyBytes: config.security.maxBodyBytes })] : [];
+  return [swapSessionId(rewrite), forgetGoneSession(rewrite), endOnDelete(rewrite), ...filter];
 }
 
 /** The MCP path's request stages, in DESIGN §4 order. A test pins the names. */
