@@ -10,6 +10,7 @@ import { doctorCommand } from './doctor.js';
 import { initCommand } from './init.js';
 import { keysCommand } from './keys.js';
 import { EXIT, UsageError } from './options.js';
+import { policyCommand } from './policy.js';
 import { serveCommand } from './serve.js';
 import { sessionCommand } from './session.js';
 import { tokenCommand } from './token.js';
@@ -24,6 +25,7 @@ export function buildCli(argv: readonly string[]) {
     .command(tokenCommand)
     .command(keysCommand)
     .command(configCommand)
+    .command(policyCommand)
     .command(sessionCommand)
     .command(doctorCommand)
     .strict()
