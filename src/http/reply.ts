@@ -19,16 +19,21 @@ export function escapeHtml(text: string): string {
 // No script at all, no framing (clickjacking of the consent button), forms post only to us.
 const PAGE_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer the consent form would post `Origin: null`.
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
 };
 
-/** Writes a server-rendered page; `body` is HTML the caller escaped. */
-export function sendPage(res: ServerResponse, status: number, title: string, body: string, headers: Record<string, string> = {}): void {
+/**
+ * Writes a server-rendered page; `body` is HTML the caller escaped. `redirectTo` is where a form
+ * on the page may end up: browsers hold the redirect after a form post to `form-action` too.
+ */
+export function sendPage(res: ServerResponse, status: number, title: string, body: string, headers: Record<string, string> = {}, redirectTo: string | null = null): void {
+  const formAction = ["'self'", ...(redirectTo === null ? [] : [redirectTo])].join(' ');
+  const csp = `default-src 'none'; style-src 'unsafe-inline'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)}</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1d2330}h1{font-size:1.4rem}.box{border:1px solid #d5d9e2;border-radius:8px;padding:1rem 1.25rem;margin:1rem 0;background:#f7f8fb}.code{color:#6b7280;font-size:.85rem}button{font:inherit;padding:.5rem 1.25rem;border-radius:6px;border:1px solid #1d4ed8;cursor:pointer;margin-right:.5rem}.approve{background:#1d4ed8;color:#fff}.deny{background:#fff;color:#1d4ed8}ul{padding-left:1.25rem}</style></head><body>${body}</body></html>`;
-  res.writeHead(status, { ...headers, ...PAGE_HEADERS, 'content-length': String(Buffer.byteLength(html)) });
+  res.writeHead(status, { ...headers, ...PAGE_HEADERS, 'content-security-policy': csp, 'content-length': String(Buffer.byteLength(html)) });
   res.end(html);
 }
 

@@ -81,6 +81,12 @@ function readCookie(ctx: RequestContext, name: string): string | null {
   return null;
 }
 
+/** The CSP source of a redirect URI: its origin, or its scheme for an app's own (`vscode:`). */
+function redirectSource(uri: string): string {
+  const url = new URL(uri);
+  return url.origin !== 'null' ? url.origin : url.protocol;
+}
+
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -129,7 +135,7 @@ export function authorizeEndpoints(deps: AuthorizeDeps) {
 <div class="box"><p><strong>${escapeHtml(client.name ?? client.id)}</strong> (client id <code>${escapeHtml(client.id)}</code>) asks for:</p><ul>${scopes}</ul>
 <p>After you allow it, you will be sent to <strong>${escapeHtml(redirectHost)}</strong>.</p><p class="code">Resource: ${escapeHtml(deps.resource)}</p></div>
 <form method="post" action="/oauth/consent"><input type="hidden" name="csrf" value="${escapeHtml(pending.csrf ?? '')}">
-<button class="approve" name="decision" value="allow" type="submit">Allow</button><button class="deny" name="decision" value="deny" type="submit">Deny</button></form>`);
+<button class="approve" name="decision" value="allow" type="submit">Allow</button><button class="deny" name="decision" value="deny" type="submit">Deny</button></form>`, {}, redirectSource(pending.redirectUri));
   }
 
   /** The scopes the person may have: everyone's, plus their groups' (login.scopeMap). */
