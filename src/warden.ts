@@ -204,6 +204,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   };
   const deps: StageDeps = {
     policy: () => need(policy, 'policy'),
+    onPolicyDecision: (method, outcome, tool) => metrics.policyDecision(method, outcome, tool),
     store,
     limiters,
     clients,

@@ -167,6 +167,7 @@ export const schema = {
   shutdownGrace: duration({ doc: 'On SIGTERM, how long in-flight requests may take to finish.', default: '10s', env: 'MCP_WARDEN_SHUTDOWN_GRACE' }, 0, MAX_TIMER_MS),
   log: {
     level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { doc: 'Log level.', default: 'info', env: 'MCP_WARDEN_LOG_LEVEL', flag: 'log-level' }),
+    toolCalls: bool({ doc: 'Audit: a `tool.called` event for every allowed tools/call (principal, session hash, tool, argument digest, upstream status, duration).', default: false, env: 'MCP_WARDEN_LOG_TOOL_CALLS' }),
   },
 };
 

@@ -32,6 +32,7 @@ const LEVELS = {
   'policy.denied': 'warn',
   'policy.reloaded': 'info',
   'policy.reload_failed': 'error',
+  'tool.called': 'info',
 } as const;
 
 /** Every security event name (DESIGN §9), with its log level. No event name is spelled anywhere else. */
@@ -63,6 +64,10 @@ export interface EventFields {
   readonly name?: string | null;
   /** Policy rule id that decided. */
   readonly rule?: string | null;
+  /** tool.called: short SHA-256 digest of the canonical arguments, never the arguments. */
+  readonly arguments?: string;
+  /** tool.called: time from the decision to the end of the response. */
+  readonly ms?: number;
   /** policy.reload_failed: every problem of the rejected policy. */
   readonly problems?: readonly string[];
 }

@@ -2,6 +2,16 @@ import client from 'prom-client';
 import type { Registry } from 'prom-client';
 
 const METHODS = new Set(['GET', 'POST', 'DELETE', 'OPTIONS', 'PUT', 'PATCH', 'HEAD']);
+// MCP methods a client sends (2024-11-05 to 2026-07-28): any other method is counted as "other".
+const MCP_METHODS = new Set([
+  'initialize', 'ping', 'server/discover', 'tools/list', 'tools/call', 'prompts/list', 'prompts/get', 'resources/list',
+  'resources/templates/list', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete',
+  'logging/setLevel', 'subscriptions/listen', 'tasks/get', 'tasks/list', 'tasks/result', 'tasks/cancel',
+  'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed',
+]);
+
+/** What the policy decided about one message, as a metrics label. */
+export type PolicyOutcome = 'allow' | 'deny' | 'step_up';
 
 /**
  * Every metric mcp-warden exports (prefix `mcp_warden_`). Labels come from closed sets only (route
@@ -20,6 +30,11 @@ export interface Metrics {
   rateLimited(limiter: string): void;
   storeError(): void;
   openStreams(delta: 1 | -1): void;
+  /**
+   * One policy decision. `tool` must already be bounded by the caller: a tool name listed in the
+   * policy, else "other" (or "none" for a message that names no tool).
+   */
+  policyDecision(method: string | null, outcome: PolicyOutcome, tool: string): void;
 }
 
 export function createMetrics(registry: Registry = new client.Registry(), options: { sessionsActive?: () => Promise<number> } = {}): Metrics {
@@ -33,6 +48,7 @@ export function createMetrics(registry: Registry = new client.Registry(), option
   const limited = new client.Counter({ name: `${prefix}rate_limited_total`, help: 'Rate-limit rejections by limiter.', labelNames: ['limiter'], registers: [registry] });
   const storeErrors = new client.Counter({ name: `${prefix}store_errors_total`, help: 'Store (Redis) errors.', registers: [registry] });
   const streams = new client.Gauge({ name: `${prefix}open_streams`, help: 'SSE responses currently streaming through this replica.', registers: [registry] });
+  const decisions = new client.Counter({ name: `${prefix}policy_decisions_total`, help: 'Policy decisions by MCP method, outcome and tool (tools named in the policy only).', labelNames: ['method', 'decision', 'tool'], registers: [registry] });
   const sessionsActive = options.sessionsActive;
   if (sessionsActive) {
     new client.Gauge({
@@ -63,5 +79,6 @@ export function createMetrics(registry: Registry = new client.Registry(), option
     rateLimited: (limiter) => limited.inc({ limiter }),
     storeError: () => storeErrors.inc(),
     openStreams: (delta) => streams.inc(delta),
+    policyDecision: (method, outcome, tool) => decisions.inc({ method: method === null ? 'response' : MCP_METHODS.has(method) ? method : 'other', decision: outcome, tool }),
   };
 }

@@ -3,13 +3,37 @@ import { need } from '../context.js';
 import { ERROR_CATALOG, WardenError } from '../errors.js';
 import { TARGET_PARAM } from '../http/jsonrpc.js';
 import type { RpcCall, RpcMessage } from '../http/jsonrpc.js';
+import { createHash } from 'node:crypto';
 import type { Decision, Policy } from '../policy/decide.js';
+import { logEvent } from '../observability/events.js';
+import type { PolicyOutcome } from '../observability/metrics.js';
 import type { ReadMessage } from './read-message.js';
 
 export interface AuthorizeDeps {
-  /** The policy in force now: read per request, so a reload applies to the next request only. */
-  readonly policy: () => Policy;
+  /** The policy in force now: read per request, so a reload applies to the next request only. Null: audit only. */
+  readonly policy: (() => Policy) | null;
   readonly readMessage: ReadMessage;
+  /** Counts each decision (metrics); `tool` is already bounded to the names the policy lists. */
+  readonly onDecision?: (method: string | null, outcome: PolicyOutcome, tool: string) => void;
+  /** `log.toolCalls`: a `tool.called` event for every allowed `tools/call`, when its response ends. */
+  readonly auditToolCalls?: boolean;
+  readonly stopwatch?: () => number;
+}
+
+const ALLOWED: Decision = { allowed: true, rule: null, by: 'default' };
+
+/** JSON with object keys sorted, so equal arguments always give the same digest. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** A short digest of tool arguments: correlates calls in an audit trail without logging what they carried. */
+export function argumentDigest(args: unknown): string {
+  return createHash('sha256').update(canonical(args)).digest('base64url').slice(0, 16);
 }
 
 const KIND: Readonly<Record<string, string>> = { 'tools/call': 'tool', 'prompts/get': 'prompt', 'resources/read': 'resource', 'resources/subscribe': 'resource', 'resources/unsubscribe': 'resource' };
@@ -47,8 +71,23 @@ function deniedError(call: RpcCall): { code: 'POLICY_DENIED' | 'METHOD_DENIED'; 
   return { code: 'METHOD_DENIED', message: ERROR_CATALOG.METHOD_DENIED.message };
 }
 
+/** Logs `tool.called` for each tools/call of an allowed message once the client's response is over. */
+function audit(ctx: RequestContext, message: RpcMessage, stopwatch: () => number = () => performance.now()): void {
+  const tools = message.calls.filter((c) => c.method === 'tools/call');
+  if (tools.length === 0) return;
+  const started = stopwatch();
+  ctx.res.once('close', () => {
+    for (const call of tools) {
+      logEvent(ctx.log, 'tool.called', {
+        principal: ctx.identity?.principal, clientId: ctx.identity?.clientId, sessionId: ctx.session?.key, name: call.target?.slice(0, 256),
+        arguments: argumentDigest(call.arguments ?? null), status: ctx.response?.status ?? ctx.res.statusCode, ms: Math.round(stopwatch() - started),
+      });
+    }
+  });
+}
+
 /**
- * Stage 8 (with a policy only): every message of a POST body is judged by the policy before the
+ * Stage 8 (with a policy, or `log.toolCalls` for the audit alone): every message of a POST body is judged by the policy before the
  * upstream sees any of it. A denial a wider scope would lift answers 403 `insufficient_scope`
  * naming the scope (MCP step-up); any other denial answers a JSON-RPC error for the request's id;
  * a batch with any denied message is refused whole, one error per request id. GET and DELETE carry
@@ -66,10 +105,20 @@ export function authorize(deps: AuthorizeDeps) {
         throw new WardenError('INVALID_MESSAGE', { description: `${call.method} needs a string params.${TARGET_PARAM[call.method] ?? 'name'}` });
       }
     }
-    const policy = deps.policy();
-    const decisions: Decision[] = message.calls.map((call) => policy.decide(identity, call));
+    const policy = deps.policy?.() ?? null;
+    const decisions: Decision[] = message.calls.map((call) => (policy ? policy.decide(identity, call) : ALLOWED));
+    if (policy && deps.onDecision) {
+      message.calls.forEach((call, i) => {
+        const d = decisions[i] as Decision;
+        const tool = call.method !== 'tools/call' ? 'none' : call.target !== null && policy.namedTools.has(call.target) ? call.target : 'other';
+        deps.onDecision?.(call.method, d.allowed ? 'allow' : d.stepUp ? 'step_up' : 'deny', tool);
+      });
+    }
     const first = decisions.findIndex((d) => !d.allowed);
-    if (first === -1) return;
+    if (first === -1) {
+      if (deps.auditToolCalls) audit(ctx, message, deps.stopwatch);
+      return;
+    }
     const deniedCall = message.calls[first] as RpcCall;
     const decision = decisions[first] as Decision & { allowed: false };
     const denial = { method: deniedCall.method, name: deniedCall.target, rule: decision.rule };

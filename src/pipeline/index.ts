@@ -13,6 +13,7 @@ import { bridgeToLegacy } from './legacy-bridge.js';
 import { legacyMessageTarget, legacySessionFromQuery, openLegacyStream } from './legacy-sse.js';
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
+import type { AuthorizeDeps } from './authorize.js';
 import { filterLists } from './filter-lists.js';
 import { compilePolicy } from '../policy/decide.js';
 import type { Policy } from '../policy/decide.js';
@@ -55,6 +56,8 @@ export interface StageDeps {
   readonly stopwatch: () => number;
   /** The policy in force (reloadable); compiled from config.policy when absent. Unused without a policy. */
   readonly policy?: () => Policy;
+  /** Counts policy decisions (metrics). */
+  readonly onPolicyDecision?: AuthorizeDeps['onDecision'];
 }
 
 /** The stages every route starts with: transport checks, client address, blocked addresses. */
@@ -113,8 +116,9 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
 
 /** The authorize stage when a policy is configured; none at all otherwise (the no-policy path reads no body). */
 function authorizeStages(config: Config, deps: StageDeps, readMessage: ReadMessage): Stage[] {
-  if (!config.policy) return [];
-  return [authorize({ policy: deps.policy ?? constant(compilePolicy(config.policy)), readMessage })];
+  if (!config.policy && !config.log.toolCalls) return [];
+  const policy = config.policy ? (deps.policy ?? constant(compilePolicy(config.policy))) : null;
+  return [authorize({ policy, readMessage, onDecision: deps.onPolicyDecision, auditToolCalls: config.log.toolCalls, stopwatch: deps.stopwatch })];
 }
 
 /**

@@ -174,3 +174,33 @@ t.test('SIGHUP path: the policy section is read from the config file again', asy
   t.same((await client.callTool({ name: 'add', arguments: { a: 1, b: 1 } })).content, [{ type: 'text', text: '2' }]);
   t.match(await client.callTool({ name: 'echo', arguments: { message: 'x' } }).catch((e: unknown) => e), { code: -32602 });
 });
+
+t.test('audit and metrics: tool.called per allowed call, decisions counted with bounded tool labels', async (t) => {
+  const { proxy } = await startStack(t, { policy: POLICY, log: { level: 'info', toolCalls: true } });
+  const { client, close } = await connectClient(proxy.mcpUrl, { token: await proxy.token() });
+  t.teardown(close);
+  await client.callTool({ name: 'echo', arguments: { message: 'top secret words' } });
+  await client.callTool({ name: 'add', arguments: { a: 1, b: 2 } }).catch(() => {});
+  await client.callTool({ name: 'x'.repeat(100), arguments: {} }).catch(() => {});
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const called = proxy.logs.events('tool.called');
+  t.equal(called.length, 1, 'only the allowed call');
+  t.match(called[0], { principal: 'alice', name: 'echo', status: 200, arguments: /^[A-Za-z0-9_-]{16}$/, session: /^[A-Za-z0-9_-]+$/ });
+  t.type(called[0]?.ms, 'number');
+  t.notMatch(proxy.logs.text(), /top secret words/);
+  const text = await proxy.warden.metrics.registry.metrics();
+  t.match(text, /mcp_warden_policy_decisions_total\{method="tools\/call",decision="allow",tool="echo"\} 1/);
+  t.match(text, /mcp_warden_policy_decisions_total\{method="tools\/call",decision="deny",tool="other"\} 2/, 'unlisted names are "other"');
+  t.notMatch(text, /xxxxxxxx/, 'a client-chosen name never becomes a label');
+  t.match(text, /mcp_warden_policy_decisions_total\{method="initialize",decision="allow",tool="none"\} 1/);
+});
+
+t.test('log.toolCalls without a policy: the audit alone', async (t) => {
+  const { proxy } = await startStack(t, { log: { level: 'info', toolCalls: true } });
+  const { client, close } = await connectClient(proxy.mcpUrl, { token: await proxy.token() });
+  t.teardown(close);
+  await client.callTool({ name: 'add', arguments: { a: 1, b: 2 } });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.match(proxy.logs.events('tool.called'), [{ name: 'add', status: 200 }]);
+  t.notMatch(await proxy.warden.metrics.registry.metrics(), /mcp_warden_policy_decisions_total\{/, 'no decisions without a policy');
+});

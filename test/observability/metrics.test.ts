@@ -25,7 +25,19 @@ t.test('every metric is prefixed and labelled from a closed set of label names',
     mcp_warden_store_errors_total: 'counter',
     mcp_warden_open_streams: 'gauge',
     mcp_warden_sessions_active: 'gauge',
+    mcp_warden_policy_decisions_total: 'counter',
   });
+});
+
+t.test('policy decisions: MCP methods from a closed set', async (t) => {
+  const metrics = createMetrics(new client.Registry());
+  metrics.policyDecision('tools/call', 'deny', 'other');
+  metrics.policyDecision('x/'.repeat(50), 'allow', 'none');
+  metrics.policyDecision(null, 'allow', 'none');
+  const text = await metrics.registry.metrics();
+  t.match(text, /mcp_warden_policy_decisions_total\{method="tools\/call",decision="deny",tool="other"\} 1/);
+  t.match(text, /mcp_warden_policy_decisions_total\{method="other",decision="allow",tool="none"\} 1/, 'an unknown method is "other"');
+  t.match(text, /mcp_warden_policy_decisions_total\{method="response",decision="allow",tool="none"\} 1/);
 });
 
 t.test('recorders feed the right series; unknown methods collapse to "other"', async (t) => {
