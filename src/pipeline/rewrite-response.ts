@@ -109,7 +109,10 @@ export function forgetGoneSession(deps: RewriteDeps) {
 
   async function judge(ctx: RequestContext, session: NonNullable<RequestContext['session']>): Promise<void> {
     const response = need(ctx.response, 'ctx.response');
-    const error = rpcErrorOf(await response.readBody(MAX_ERROR_BODY));
+    const body = await response.readBody(MAX_ERROR_BODY);
+    // Cut or oversized: nothing to judge by (a cut one becomes a 502, never a truncated answer).
+    if (body === null) return;
+    const error = rpcErrorOf(body);
     const gone = response.status === 404
       ? error?.code !== METHOD_NOT_FOUND
       : typeof error?.message === 'string' && NO_SESSION_400.test(error.message) && NO_SESSION_WORDS.test(error.message);
