@@ -57,6 +57,7 @@ export const ERROR_CATALOG = {
   HEADER_MISMATCH: { status: 400, rpcCode: RPC.headerMismatch, oauthError: 'invalid_request', message: 'The Mcp-Method or Mcp-Name header does not match the body', event: 'request.refused', failedAttempt: false },
   POLICY_DENIED: { status: 200, rpcCode: RPC.invalidParams, oauthError: 'access_denied', message: 'Unknown tool, prompt or resource', event: 'policy.denied', failedAttempt: false },
   METHOD_DENIED: { status: 200, rpcCode: RPC.methodNotFound, oauthError: 'access_denied', message: 'Method not found', event: 'policy.denied', failedAttempt: false },
+  LEGACY_MESSAGE_DENIED: { status: 403, rpcCode: RPC.invalidParams, oauthError: 'access_denied', message: 'Unknown tool, prompt, resource or method', event: 'policy.denied', failedAttempt: false },
   STEP_UP_REQUIRED: { status: 403, rpcCode: RPC.transport, oauthError: 'insufficient_scope', message: 'The access token lacks a scope this call needs', event: 'policy.denied', failedAttempt: false },
   UPSTREAM_UNAVAILABLE: { status: 502, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Upstream MCP server unavailable', event: 'upstream.failed', failedAttempt: false },
   UPSTREAM_INVALID_RESPONSE: { status: 502, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'The upstream answer could not be checked against the policy', event: 'upstream.failed', failedAttempt: false },

@@ -18,6 +18,11 @@ export interface AuthorizeDeps {
   /** `log.toolCalls`: a `tool.called` event for every allowed `tools/call`, when its response ends. */
   readonly auditToolCalls?: boolean;
   readonly stopwatch?: () => number;
+  /**
+   * The legacy HTTP+SSE message endpoint: a client there reads answers only from its event stream
+   * and ignores a 200 body, so a denial is a 403 its POST fails with at once (not a 60 s wait).
+   */
+  readonly legacy?: boolean;
 }
 
 const ALLOWED: Decision = { allowed: true, rule: null, by: 'default' };
@@ -130,7 +135,7 @@ export function authorize(deps: AuthorizeDeps) {
     }
     if (!message.isBatch) {
       const { code, message: description } = deniedError(deniedCall);
-      throw new WardenError(code, { reason, denial, description });
+      throw new WardenError(deps.legacy ? 'LEGACY_MESSAGE_DENIED' : code, { reason, denial, description });
     }
     const batchErrors = message.calls.flatMap((call, i): { id: string | number | null; code: number; message: string }[] => {
       if (!call.isRequest) return [];

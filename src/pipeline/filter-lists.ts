@@ -43,6 +43,31 @@ function filterItems(result: Obj, shape: ListShape, visible: (kind: ListKind, na
 }
 
 /**
+ * The list filter of a long-lived stream, where answers are recognised by their shape (a result
+ * with `tools`, `prompts`, `resources` or `resourceTemplates`): one event's data in, filtered data
+ * out; throws on data that is not JSON (the stream is then cut). Used by GET streams and the
+ * legacy HTTP+SSE stream.
+ */
+export function streamListFilter(policy: Policy, principal: Principal): (data: string) => string {
+  const visible = (kind: ListKind, name: string): boolean => policy.visible(principal, kind, name);
+  const transform = (message: unknown): unknown => {
+    if (isObject(message) && isObject(message.result)) for (const shape of SHAPES) if (Object.hasOwn(message.result, shape.key)) filterItems(message.result, shape, visible, false);
+    return message;
+  };
+  return (data) => applyTo(transform, data, 'event');
+}
+
+function applyTo(transform: (message: unknown) => unknown, text: string, what: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw unparseable(what);
+  }
+  return JSON.stringify(Array.isArray(parsed) ? parsed.map(transform) : transform(parsed));
+}
+
+/**
  * Response stage (with a policy only): `tools/list`, `prompts/list`, `resources/list` and
  * `resources/templates/list` results lose what the caller may not use, in a JSON body or in any
  * event of an SSE body (other events pass as they are, unbuffered), page by page (`nextCursor`
@@ -79,15 +104,7 @@ export function filterLists(deps: FilterListsDeps) {
     };
   }
 
-  const apply = (transform: (message: unknown) => unknown, text: string, what: string): string => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw unparseable(what);
-    }
-    return JSON.stringify(Array.isArray(parsed) ? parsed.map(transform) : transform(parsed));
-  };
+  const apply = applyTo;
 
   return function filterLists(ctx: RequestContext): void | Promise<void> {
     const response = need(ctx.response, 'ctx.response');

@@ -14,7 +14,10 @@ import { legacyMessageTarget, legacySessionFromQuery, openLegacyStream } from '.
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
 import type { AuthorizeDeps } from './authorize.js';
-import { filterLists } from './filter-lists.js';
+import { filterLists, streamListFilter } from './filter-lists.js';
+import type { EventTransform } from './sse-rewrite.js';
+import type { RequestContext } from '../context.js';
+import { need } from '../context.js';
 import { compilePolicy } from '../policy/decide.js';
 import type { Policy } from '../policy/decide.js';
 import { checkTransport } from './check-transport.js';
@@ -115,10 +118,17 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
 }
 
 /** The authorize stage when a policy is configured; none at all otherwise (the no-policy path reads no body). */
-function authorizeStages(config: Config, deps: StageDeps, readMessage: ReadMessage): Stage[] {
+function authorizeStages(config: Config, deps: StageDeps, readMessage: ReadMessage, legacy = false): Stage[] {
   if (!config.policy && !config.log.toolCalls) return [];
   const policy = config.policy ? (deps.policy ?? constant(compilePolicy(config.policy))) : null;
-  return [authorize({ policy, readMessage, onDecision: deps.onPolicyDecision, auditToolCalls: config.log.toolCalls, stopwatch: deps.stopwatch })];
+  return [authorize({ policy, readMessage, onDecision: deps.onPolicyDecision, auditToolCalls: config.log.toolCalls, stopwatch: deps.stopwatch, legacy })];
+}
+
+/** With a policy: the list filter for a legacy event stream (answers come there, not in the POST's response). */
+function listFilterOf(config: Config, deps: StageDeps): ((ctx: RequestContext) => EventTransform) | undefined {
+  if (!config.policy) return undefined;
+  const policy = deps.policy ?? constant(compilePolicy(config.policy));
+  return (ctx) => streamListFilter(policy(), need(ctx.identity, 'ctx.identity'));
 }
 
 /**
@@ -143,6 +153,7 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
         sseUrl, messagePath: legacySse.messagePath, agent: deps.agent ?? createUpstreamAgent(security.upstreamTimeout), upstreamHeaders: config.upstreamHeaders,
         upstreamTimeoutMs: security.upstreamTimeout, store: deps.store, sessionIds: deps.sessionIds, streams: deps.streams, fingerprint: deps.fingerprint,
         maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock, onStreamStart: deps.onStreamStart,
+        rewriteEvents: listFilterOf(config, deps),
       }),
     ],
     message: [
@@ -151,7 +162,7 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
       ...authenticated(),
       resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'legacy-sse', clock: deps.clock, readMessage }),
       // The legacy message endpoint is another way in: the same policy judges its messages.
-      ...authorizeStages(config, deps, readMessage),
+      ...authorizeStages(config, deps, readMessage, true),
       legacyMessageTarget({ sseUrl }),
       forwardStage(config, deps),
     ],

@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import { createSseRewriter } from './sse-rewrite.js';
+import type { EventTransform } from './sse-rewrite.js';
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
@@ -43,6 +45,8 @@ export interface LegacySseDeps {
   readonly maxLifetimeMs: number;
   readonly clock: () => number;
   readonly onStreamStart?: ForwardDeps['onStreamStart'];
+  /** With a policy: rewrites each event of the stream for this caller (list results filtered); throws to cut it. */
+  readonly rewriteEvents?: (ctx: RequestContext) => EventTransform;
 }
 
 /** The first SSE event in `text`, and where the bytes after it start; null while incomplete. */
@@ -149,7 +153,24 @@ export function openLegacyStream(deps: LegacySseDeps) {
     const { res } = ctx;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
     res.write(`event: endpoint\ndata: ${deps.messagePath}?sessionId=${minted.id}\n\n`);
-    if (endpoint.rest.length > 0) res.write(endpoint.rest);
+    const rewriter = deps.rewriteEvents ? createSseRewriter(deps.rewriteEvents(ctx)) : null;
+    // Fail closed: an event the policy filter cannot parse cuts the stream instead of passing.
+    const rewrite = (chunk: Buffer): Buffer | string | null => {
+      if (!rewriter) return chunk;
+      try {
+        return rewriter.push(chunk);
+      } catch {
+        logEvent(ctx.log, 'upstream.failed', { reason: 'unparseable', route: ctx.route, code: 'UPSTREAM_INVALID_RESPONSE' });
+        return null;
+      }
+    };
+    const first = endpoint.rest.length > 0 ? rewrite(endpoint.rest) : '';
+    if (first === null) {
+      body.destroy();
+      res.destroy();
+      return;
+    }
+    if (first.length > 0) res.write(first);
     await new Promise<void>((resolve) => {
       // The stream is the session: when either side ends it, the record goes.
       const end = (): void => {
@@ -166,7 +187,19 @@ export function openLegacyStream(deps: LegacySseDeps) {
       deps.onStreamStart?.(ctx, end);
       res.once('close', end);
       body.once('end', end).once('error', end);
-      body.pipe(res, { end: false });
+      if (!rewriter) body.pipe(res, { end: false });
+      else {
+        body.on('data', (chunk: Buffer) => {
+          const text = rewrite(chunk);
+          if (text === null) {
+            res.destroy();
+            end();
+          } else if (text.length > 0 && !res.write(text)) {
+            body.pause();
+            res.once('drain', () => body.resume());
+          }
+        });
+      }
       body.resume();
     });
   };
