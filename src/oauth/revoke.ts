@@ -33,16 +33,17 @@ export function revokeEndpoint(deps: RevokeDeps) {
     return true;
   }
 
-  async function revokeAccess(ctx: RequestContext, clientId: string, token: string): Promise<void> {
+  async function revokeAccess(ctx: RequestContext, clientId: string, token: string): Promise<boolean> {
     let identity;
     try {
       identity = await deps.verify(token);
     } catch {
-      return;
+      return false;
     }
-    if (identity.issuer !== 'self' || identity.clientId !== clientId || identity.jti === null) return;
+    if (identity.issuer !== 'self' || identity.clientId !== clientId || identity.jti === null) return false;
     await deps.store.revokeToken(identity.principal, identity.jti, identity.expiresAtMs, deps.clock());
     logEvent(ctx.log, 'token.revoked', { reason: 'access_token', clientId, jti: identity.jti, address: ctx.clientAddress });
+    return true;
   }
 
   return async function revoke(ctx: RequestContext): Promise<void> {
@@ -50,8 +51,9 @@ export function revokeEndpoint(deps: RevokeDeps) {
     const client = await authenticateClient(ctx, form, deps);
     const token = form.get('token');
     if (token === undefined || token === '') throw new WardenError('OAUTH_INVALID_REQUEST', { description: 'token is required' });
-    // The hint only orders the attempts (RFC 7009 §2.1); an unknown hint is ignored.
-    if (form.get('token_type_hint') === 'access_token' || !(await revokeRefresh(ctx, client.id, token))) await revokeAccess(ctx, client.id, token);
+    // The hint only orders the attempts (RFC 7009 §2.1): when it misses, the other type is tried.
+    const tries = form.get('token_type_hint') === 'access_token' ? [revokeAccess, revokeRefresh] : [revokeRefresh, revokeAccess];
+    for (const attempt of tries) if (await attempt(ctx, client.id, token)) break;
     ctx.res.writeHead(200, { 'cache-control': 'no-store', 'content-length': '0' });
     ctx.res.end();
   };

@@ -84,6 +84,11 @@ t.test('revoking an access token: the MCP path refuses it from then on', async (
   const other = await grant();
   expectOk(t, await revoke({ token: other.access, token_type_hint: 'refresh_token' }));
   t.equal(await mcpStatus(other.access), 401);
+  // And the other way round: a refresh token revoked with the access_token hint (it used to be ignored).
+  const third = await grant();
+  expectOk(t, await revoke({ token: third.refresh, token_type_hint: 'access_token' }));
+  t.equal(await refreshStatus(third.refresh), 400, 'the refresh token is dead');
+  t.equal(await mcpStatus(third.access), 401, 'and so is its grant');
 });
 
 t.test('revoking a refresh token ends the grant: no refresh, no access token of the grant', async (t) => {
