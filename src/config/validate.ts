@@ -7,6 +7,10 @@ import { isSecretHash } from '../auth/secret-hash.js';
 export type ValidationResult = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly problems: readonly Problem[] };
 
 const RESERVED_PATHS = ['/oauth', '/.well-known', '/healthz', '/readyz', '/metrics'];
+// The example file's secrets and their obvious cousins: published, so anyone could sign tokens
+// with them or pass for the client.
+const PLACEHOLDER_SECRET = /change-?me|replace-?(me|with)|placeholder|your[-_ ]?secret|^(secret|password|changeit)$/i;
+const PLACEHOLDER_MESSAGE = 'is a placeholder (like the example file\'s): anyone could use it; generate one, e.g. `openssl rand -base64 48`';
 
 /**
  * Validates a merged raw configuration. Pure: no I/O, no globals. Reports every problem with its
@@ -79,6 +83,7 @@ function checkTokens({ tokens }: Config, problems: Problem[]): void {
   if (tokens.secret !== null && tokens.secretFile !== null) {
     problems.push({ path: 'tokens.secret', message: 'give either "secret" or "secretFile", not both' });
   }
+  if (tokens.secret !== null && PLACEHOLDER_SECRET.test(tokens.secret)) problems.push({ path: 'tokens.secret', message: PLACEHOLDER_MESSAGE });
   if (tokens.secret !== null && Buffer.byteLength(tokens.secret) < 32) {
     problems.push({ path: 'tokens.secret', message: 'must be at least 32 bytes' });
   }
@@ -112,6 +117,7 @@ function checkClients({ clients }: Config, problems: Problem[]): void {
     const given = [client.secret, client.secretFile, client.secretHash].filter((x) => x !== null).length;
     if (given !== 1) problems.push({ path, message: 'needs exactly one of "secret", "secretFile" or "secretHash"' });
     if (client.secret !== null && Buffer.byteLength(client.secret) < 16) problems.push({ path: `${path}.secret`, message: 'must be at least 16 bytes' });
+    if (client.secret !== null && PLACEHOLDER_SECRET.test(client.secret)) problems.push({ path: `${path}.secret`, message: PLACEHOLDER_MESSAGE });
     if (client.secretHash !== null && !isSecretHash(client.secretHash)) {
       problems.push({ path: `${path}.secretHash`, message: 'must be a hash made by `mcp-warden client hash-secret`' });
     }

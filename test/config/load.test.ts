@@ -89,6 +89,7 @@ const BAD: [string, unknown, string[]][] = [
   ['bad enum', { store: { type: 'postgres' }, sessions: { onLimit: 'drop' } }, ['store.type', 'sessions.onLimit']],
   ['redis without address', { store: { type: 'redis' } }, ['store']],
   ['legacy paths that collide', { legacySse: { upstream: 'http://127.0.0.1:3001/sse', ssePath: '/mcp', messagePath: '/oauth/x' } }, ['legacySse.ssePath', 'legacySse.messagePath']],
+  ['placeholder secrets', { tokens: { secret: 'replace-with-at-least-32-random-bytes-0000' }, clients: [{ id: 'a', secret: 'change-me-to-a-long-random-secret' }, { id: 'b', secret: 'your-secret-goes-here-ok' }] }, ['tokens.secret', 'clients[0].secret', 'clients[1].secret']],
   ['login clients without a provider', { login: { clients: [{ id: 'app', redirectUris: ['http://127.0.0.1/cb'] }] } }, ['login.clients']],
   ['login settings each checked', { clients: [{ id: 'app', secret: 'a-client-secret-0123' }], login: { oidc: { issuer: 'http://idp.example', scopes: ['email'] }, clients: [{ id: 'app', redirectUris: ['http://evil.example/cb', 'https://x.example/cb#frag', 'javascript:alert(1)'] }, { id: 'two', redirectUris: [] }] } },
     ['login.oidc.issuer', 'login.oidc.clientId', 'login.oidc.scopes', 'login.clients[0].id', 'login.clients[0].redirectUris[0]', 'login.clients[0].redirectUris[1]', 'login.clients[0].redirectUris[2]', 'login.clients[1].redirectUris']],
@@ -144,11 +145,17 @@ t.test('bad files are problems, not crashes', async (t) => {
   t.match(!absent.ok && absent.problems[0]?.message, /ENOENT/);
 });
 
-t.test('proxy.config.example.json holds exactly the schema keys and is valid', async (t) => {
-  const example: unknown = JSON.parse(readFileSync(new URL('../../proxy.config.example.json', import.meta.url), 'utf8'));
+t.test('proxy.config.example.json holds exactly the schema keys, and is valid but for its placeholder secrets', async (t) => {
+  const example = JSON.parse(readFileSync(new URL('../../proxy.config.example.json', import.meta.url), 'utf8')) as { tokens: Record<string, unknown>; clients: Record<string, unknown>[] };
   t.same(example, exampleConfig(), 'regenerate with `npm run docs`');
   const result = validateConfig(example);
-  t.ok(result.ok, result.ok ? 'valid' : JSON.stringify(result.problems));
+  // A proxy started with the published secrets would accept tokens anyone can forge.
+  t.same(result.ok ? [] : result.problems.map((p) => p.path), ['tokens.secret', 'clients[0].secret'], 'refused for its placeholders, and only for them');
+  if (!result.ok) t.match(result.problems[0]?.message, /placeholder/);
+  example.tokens.secret = 'x7Kq2v9Lm4Rt8Wz1Np5Hc3Jd6Fg0Sb2Ye4Ua7Oi9';
+  if (example.clients[0]) example.clients[0].secret = 'Qm8Zr2Tx6Vb4Nk1Lp9Hs3';
+  const filled = validateConfig(example);
+  t.ok(filled.ok, filled.ok ? 'valid once real secrets are filled in' : JSON.stringify(filled.problems));
 });
 
 t.test('README configuration reference is generated from the schema', async (t) => {
