@@ -128,10 +128,24 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const { security, sessions, tokens } = config;
   let sessionCount: { value: number; at: number } | null = null;
   let counted: Store | null = null;
+  let counting: Promise<number> | null = null;
   const metrics = options.metrics ?? createMetrics(undefined, {
     sessionsActive: async () => {
-      if (counted && (!sessionCount || clock() - sessionCount.at > SESSION_COUNT_TTL_MS)) sessionCount = { value: await counted.countAllSessions(clock()), at: clock() };
-      return sessionCount?.value ?? 0;
+      if (!counted || (sessionCount && clock() - sessionCount.at <= SESSION_COUNT_TTL_MS)) return sessionCount?.value ?? 0;
+      // One count at a time: concurrent scrapes (anyone may ask /metrics) share it instead of each
+      // scanning the whole keyspace.
+      counting ??= counted.countAllSessions(clock()).then(
+        (value) => {
+          sessionCount = { value, at: clock() };
+          counting = null;
+          return value;
+        },
+        (err: unknown) => {
+          counting = null;
+          throw err;
+        },
+      );
+      return counting;
     },
   });
   const store = await createStore(config.store, { clock, onError: () => metrics.storeError() });
