@@ -93,7 +93,7 @@ export const schema = {
     idleTimeout: duration({ doc: 'A session unused this long ends (sliding).', default: '1h', env: 'MCP_WARDEN_SESSION_IDLE_TIMEOUT' }, 1000),
     maxLifetime: duration({ doc: 'A session ends this long after creation, used or not.', default: '24h', env: 'MCP_WARDEN_SESSION_MAX_LIFETIME' }, 1000),
     maxConcurrent: int(1, 100_000, { doc: 'Open sessions per client.', default: 10, env: 'MCP_WARDEN_SESSION_MAX_CONCURRENT' }),
-    onLimit: oneOf(['reject', 'evict-oldest'], { doc: 'At maxConcurrent: refuse the new session (429) or end the oldest.', default: 'reject' }),
+    onLimit: oneOf(['reject', 'evict-oldest'], { doc: 'At maxConcurrent: end the oldest session (default: clients that never send DELETE are never locked out) or refuse the new one (429).', default: 'evict-oldest' }),
     bindTo: enumList(['client', 'userAgent', 'address'], { doc: 'What a session is bound to besides the client (always).', default: ['client'] }),
     addressPrefixV4: int(0, 32, { doc: 'Bits of an IPv4 address compared by the "address" binding.', default: 24 }),
     addressPrefixV6: int(0, 128, { doc: 'Bits of an IPv6 address compared by the "address" binding.', default: 64 }),

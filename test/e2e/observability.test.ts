@@ -24,7 +24,7 @@ t.test('a scenario run logs every security event, and no secret or full id', asy
       { id: 'alice', secret: TEST_CLIENTS.alice, scopes: ['mcp', 'extra'] },
       { id: 'bob', secret: TEST_CLIENTS.bob, scopes: ['mcp'], rateLimit: { points: 1, duration: '1m' } },
     ],
-    sessions: { maxConcurrent: 2, bindTo: ['client', 'userAgent'] },
+    sessions: { maxConcurrent: 2, onLimit: 'reject', bindTo: ['client', 'userAgent'] },
     rateLimits: { failedAttempts: { points: 3, duration: '1m', block: '1m' } },
     security: { trustProxy: 1 },
   });

@@ -186,3 +186,27 @@ t.test('re-initializing without an id after a 404 gets a new session on the same
   t.not(second.sessionId, first.sessionId);
   t.equal(upstream.sessionIds().length, 1, 'the first upstream session was ended by the DELETE, the second is open');
 });
+
+t.test('with the default cap, a client that never sends DELETE is never locked out: the 12th connection works', async (t) => {
+  const upstream = await startDemoServer();
+  // The creation rate (10 a minute by default) is another limit: raised here so the test is about the cap.
+  const proxy = await startWarden({ upstreams: [upstream.url], rateLimits: { sessionCreate: { points: 100, duration: '1m' } } });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const token = await proxy.token();
+  const ids: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    // The SDK's client closes without DELETE (it never terminates the session by itself).
+    const { client, transport, close } = await connectClient(proxy.mcpUrl, { token });
+    t.equal((await client.listTools()).tools.length, 5, `connection ${i + 1} works`);
+    ids.push(transport.sessionId ?? '');
+    await close();
+  }
+  t.equal((await proxy.warden.store.listSessions('alice', Date.now())).length, 10, 'the cap (10) holds');
+  t.equal((await send(proxy.mcpUrl, { token, sessionId: ids[0] })).status, 404, 'the oldest session was ended to make room');
+  t.equal(proxy.logs.events('session.evicted').length, 2);
+  t.equal(proxy.logs.events('session.limited').length, 0, 'nothing was refused');
+  t.equal(upstream.sessionIds().length, 10, 'the evicted sessions ended upstream too');
+});
