@@ -77,6 +77,8 @@ function applyTo(transform: (message: unknown) => unknown, text: string, what: s
  */
 export function filterLists(deps: FilterListsDeps) {
   function transformFor(ctx: RequestContext): ((message: unknown) => unknown) | null {
+    // Most POSTs list nothing: decided before any closure is made.
+    if (ctx.req.method !== 'GET' && !(ctx.message?.calls ?? []).some((c) => c.method !== null && Object.hasOwn(LISTS, c.method))) return null;
     const identity: Principal = need(ctx.identity, 'ctx.identity');
     const policy = deps.policy();
     const visible = (kind: ListKind, name: string): boolean => policy.visible(identity, kind, name);
