@@ -44,7 +44,9 @@ export function createExternalIssuers(configs: readonly IssuerConfig[], deps: { 
       if (!scopes.every((s) => /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/.test(s))) throw new WardenError('TOKEN_INVALID', { reason: 'claims' });
       // The store namespace is per issuer, so an IdP subject can never share sessions or limits
       // with a local client of the same name; odd subjects are hashed into a safe key.
-      const subjectKey = SAFE_SUBJECT.test(sub) ? sub : createHash('sha256').update(sub).digest('base64url').slice(0, 22);
+      // A hashed subject starts with "#", which no safe subject contains: a subject that spells
+      // another's hash can never become that identity.
+      const subjectKey = SAFE_SUBJECT.test(sub) ? sub : `#${createHash('sha256').update(sub).digest('base64url').slice(0, 22)}`;
       return {
         clientId: sub,
         principal: `idp${entry.index}~${subjectKey}`,

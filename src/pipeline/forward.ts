@@ -360,7 +360,9 @@ export function forward(deps: ForwardDeps) {
   function upstreamHead(ctx: RequestContext, headers: IncomingHttpHeaders, upstreamSessionId: string | null): IncomingHttpHeaders {
     const out: IncomingHttpHeaders = {};
     for (const name in headers) if (!drop.has(name)) out[name] = headers[name];
-    if (ctx.identity && clientIdHeader) out[clientIdHeader] = ctx.identity.clientId;
+    // An external issuer's subject goes upstream issuer-qualified (`idp<n>~<sub>`): a subject named
+    // like a local client must never pass for that client.
+    if (ctx.identity && clientIdHeader) out[clientIdHeader] = ctx.identity.issuer === 'self' ? ctx.identity.clientId : ctx.identity.principal;
     if (ctx.identity && scopesHeader) out[scopesHeader] = ctx.identity.scopes.join(' ');
     // The person behind a signed-in client app: its own header, so it can never pass for a client id.
     if (ctx.identity?.user && userHeader) out[userHeader] = ctx.identity.user;

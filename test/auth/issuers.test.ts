@@ -47,7 +47,7 @@ async function expectRefused(t: Test, proxy: TestWarden, token: string, reason: 
 }
 
 for (const alg of ['RS256', 'ES256'] as const) {
-  t.test(`${alg}: a valid token is accepted and the upstream sees sub as X-MCP-Client-Id`, async (t) => {
+  t.test(`${alg}: a valid token is accepted and the upstream sees the issuer-qualified sub as X-MCP-Client-Id`, async (t) => {
     const { idp, proxy } = await setup(t, alg);
     const token = await idp.sign({ sub: 'user-42@idp', aud: AUDIENCE, iat: now(), exp: now() + 300, jti: 'idp-token-1' });
     leaks.add(token);
@@ -55,10 +55,37 @@ for (const alg of ['RS256', 'ES256'] as const) {
     t.teardown(close);
     const result = await client.callTool({ name: 'whoami', arguments: {} });
     const text = (result.content as { type: string; text: string }[])[0]?.text ?? '{}';
-    t.same(JSON.parse(text), { clientId: 'user-42@idp', scopes: 'mcp', authorization: null }, 'sub and the issuer\'s default scopes reach the upstream; the token does not');
+    t.same(JSON.parse(text), { clientId: 'idp0~user-42@idp', scopes: 'mcp', authorization: null }, 'sub (issuer-qualified) and the issuer\'s default scopes reach the upstream; the token does not');
     t.equal(idp.fetches(), 1, 'the JWKS was fetched once and cached');
   });
 }
+
+t.test('an external subject named like a local client, or spelling another subject\'s hash, is neither', async (t) => {
+  const { idp, proxy } = await setup(t, 'ES256');
+  const base = { aud: AUDIENCE, iat: now(), exp: now() + 300 };
+  const alice = await idp.sign({ ...base, sub: 'alice' });
+  leaks.add(alice);
+  const whoami = async (token: string): Promise<string> => {
+    const { client, close } = await connectClient(proxy.mcpUrl, { token });
+    t.teardown(close);
+    const result = await client.callTool({ name: 'whoami', arguments: {} });
+    return (JSON.parse((result.content as { text: string }[])[0]?.text ?? '{}') as { clientId: string }).clientId;
+  };
+  t.equal(await whoami(alice), 'idp0~alice', 'the IdP\'s "alice" is not the local client alice upstream');
+  t.not(await whoami(await proxy.token('alice')), 'idp0~alice');
+
+  // A subject outside the safe set is kept as a hash; a subject that spells that hash is someone else.
+  const odd = await idp.sign({ ...base, sub: 'odd|subject/with:chars' });
+  leaks.add(odd);
+  const hashed = await whoami(odd);
+  t.match(hashed, /^idp0~#[A-Za-z0-9_-]{22}$/);
+  const spelled = await idp.sign({ ...base, sub: hashed.slice('idp0~#'.length) });
+  leaks.add(spelled);
+  t.not(await whoami(spelled), hashed, 'the spelled hash is another identity');
+  const { transport } = await connectClient(proxy.mcpUrl, { token: odd });
+  const reply = await mcpPost(proxy.mcpUrl, `Bearer ${spelled}`, { 'mcp-session-id': transport.sessionId ?? '' });
+  t.equal(reply.status, 404, 'and does not get its sessions');
+});
 
 t.test('refused: wrong audience, wrong issuer, expired, unknown kid, missing sub, HS256 claiming the issuer', async (t) => {
   const { idp, proxy } = await setup(t, 'ES256');
