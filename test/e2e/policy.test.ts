@@ -204,3 +204,19 @@ t.test('log.toolCalls without a policy: the audit alone', async (t) => {
   t.match(proxy.logs.events('tool.called'), [{ name: 'add', status: 200 }]);
   t.notMatch(await proxy.warden.metrics.registry.metrics(), /mcp_warden_policy_decisions_total\{/, 'no decisions without a policy');
 });
+
+t.test('reload under traffic: a call already past the authorize stage finishes; the next one meets the new policy', async (t) => {
+  const { upstream, proxy } = await startStack(t, { policy: { default: 'allow', rules: [] } });
+  const { client, close } = await connectClient(proxy.mcpUrl, { token: await proxy.token() });
+  t.teardown(close);
+  const gate = upstream.gate();
+  const before = upstream.requests.length;
+  const inFlight = client.callTool({ name: 'gated', arguments: {} });
+  // Wait until the upstream has the call (the gated tool is now waiting on the gate).
+  while (upstream.requests.length === before) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.same(proxy.warden.reloadPolicy({ default: 'allow', rules: [{ id: 'no-gated', effect: 'deny', tools: ['gated'] }] }), { ok: true, rules: 1 });
+  gate.release();
+  t.same((await inFlight).content, [{ type: 'text', text: 'done' }], 'the in-flight call was not cut');
+  t.match(await client.callTool({ name: 'gated', arguments: {} }).catch((e: unknown) => e), { code: -32602 }, 'the next call is refused');
+  t.match(proxy.logs.events('policy.denied'), [{ rule: 'no-gated' }]);
+});
