@@ -190,3 +190,23 @@ t.test('logs: no access token, refresh token or client secret appears', async (t
   t.ok(scan.credentials > 20, `${scan.credentials} credentials searched in ${scan.lines} lines`);
   t.same(scan.leaked, []);
 });
+
+t.test('an unknown client id and a known one with a wrong secret take the same time (no enumeration by timing)', async (t) => {
+  const time = async (authorization: string): Promise<number> => {
+    const started = performance.now();
+    const res = await postForm(`${proxy.url}/oauth/token`, { grant_type: 'client_credentials' }, { authorization });
+    t.equal(res.status, 401);
+    return performance.now() - started;
+  };
+  const unknown: number[] = [];
+  const wrong: number[] = [];
+  // Alternating rounds, medians: machine load hits both sides alike.
+  for (let i = 0; i < 7; i++) {
+    unknown.push(await time(basic('nobody-here', 'wrong-secret-0123456789')));
+    wrong.push(await time(basic('alice', 'wrong-secret-0123456789')));
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[3] ?? 0;
+  const ratio = median(unknown) / median(wrong);
+  // Before: ~70 ms against ~1.5 ms (a ratio near 50). Both now pay one scrypt.
+  t.ok(ratio > 0.4 && ratio < 2.5, `unknown ${median(unknown).toFixed(1)} ms vs wrong secret ${median(wrong).toFixed(1)} ms (ratio ${ratio.toFixed(2)})`);
+});
