@@ -97,7 +97,7 @@ export const schema = {
     bindTo: enumList(['client', 'userAgent', 'address'], { doc: 'What a session is bound to besides the client (always).', default: ['client'] }),
     addressPrefixV4: int(0, 32, { doc: 'Bits of an IPv4 address compared by the "address" binding.', default: 24 }),
     addressPrefixV6: int(0, 128, { doc: 'Bits of an IPv6 address compared by the "address" binding.', default: 64 }),
-    maxStreams: int(1, 10_000, { doc: 'Concurrent GET streams per client on one replica.', default: 20 }),
+    maxStreams: int(1, 10_000, { doc: 'Concurrent streams per client on one replica: GET streams and POST responses answered as SSE.', default: 20 }),
   },
   rateLimits: {
     client: limit({ doc: 'Requests per client on the MCP path.', default: { points: 600, duration: '1m' } }),

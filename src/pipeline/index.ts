@@ -30,7 +30,7 @@ import { resolveClientAddress } from './resolve-client-address.js';
 import { messageReader } from './read-message.js';
 import type { ReadMessage } from './read-message.js';
 import { resolveSession } from './resolve-session.js';
-import { endOnDelete, forgetGoneSession, swapSessionId } from './rewrite-response.js';
+import { capStreams, endOnDelete, forgetGoneSession, swapSessionId } from './rewrite-response.js';
 import type { RewriteDeps } from './rewrite-response.js';
 import type { ResponseStage, Stage } from './stage.js';
 
@@ -90,7 +90,7 @@ export function buildResponseStages(config: Config, deps: StageDeps): ResponseSt
   };
   // With a policy, list results lose what the caller may not use (DESIGN §12); without, no stage.
   const filter = config.policy ? [filterLists({ policy: deps.policy ?? constant(compilePolicy(config.policy)), maxBodyBytes: config.security.maxBodyBytes })] : [];
-  return [swapSessionId(rewrite), forgetGoneSession(rewrite), endOnDelete(rewrite), ...filter];
+  return [capStreams({ streams: deps.streams, endUpstreamSession: deps.endUpstreamSession }), swapSessionId(rewrite), forgetGoneSession(rewrite), endOnDelete(rewrite), ...filter];
 }
 
 /** The MCP path's request stages, in DESIGN §4 order. A test pins the names. */

@@ -5,6 +5,7 @@ import { logEvent } from '../observability/events.js';
 import type { FingerprintInput } from '../session/binding.js';
 import type { SessionIds } from '../session/session-id.js';
 import type { Store } from '../store/store.js';
+import type { StreamGauge } from '../session/streams.js';
 
 export interface RewriteDeps {
   readonly store: Store;
@@ -137,4 +138,21 @@ export function endOnDelete(deps: RewriteDeps) {
       logEvent(ctx.log, 'session.ended', { reason: 'delete', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
     }
   }
+}
+
+/**
+ * Response stage, first: a POST answered as an event stream is a stream like a GET one, holding a
+ * client and an upstream socket for as long as the upstream keeps it open, so it counts against
+ * the client's `sessions.maxStreams` too. Over the cap: 429, and an upstream session the answer
+ * had just created is ended upstream (nothing will ever use it).
+ */
+export function capStreams(deps: { readonly streams: StreamGauge; readonly endUpstreamSession: RewriteDeps['endUpstreamSession'] }) {
+  return function capStreams(ctx: RequestContext): void {
+    const response = need(ctx.response, 'ctx.response');
+    if (ctx.req.method !== 'POST' || !String(response.headers['content-type'] ?? '').startsWith('text/event-stream')) return;
+    if (deps.streams.admit(need(ctx.identity, 'ctx.identity').principal, ctx.res)) return;
+    const created = response.headers[SESSION_HEADER];
+    if (ctx.creating && typeof created === 'string' && ctx.upstreamIndex !== null) deps.endUpstreamSession(ctx.upstreamIndex, created);
+    throw new WardenError('STREAM_LIMIT', { reason: 'streams', retryAfterMs: 5_000 });
+  };
 }

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 
 export interface StreamGauge {
-  /** Counts an open GET of a principal until its response closes; false when at the cap. */
+  /** Counts an open stream (a GET, or a POST answered as SSE) of a principal until its response closes; false when at the cap. */
   admit(principal: string, res: ServerResponse): boolean;
   /** Open GET streams of every principal on this replica. */
   total(): number;

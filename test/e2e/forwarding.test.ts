@@ -299,3 +299,28 @@ t.test('Expect: 100-continue is answered by the proxy and not passed on; hop-by-
   t.ok(seen, 'the upstream got the request');
   t.same([seen?.headers.expect, seen?.headers['keep-alive'], seen?.headers.te], [undefined, undefined, undefined], 'without Expect, Keep-Alive or TE');
 });
+
+t.test('a POST answered as a stream counts against sessions.maxStreams like a GET stream', async (t) => {
+  const upstream = await startDemoServer();
+  const proxy = await startWarden({ upstreams: [upstream.url], sessions: { maxStreams: 2 } });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  // The SDK client holds its GET stream (1), and one call held open by the gate (2).
+  const { client, close } = await connectClient(proxy.mcpUrl, { token: await proxy.token() });
+  t.teardown(close);
+  const started = new Promise<void>((resolve) => {
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      if (n.params.data === 'first') resolve();
+    });
+  });
+  const held = client.callTool({ name: 'gated', arguments: {} });
+  await started;
+  const refused = await client.callTool({ name: 'echo', arguments: { message: 'third stream' } }).then(() => null, (err: { code?: number }) => err);
+  t.equal(refused?.code, 429, 'a third stream of the same client is refused');
+  t.match(proxy.logs.events('rate.limited').at(-1), { code: 'STREAM_LIMIT', clientId: 'alice' });
+  upstream.gate().release();
+  t.same((await held).content, [{ type: 'text', text: 'done' }], 'the held call finishes');
+  t.same((await client.callTool({ name: 'echo', arguments: { message: 'again' } })).content, [{ type: 'text', text: 'echo: again' }], 'and its slot is free again');
+});

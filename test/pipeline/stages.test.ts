@@ -36,7 +36,7 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   t.same(buildRequestStages(config, deps).map((s) => s.name), [
     'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'acceptRelay', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'forward',
   ]);
-  t.same(buildResponseStages(config, deps).map((s) => s.name), ['swapSessionId', 'forgetGoneSession', 'endOnDelete']);
+  t.same(buildResponseStages(config, deps).map((s) => s.name), ['capStreams', 'swapSessionId', 'forgetGoneSession', 'endOnDelete']);
 
   // With a policy (DESIGN §12), authorize judges the message after the session is known and before forwarding.
   const withPolicy = validateConfig({ policy: { default: 'allow', rules: [{ id: 'no-deletes', effect: 'deny', tools: ['delete_*'] }] } });
@@ -44,7 +44,7 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   t.same(buildRequestStages(withPolicy.config, deps).map((s) => s.name), [
     'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'acceptRelay', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'authorize', 'forward',
   ]);
-  t.same(buildResponseStages(withPolicy.config, deps).map((s) => s.name), ['swapSessionId', 'forgetGoneSession', 'endOnDelete', 'filterLists']);
+  t.same(buildResponseStages(withPolicy.config, deps).map((s) => s.name), ['capStreams', 'swapSessionId', 'forgetGoneSession', 'endOnDelete', 'filterLists']);
   // The legacy HTTP+SSE message endpoint is another way in: the same policy judges it.
   const legacy = validateConfig({ legacySse: { upstream: 'http://127.0.0.1:9/sse' }, policy: { default: 'deny', rules: [] } });
   if (!legacy.ok) throw new Error(`legacy config must be valid: ${JSON.stringify(legacy.problems)}`);
