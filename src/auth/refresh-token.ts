@@ -1,4 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { RequestContext } from '../context.js';
+import { WardenError } from '../errors.js';
+import { logEvent } from '../observability/events.js';
+import type { RefreshRecord, Store } from '../store/store.js';
 
 const SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
@@ -15,4 +19,29 @@ export function hashRefreshToken(token: string): string {
 /** True when a presented value could be one of our refresh tokens (anything else is not looked up). */
 export function isRefreshTokenShape(value: string): boolean {
   return SHAPE.test(value);
+}
+
+/**
+ * Redeems a refresh token of `principal` once (OAuth 2.1 §4.3.1): the record of a valid one; a
+ * reused one (stolen or replayed) ends its whole grant and is refused, as is one whose grant or
+ * principal was revoked since. Shared by machine clients' and people's refresh grants.
+ */
+export async function redeemRefreshToken(
+  ctx: RequestContext,
+  deps: { readonly store: Store; readonly refreshTtlMs: number; readonly clock: () => number },
+  principal: string,
+  hash: string,
+  clientId: string,
+): Promise<RefreshRecord> {
+  const now = deps.clock();
+  const used = await deps.store.useRefreshToken(principal, hash, now);
+  if (used.status === 'unknown') throw new WardenError('OAUTH_INVALID_GRANT');
+  if (used.status === 'reused') {
+    await deps.store.revokeGrant(principal, used.record.grantId, deps.refreshTtlMs, now);
+    logEvent(ctx.log, 'refresh.reuse', { clientId, grantId: used.record.grantId, address: ctx.clientAddress });
+    throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'reuse' });
+  }
+  const state = await deps.store.loadRequestState({ principal, jti: null, grantId: used.record.grantId, sessionKey: null, now, idleTimeoutMs: 1, maxLifetimeMs: 1 });
+  if (state.revoked || used.record.issuedAt < state.clientCutoff) throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'revoked' });
+  return used.record;
 }

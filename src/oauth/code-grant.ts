@@ -4,7 +4,7 @@ import { WardenError } from '../errors.js';
 import { sendJson } from '../http/reply.js';
 import { logEvent } from '../observability/events.js';
 import type { SignAccessToken } from '../auth/access-token.js';
-import { hashRefreshToken, isRefreshTokenShape, mintRefreshToken } from '../auth/refresh-token.js';
+import { hashRefreshToken, isRefreshTokenShape, mintRefreshToken, redeemRefreshToken } from '../auth/refresh-token.js';
 import { verifySecret } from '../auth/secret-hash.js';
 import { parseBasic, authorizationField } from '../http/headers.js';
 import type { LoginClient, LoginClients } from '../login/clients.js';
@@ -104,22 +104,13 @@ export function peopleGrants(deps: PeopleGrantDeps) {
       const ownerRaw = await deps.store.getTransient(refreshName(hash));
       const owner = ownerRaw === null ? null : (JSON.parse(ownerRaw) as RefreshOwner);
       if (!owner || owner.clientId !== client.id) throw new WardenError('OAUTH_INVALID_GRANT');
-      const now = deps.clock();
-      const used = await deps.store.useRefreshToken(owner.user, hash, now);
-      if (used.status === 'unknown') throw new WardenError('OAUTH_INVALID_GRANT');
-      if (used.status === 'reused') {
-        await deps.store.revokeGrant(owner.user, used.record.grantId, deps.refreshTtlMs, now);
-        logEvent(ctx.log, 'refresh.reuse', { clientId: client.id, grantId: used.record.grantId, address: ctx.clientAddress });
-        throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'reuse' });
-      }
-      const state = await deps.store.loadRequestState({ principal: owner.user, jti: null, grantId: used.record.grantId, sessionKey: null, now, idleTimeoutMs: 1, maxLifetimeMs: 1 });
-      if (state.revoked || used.record.issuedAt < state.clientCutoff) throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'revoked' });
+      const record = await redeemRefreshToken(ctx, deps, owner.user, hash, client.id);
       const asked = form.get('scope');
-      const granted = used.record.scope.split(' ').filter(Boolean);
+      const granted = record.scope.split(' ').filter(Boolean);
       // RFC 6749 §6: a refresh may narrow the scope, never widen it.
       const scopes = asked === undefined ? granted : asked.split(' ').filter(Boolean);
       if (!scopes.every((s) => granted.includes(s))) throw new WardenError('OAUTH_INVALID_SCOPE');
-      await respond(ctx, client, owner, scopes.join(' '), used.record.grantId, true);
+      await respond(ctx, client, owner, scopes.join(' '), record.grantId, true);
     },
   };
 }

@@ -5,7 +5,7 @@ import { sendJson } from '../http/reply.js';
 import { logEvent } from '../observability/events.js';
 import type { Client, ClientRegistry } from '../auth/clients.js';
 import type { SignAccessToken } from '../auth/access-token.js';
-import { hashRefreshToken, isRefreshTokenShape, mintRefreshToken } from '../auth/refresh-token.js';
+import { hashRefreshToken, isRefreshTokenShape, mintRefreshToken, redeemRefreshToken } from '../auth/refresh-token.js';
 import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import { authenticateClient, readForm } from './client-auth.js';
@@ -74,24 +74,15 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     if (token === undefined) throw new WardenError('OAUTH_INVALID_REQUEST', { description: 'refresh_token is required' });
     if (!deps.issueRefreshTokens || !isRefreshTokenShape(token)) throw new WardenError('OAUTH_INVALID_GRANT');
     const now = deps.clock();
-    const used = await deps.store.useRefreshToken(client.id, hashRefreshToken(token), now);
-    if (used.status === 'unknown') throw new WardenError('OAUTH_INVALID_GRANT');
-    if (used.status === 'reused') {
-      // A refresh token used twice was stolen or replayed: end the grant for both parties.
-      await deps.store.revokeGrant(client.id, used.record.grantId, deps.refreshTtlMs, now);
-      logEvent(ctx.log, 'refresh.reuse', { clientId: client.id, grantId: used.record.grantId, address: ctx.clientAddress });
-      throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'reuse' });
-    }
-    const state = await deps.store.loadRequestState({ principal: client.id, jti: null, grantId: used.record.grantId, sessionKey: null, now, idleTimeoutMs: 1, maxLifetimeMs: 1 });
-    if (state.revoked || used.record.issuedAt < state.clientCutoff) throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'revoked' });
+    const record = await redeemRefreshToken(ctx, deps, client.id, hashRefreshToken(token), client.id);
     try {
       // RFC 6749 §6: a refresh may narrow the scope, never widen it.
-      const scopes = requestedScopes(form, used.record.scope.split(' ').filter((s) => client.scopes.includes(s)));
-      await respond(ctx, client, scopes, used.record.grantId, true);
+      const scopes = requestedScopes(form, record.scope.split(' ').filter((s) => client.scopes.includes(s)));
+      await respond(ctx, client, scopes, record.grantId, true);
     } catch (err) {
       // Refused (scope) or failed (store, signing) before the client got a successor: that was no
       // use. Keep the refresh token valid, or the client's retry would count as reuse and end the grant.
-      await deps.store.putRefreshToken(client.id, hashRefreshToken(token), used.record, now).catch(() => {});
+      await deps.store.putRefreshToken(client.id, hashRefreshToken(token), record, now).catch(() => {});
       throw err;
     }
   }
