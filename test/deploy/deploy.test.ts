@@ -427,6 +427,8 @@ t.test('compose: only mcp-warden is published; upstream and Redis are on an inte
     return { host: parts.at(-2) ?? parts.at(-1) ?? '', target: parts.at(-1) ?? '' };
   });
   t.same(published.map((p) => p.target), [String(config.listen.port)], 'the one published port is mcp-warden\'s listen port');
+  t.ok(config.admin.listen !== null && config.admin.listen.port !== config.listen.port, 'metrics are on the admin port');
+  t.notOk(published.some((p) => p.target === String(config.admin.listen?.port)), 'which is not published');
   t.same(argsOf(finalStage('deploy/Dockerfile'), 'EXPOSE'), [String(config.listen.port)], 'and the image\'s EXPOSE');
   t.equal(config.listen.host, '0.0.0.0', 'listens on the container network');
   t.equal(String(portOf(config.publicUrl ?? '')), published[0]?.host, 'publicUrl names the published host port');
@@ -536,7 +538,8 @@ t.test('kubernetes: sidecar pod, probes, ports, Service, secrets as files', asyn
   t.ok(Number(obj(deployment.spec, 'spec').replicas) > 1, 'replicated');
   t.equal(config.replica.id, downward['metadata.name'], 'replica id: the pod name');
   t.equal(config.replica.advertiseUrl, `http://${downward['status.podIP'] ?? ''}:${config.listen.port}`, 'relay address: the pod IP on the listen port');
-  t.same(wardenPorts.map((p) => p.containerPort), [config.listen.port], 'containerPort is the listen port (MCP_WARDEN_PORT)');
+  t.same(wardenPorts.map((p) => p.containerPort), [config.listen.port, config.admin.listen?.port], 'containerPorts: the listen port (MCP_WARDEN_PORT) and the admin port');
+  t.equal(wardenPorts.find((p) => p.name === 'admin')?.containerPort, config.admin.listen?.port, 'metrics are served on the admin port, not the public one');
   const probe = (kind: string): Obj => obj(obj(warden[kind], kind).httpGet, `${kind}.httpGet`);
   t.equal(probe('readinessProbe').path, '/readyz', 'readiness probe: /readyz');
   t.equal(probe('livenessProbe').path, '/healthz', 'liveness probe: /healthz');
