@@ -2,7 +2,10 @@
  * `npm run demo`: the bundled demo MCP server with mcp-warden in front of it, on the embedded
  * in-memory store. Prints the proxy URL and a command that exercises it; Ctrl-C stops both.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider from 'oidc-provider';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,14 +14,45 @@ import { createWarden } from '../src/warden.js';
 import { startDemoServer } from './mcp-server.js';
 
 const upstream = await startDemoServer({ port: 0 });
-// A throwaway config: one client with a fresh secret; nothing is written into the repository.
+const port = Number(process.env.MCP_WARDEN_PORT ?? '8080') || (await freePort());
+const origin = `http://127.0.0.1:${port}`;
+
+// People sign in too: a development OpenID provider (oidc-provider, a devDependency: the demo
+// only) that takes any login name and password. Production points login.oidc at a real one.
+const idpPort = await freePort();
+const idpIssuer = `http://127.0.0.1:${idpPort}`;
+const idpSecret = randomBytes(24).toString('base64url');
+// Its development-mode warnings (in-memory adapter, dev keys, dev screens) are what a demo is.
+const warn = console.warn;
+console.warn = (...args: unknown[]) => {
+  if (!String(args[0]).startsWith('oidc-provider WARNING')) warn(...args);
+};
+const idp = new Provider(idpIssuer, {
+  clients: [{ client_id: 'mcp-warden', client_secret: idpSecret, redirect_uris: [`${origin}/oauth/callback`], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_post' }],
+  findAccount: async (_ctx, id) => ({ accountId: id, claims: async () => ({ sub: id, email: `${id}@demo.test` }) }),
+  cookies: { keys: [randomBytes(24).toString('base64url')] },
+  features: { devInteractions: { enabled: true } },
+});
+console.warn = warn;
+const idpServer = http.createServer(idp.callback());
+await new Promise<void>((resolve) => idpServer.listen(idpPort, '127.0.0.1', resolve));
+
+// A throwaway config: one machine client and one app people sign in through, fresh secrets;
+// nothing is written into the repository.
 const clientSecret = randomBytes(24).toString('base64url');
 const configFile = join(mkdtempSync(join(tmpdir(), 'mcp-warden-demo-')), 'config.json');
-writeFileSync(configFile, JSON.stringify({ tokens: { secret: randomBytes(32).toString('base64url') }, clients: [{ id: 'demo', secret: clientSecret, scopes: ['mcp'] }] }), { mode: 0o600 });
+writeFileSync(configFile, JSON.stringify({
+  tokens: { secret: randomBytes(32).toString('base64url') },
+  clients: [{ id: 'demo', secret: clientSecret, scopes: ['mcp'] }],
+  login: {
+    oidc: { issuer: idpIssuer, clientId: 'mcp-warden', clientSecret: idpSecret },
+    clients: [{ id: 'inspector', name: 'MCP Inspector', redirectUris: ['http://localhost:6274/oauth/callback', 'http://127.0.0.1/callback'] }],
+  },
+}), { mode: 0o600 });
 const loaded = await loadConfig({
   file: configFile,
   env: { MCP_WARDEN_LOG_LEVEL: 'warn', ...process.env },
-  flags: { upstream: [upstream.url], port: process.env.MCP_WARDEN_PORT ?? '8080' },
+  flags: { upstream: [upstream.url], port: String(port) },
 });
 if (!loaded.ok) {
   for (const p of loaded.problems) console.error(`  ${p.path}: ${p.message}`);
@@ -26,6 +60,10 @@ if (!loaded.ok) {
 }
 const warden = await createWarden(loaded.config);
 const token = await warden.issueToken('demo', 'mcp');
+// A ready sign-in link (PKCE S256 with a verifier printed for the code exchange).
+const verifier = randomBytes(32).toString('base64url');
+const signIn = new URL(`${warden.url}/oauth/authorize`);
+for (const [k, v] of Object.entries({ response_type: 'code', client_id: 'inspector', redirect_uri: 'http://127.0.0.1:9/callback', scope: 'mcp', state: 'demo', resource: warden.mcpUrl, code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256' })) signIn.searchParams.set(k, v);
 
 console.log(`
 mcp-warden demo
@@ -45,6 +83,15 @@ Without the token the proxy refuses (401):
 Get a new token yourself:
   curl -s -u demo:${clientSecret} -d grant_type=client_credentials ${warden.url}/oauth/token
 
+People sign in (demo identity provider at ${idpIssuer}: any login name, any password):
+  1. Open in a browser: ${signIn.href}
+  2. Sign in, continue, allow. The browser lands on http://127.0.0.1:9/callback?code=...
+     (nothing listens there: copy the code from the address bar).
+  3. curl -s ${warden.url}/oauth/token -d grant_type=authorization_code -d client_id=inspector \\
+       -d redirect_uri=http://127.0.0.1:9/callback -d code_verifier=${verifier} -d code=<the code>
+  Or the MCP Inspector: npx @modelcontextprotocol/inspector, Streamable HTTP, ${warden.mcpUrl},
+  OAuth client id "inspector" (its redirect http://localhost:6274/oauth/callback is registered).
+
 Ctrl-C stops the demo.
 `);
 
@@ -54,7 +101,20 @@ async function stop(): Promise<void> {
   stopping = true;
   await warden.close();
   await upstream.close();
+  idpServer.closeAllConnections();
+  idpServer.close();
   process.exit(0);
 }
 process.once('SIGINT', () => void stop());
 process.once('SIGTERM', () => void stop());
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = http.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+}
