@@ -1,3 +1,4 @@
+import { WardenError } from '../errors.js';
 import { loadRequestApart } from './load-apart.js';
 import { boundedMemoryLimiter } from './memory-limiter.js';
 import { decodeSession, encodeSession, evictedSession, grantTag, keyLayout } from './keys.js';
@@ -18,9 +19,16 @@ interface Entry {
 export class TtlMap {
   readonly #entries = new Map<string, Entry>();
   readonly #max: number;
+  readonly #refuseWhenFull: boolean;
 
-  constructor(max: number) {
+  /**
+   * `refuseWhenFull`: at the bound, expired entries are swept and, if it is still full, the new
+   * entry is refused rather than an older live one dropped (for revocations, which must outlive
+   * everything they revoke).
+   */
+  constructor(max: number, refuseWhenFull = false) {
     this.#max = max;
+    this.#refuseWhenFull = refuseWhenFull;
   }
 
   get size(): number {
@@ -41,7 +49,11 @@ export class TtlMap {
     return this.get(key, now) === undefined ? undefined : this.#entries.get(key)?.expiresAt;
   }
 
-  set(key: string, value: string, expiresAt: number): void {
+  set(key: string, value: string, expiresAt: number, now = 0): void {
+    if (this.#refuseWhenFull && !this.#entries.has(key) && this.#entries.size >= this.#max) {
+      this.sweep(now);
+      if (this.#entries.size >= this.#max) throw new WardenError('STORE_UNAVAILABLE', { reason: 'store', retryAfterMs: 60_000, description: 'The memory store holds as many revocations as it may; none was dropped' });
+    }
     // Re-inserting moves the key to the end: Map order is then roughly oldest-first.
     this.#entries.delete(key);
     this.#entries.set(key, { value, expiresAt });
@@ -83,7 +95,7 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
   // Revocations live apart from traffic (sessions, refresh tokens): a flood of those must never push
   // a revocation out of the bound and make a revoked token valid again. Only revocations can fill
   // this map, and they come from authenticated, rate-limited callers.
-  const revocations = new TtlMap(options.maxEntries);
+  const revocations = new TtlMap(options.maxEntries, true);
   // Session index per principal: key -> createdAt (kept small: bounded by the session cap).
   const indexes = new Map<string, Map<string, number>>();
   const clients = new Map<string, StoredClient>();
@@ -174,11 +186,11 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     },
 
     async revokeToken(principal, jti, expiresAt, now) {
-      if (expiresAt > now) revocations.set(keys.revokedToken(principal, jti), '1', expiresAt);
+      if (expiresAt > now) revocations.set(keys.revokedToken(principal, jti), '1', expiresAt, now);
     },
 
     async revokeGrant(principal, grantId, ttlMs, now) {
-      revocations.set(keys.revokedGrant(principal, grantId), '1', now + ttlMs);
+      revocations.set(keys.revokedGrant(principal, grantId), '1', now + ttlMs, now);
       let ended = 0;
       for (const key of [...liveSessions(principal, now).keys()]) {
         if (readSession(principal, key, now)?.grantId === grantTag(grantId) && deleteSession(principal, key)) ended++;
@@ -187,7 +199,7 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     },
 
     async revokePrincipal(principal, cutoff, ttlMs) {
-      revocations.set(keys.cutoff(principal), String(cutoff), cutoff + ttlMs);
+      revocations.set(keys.cutoff(principal), String(cutoff), cutoff + ttlMs, options.clock());
       let ended = 0;
       for (const key of [...(indexes.get(principal)?.keys() ?? [])]) if (deleteSession(principal, key)) ended++;
       return ended;

@@ -90,14 +90,15 @@ t.test('memory store: 200k traffic-derived keys, at most maxEntries kept', async
   const store = createMemoryStore({ maxEntries: BOUND, clock: () => now });
   t.teardown(() => store.close());
   const bounded = await retained(async () => {
-    for (let i = 0; i < FLOOD; i++) await store.revokeToken(`p${i % 100}`, `jti-${i}`, now + 3_600_000, now);
+    // Refresh tokens: traffic, bounded oldest-out (revocations are never dropped: see below).
+    for (let i = 0; i < FLOOD; i++) await store.putRefreshToken(`p${i % 100}`, `h${i}`, { grantId: 'g', issuedAt: now, scope: 'mcp', audience: 'a', expiresAt: now + 3_600_000 }, now);
     return store;
   });
   t.ok(control.bytes > 10 * MB, `control: an unbounded map retains ${(control.bytes / MB).toFixed(1)} MB`);
   t.ok(bounded.bytes < control.bytes / 8, `the store retains ${(bounded.bytes / MB).toFixed(2)} MB`);
-  const state = (i: number) => store.loadRequestState({ principal: `p${i % 100}`, jti: `jti-${i}`, grantId: null, sessionKey: null, now, idleTimeoutMs: 1, maxLifetimeMs: 1 });
-  t.equal((await state(FLOOD - 1)).revoked, true, 'the newest entries are kept');
-  t.equal((await state(FLOOD - BOUND - 1)).revoked, false, 'everything older than the last maxEntries is gone');
+  const use = (i: number) => store.useRefreshToken(`p${i % 100}`, `h${i}`, now);
+  t.equal((await use(FLOOD - 1)).status, 'ok', 'the newest entries are kept');
+  t.equal((await use(FLOOD - BOUND - 1)).status, 'unknown', 'everything older than the last maxEntries is gone');
 });
 
 t.test('verified-token cache: bounded by cacheSize, oldest out first; failures are never cached', async (t) => {
@@ -173,4 +174,20 @@ t.test('stream gauge: 200k principals opening and closing streams leave nothing 
   const open = new EventEmitter() as unknown as ServerResponse;
   t.ok(gauge.admit('p', open) && gauge.admit('p', open), 'the per-principal cap still admits up to 2');
   t.notOk(gauge.admit('p', open), 'and refuses the third');
+});
+
+t.test('memory store: a revocation is never dropped to make room; a full table refuses new ones (fail closed)', async (t) => {
+  let now = 1_000_000;
+  const store = createMemoryStore({ maxEntries: 1000, clock: () => now });
+  t.teardown(() => store.close());
+  for (let i = 0; i < 1000; i++) await store.revokeToken('victim', `jti-${i}`, now + 3_600_000, now);
+  await t.rejects(store.revokeGrant('victim', 'grant-x', 3_600_000, now), { code: 'STORE_UNAVAILABLE' }, 'the 1001st revocation is refused, loudly');
+  const state = (jti: string) => store.loadRequestState({ principal: 'victim', jti, grantId: null, sessionKey: null, now, idleTimeoutMs: 1, maxLifetimeMs: 1 });
+  t.equal((await state('jti-0')).revoked, true, 'the oldest revocation still holds (it used to be evicted first)');
+  // Traffic (refresh tokens, sessions) lives apart and cannot push one out either.
+  for (let i = 0; i < 2_000; i++) await store.putRefreshToken('attacker', `h${i}`, { grantId: 'g', issuedAt: now, scope: 'mcp', audience: 'a', expiresAt: now + 60_000 }, now);
+  t.equal((await state('jti-0')).revoked, true);
+  now += 3_600_001;
+  await store.revokeGrant('victim', 'grant-y', 60_000, now);
+  t.pass('once the old ones expired, new revocations are recorded again');
 });
