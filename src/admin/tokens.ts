@@ -1,4 +1,5 @@
 /** Token and key operations for `mcp-warden token ...` and `keys rotate`, on the shared key ring and store. */
+import { isUserPrincipal } from '../login/principal.js';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
@@ -63,7 +64,9 @@ export type RevokeTarget =
   | { readonly kind: 'token'; readonly token: string }
   | { readonly kind: 'jti'; readonly clientId: string; readonly jti: string }
   | { readonly kind: 'grant'; readonly clientId: string; readonly grantId: string }
-  | { readonly kind: 'client'; readonly clientId: string };
+  | { readonly kind: 'client'; readonly clientId: string }
+  /** A signed-in person (`u~<issuer tag>~<sub>`, as X-MCP-User shows it): every token and session, of every app. */
+  | { readonly kind: 'user'; readonly user: string };
 
 /** Describes what a revocation did, for the operator. */
 export interface RevokeResult {
@@ -103,6 +106,10 @@ async function revokePresentedToken(store: Store, config: Config, token: string,
  */
 export async function revokeTokens(store: Store, config: Config, target: RevokeTarget, clock: () => number = Date.now): Promise<RevokeResult> {
   if (target.kind === 'token') return revokePresentedToken(store, config, target.token, clock);
+  if (target.kind === 'user') {
+    if (!isUserPrincipal(target.user)) throw new AdminError('INVALID_ARGUMENT', `"${target.user.slice(0, 80)}" is not a person's id (u~<issuer tag>~<subject>, as X-MCP-User shows it)`);
+    return { clientId: target.user, what: 'user', alreadyExpired: false, sessionsEnded: await store.revokePrincipal(target.user, clock(), revocationTtl(config)) };
+  }
   if (!(await findClient(store, config, target.clientId))) throw new AdminError('CLIENT_NOT_FOUND', `no client "${target.clientId}" in the config file or the store`);
   const now = clock();
   const ttl = revocationTtl(config);

@@ -5,7 +5,7 @@ import type { RevokeTarget } from '../admin/tokens.js';
 import { configFromArgs, UsageError, withConfigOptions } from './options.js';
 
 type IssueArgs = { readonly config?: string; readonly client: string; readonly scope?: string[]; readonly ttl?: string };
-type RevokeArgs = { readonly config?: string; readonly token?: string; readonly jti?: string; readonly grant?: string; readonly client?: string };
+type RevokeArgs = { readonly config?: string; readonly token?: string; readonly jti?: string; readonly grant?: string; readonly client?: string; readonly user?: string };
 
 const issue: CommandModule<object, IssueArgs> = {
   command: 'issue',
@@ -28,6 +28,7 @@ const issue: CommandModule<object, IssueArgs> = {
 
 function targetOf(args: RevokeArgs): RevokeTarget {
   if (args.token !== undefined) return { kind: 'token', token: args.token };
+  if (args.user !== undefined) return { kind: 'user', user: args.user };
   const clientId = args.client ?? '';
   if (args.jti !== undefined) return { kind: 'jti', clientId, jti: args.jti };
   if (args.grant !== undefined) return { kind: 'grant', clientId, grantId: args.grant };
@@ -44,18 +45,22 @@ const revoke: CommandModule<object, RevokeArgs> = {
       .option('jti', { type: 'string', describe: 'Token id (with --client); write --jti=ID when ID starts with "-"' })
       .option('grant', { type: 'string', describe: 'Grant id, `gid` (with --client): the grant\'s tokens and sessions; --grant=ID when ID starts with "-"' })
       .option('client', { type: 'string', describe: 'Client id; alone: all of its tokens and sessions' })
-      .conflicts('token', ['jti', 'grant', 'client'])
+      .option('user', { type: 'string', describe: 'A signed-in person (u~<issuer tag>~<subject>, as X-MCP-User shows it): all of their tokens and sessions, in every app' })
+      .conflicts('token', ['jti', 'grant', 'client', 'user'])
+      .conflicts('user', ['jti', 'grant', 'client'])
       .conflicts('jti', 'grant')
       .check((args) => {
-        if (args.token === undefined && args.client === undefined) throw new UsageError('Give --token, or --client (with --jti or --grant, or alone)');
+        if (args.token === undefined && args.client === undefined && args.user === undefined) throw new UsageError('Give --token, --user, or --client (with --jti or --grant, or alone)');
         return true;
       })
       .example('$0 token revoke --token "$TOKEN" --config proxy.json', 'Revoke one token')
-      .example('$0 token revoke --client agent-1 --config proxy.json', 'Revoke every token and session of agent-1'),
+      .example('$0 token revoke --client agent-1 --config proxy.json', 'Revoke every token and session of agent-1')
+      .example('$0 token revoke --user "u~Ab3dE6~alice" --config proxy.json', 'Revoke everything a signed-in person holds'),
   handler: async (args) => {
     const config = await configFromArgs(args);
     const result = await withStore(config, { persistent: true, command: 'token revoke' }, (store) => revokeTokens(store, config, targetOf(args)));
     if (result.alreadyExpired) process.stdout.write('the token has already expired; nothing to revoke\n');
+    else if (result.what === 'user') process.stdout.write(`revoked everything held by ${result.clientId}; ${result.sessionsEnded} session(s) ended\n`);
     else process.stdout.write(`revoked ${result.what === 'client' ? 'everything held by' : `the ${result.what} of`} client ${result.clientId}; ${result.sessionsEnded} session(s) ended\n`);
   },
 };

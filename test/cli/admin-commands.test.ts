@@ -147,6 +147,15 @@ t.test('token revoke: by token, jti, grant, client; argument rules', async (t) =
   t.match((await runCli(['token', 'revoke', '--token', 'garbage', '--config', cfg])).error, { code: 'TOKEN_INVALID', exitCode: 2 });
   t.match((await runCli(['token', 'revoke', '--client', 'nobody', '--config', cfg])).error, { code: 'CLIENT_NOT_FOUND', exitCode: 1 });
   t.match((await runCli(['token', 'revoke', '--client', 'alice', '--config', memoryCfg])).error, { code: 'MEMORY_STORE', exitCode: 2 });
+
+  // A signed-in person: everything they hold, in every app, by the id X-MCP-User shows.
+  const person = 'u~Ab3dE6~carol';
+  const before = Date.now();
+  t.match((await runCli(['token', 'revoke', '--user', person, '--config', cfg])).stdout, /revoked everything held by u~Ab3dE6~carol; 0 session\(s\) ended/);
+  const cut = await store.loadRequestState({ principal: person, jti: null, grantId: null, sessionKey: null, now: Date.now(), idleTimeoutMs: 1, maxLifetimeMs: 1 });
+  t.ok(cut.clientCutoff >= before, 'tokens the person got before now are refused from now on');
+  t.match((await runCli(['token', 'revoke', '--user', 'alice', '--config', cfg])).error, { code: 'INVALID_ARGUMENT' }, 'a client id is not a person');
+  t.match((await runCli(['token', 'revoke', '--user', person, '--client', 'alice', '--config', cfg])).error, { name: 'UsageError' });
 });
 
 t.test('keys rotate: a new kid in the store, used by the next token', async (t) => {

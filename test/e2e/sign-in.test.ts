@@ -116,6 +116,12 @@ t.test('a person signs in through the MCP SDK client, consents, calls a tool; th
   // A second sign-in of the same person and app: consent is remembered.
   const again = await signedInClient(t, proxy, 'alice', new AppProvider('test-app'));
   t.equal(again.browser.hops.filter((h) => h.body.includes('action="/oauth/consent"')).length, 0, 'no consent page the second time');
+
+  // Revoking the person (what `mcp-warden token revoke --user` does) ends both sign-ins at once.
+  const person = String(seen['x-mcp-user']);
+  await proxy.warden.store.revokePrincipal(person, Date.now() + 1_000, 3_600_000);
+  t.equal((await send(proxy.mcpUrl, { token: app.saved?.access_token ?? '' })).status, 401, 'the first sign-in\'s token is refused');
+  t.equal((await send(proxy.mcpUrl, { token: again.app.saved?.access_token ?? '' })).status, 401, 'and the second\'s');
 });
 
 t.test('refresh rotates; a reused refresh token ends the grant; a replayed code ends what it issued', async (t) => {
