@@ -80,6 +80,8 @@ export interface Warden {
    * (its MCP path has no authorize stage at all).
    */
   reloadPolicy(raw: unknown): PolicyReload;
+  /** Replaces the config file's clients (SIGHUP; the config was validated by the caller). */
+  reloadClients(clients: Config['clients']): void;
   /** Stops accepting, ends GET streams, lets in-flight requests finish within `shutdownGrace`, closes the store. */
   close(): Promise<void>;
 }
@@ -207,6 +209,8 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       logEvent(log, 'policy.reload_failed', { reason: 'invalid', problems: problems.map((p) => `${p.path}: ${p.message}`) });
       return { ok: false, problems };
     }
+    // No policy before and none now: nothing to reload (a SIGHUP for the clients alone).
+    if (policy === null && parsed === null) return { ok: true, rules: 0 };
     if (policy === null || parsed === null) {
       const problem = { path: 'policy', message: policy === null ? 'the proxy started without a policy: restart to add one' : 'removing the policy needs a restart' };
       logEvent(log, 'policy.reload_failed', { reason: 'restart', problems: [`${problem.path}: ${problem.message}`] });
@@ -349,6 +353,10 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     keyRing,
     metrics,
     reloadPolicy,
+    reloadClients: (list) => {
+      clients.replaceConfigured(list);
+      logEvent(log, 'clients.reloaded', { count: list.length });
+    },
     issueToken: async (clientId, scope, ttlMs) => (await sign({ clientId, scope, grantId: randomBytes(16).toString('base64url') }, ttlMs)).token,
     close: async () => {
       // First, so other replicas stop relaying here and send this replica's clients to re-initialize.

@@ -18,6 +18,11 @@ export interface ClientRegistry {
   authenticate(id: string, secret: string): Promise<Client | null>;
   /** A client's settings (per-client overrides), cached briefly for store-managed clients. */
   get(id: string): Promise<Client | null>;
+  /**
+   * Replaces the clients of the config file (SIGHUP): a removed one stops at once (its tokens are
+   * refused on their next request), a new or changed one takes effect on the next request.
+   */
+  replaceConfigured(configClients: readonly ClientConfig[]): void;
 }
 
 const CACHE_MS = 30_000;
@@ -35,10 +40,11 @@ export async function createClientRegistry(configClients: readonly ClientConfig[
   const dummyHash = await hashSecret('timing-equaliser');
   type Entry = { readonly client: Client | null; readonly hash: string | null; readonly plain: string | null };
   // Built once: a configured client never changes while the process runs, and every request asks.
-  const fromConfig = new Map<string, Entry>(configClients.map((c) => [
+  const configured = (list: readonly ClientConfig[]) => new Map<string, Entry>(list.map((c) => [
     c.id,
     { client: { id: c.id, scopes: c.scopes, maxSessions: c.maxSessions, rateLimit: c.rateLimit, source: 'config' }, hash: c.secretHash, plain: c.secret },
   ]));
+  let fromConfig = configured(configClients);
   const cache = new Map<string, Entry & { readonly at: number }>();
 
   function fromStored(c: StoredClient): Client {
@@ -75,6 +81,10 @@ export async function createClientRegistry(configClients: readonly ClientConfig[
     },
     async get(id) {
       return (await lookup(id, false)).client;
+    },
+    replaceConfigured(list) {
+      fromConfig = configured(list);
+      cache.clear();
     },
   };
 }

@@ -4,6 +4,7 @@ import { createWarden } from '../warden.js';
 import type { Warden } from '../warden.js';
 import { logEvent } from '../observability/events.js';
 import { readPolicySection } from '../policy/file.js';
+import { loadConfig } from '../config/load.js';
 import { configFromArgs, EXIT, withConfigOptions } from './options.js';
 import type { ConfigArgs } from './options.js';
 
@@ -39,12 +40,29 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
       );
     };
     const file = args.config ?? process.env.MCP_WARDEN_CONFIG ?? null;
-    // SIGHUP reloads the policy from the config file; a bad one is logged and the old one stays.
-    process.on('SIGHUP', () => void reloadPolicyFrom(file, warden));
+    // SIGHUP reloads the clients and the policy from the config file; a bad file is logged and
+    // the old ones stay.
+    process.on('SIGHUP', () => void reloadFrom(file, warden));
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   },
 };
+
+/**
+ * SIGHUP: the config file's clients (validated with the whole file, env included, as at start)
+ * and its policy section, handed to the running proxy. Anything invalid keeps what runs.
+ */
+export async function reloadFrom(file: string | null, warden: Pick<Warden, 'reloadPolicy' | 'reloadClients' | 'logger'>): Promise<boolean> {
+  if (file !== null) {
+    const loaded = await loadConfig({ file, env: process.env });
+    if (!loaded.ok) {
+      logEvent(warden.logger, 'policy.reload_failed', { reason: 'invalid', problems: loaded.problems.map((p) => `${p.path}: ${p.message}`) });
+      return false;
+    }
+    warden.reloadClients(loaded.config.clients);
+  }
+  return reloadPolicyFrom(file, warden);
+}
 
 /** Reads the config file's policy section again and hands it to the running proxy. */
 export async function reloadPolicyFrom(file: string | null, warden: Pick<Warden, 'reloadPolicy' | 'logger'>): Promise<boolean> {

@@ -31,6 +31,7 @@ const LEVELS = {
   'keys.generated': 'warn',
   'policy.denied': 'warn',
   'policy.reloaded': 'info',
+  'clients.reloaded': 'info',
   'policy.reload_failed': 'error',
   'tool.called': 'info',
 } as const;
