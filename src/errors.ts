@@ -53,6 +53,9 @@ export const ERROR_CATALOG = {
   LOGIN_STATE_INVALID: { status: 400, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'This sign-in has expired or belongs to another browser; start again from your MCP client', event: 'auth.failed', failedAttempt: true },
   LOGIN_FAILED: { status: 502, rpcCode: RPC.transport, oauthError: 'server_error', message: 'The identity provider\'s answer could not be accepted', event: 'auth.failed', failedAttempt: false },
   CONSENT_INVALID: { status: 403, rpcCode: RPC.transport, oauthError: 'access_denied', message: 'The consent form is not valid; start again from your MCP client', event: 'auth.failed', failedAttempt: true },
+  REGISTRATION_INVALID: { status: 400, rpcCode: RPC.transport, oauthError: 'invalid_client_metadata', message: 'The client registration is not acceptable', event: 'token.refused', failedAttempt: true },
+  REDIRECT_URI_REFUSED: { status: 400, rpcCode: RPC.transport, oauthError: 'invalid_redirect_uri', message: 'A redirect URI of the registration is not allowed', event: 'token.refused', failedAttempt: true },
+  CLIENT_METADATA_INVALID: { status: 400, rpcCode: RPC.transport, oauthError: 'invalid_client', message: 'The client\'s metadata document cannot be used', event: 'token.refused', failedAttempt: true },
   OAUTH_UNSUPPORTED_RESPONSE_TYPE: { status: 400, rpcCode: RPC.transport, oauthError: 'unsupported_response_type', message: 'Interactive authorization is not offered; use the client_credentials grant at the token endpoint', event: 'token.refused', failedAttempt: false },
   HEADER_MISMATCH: { status: 400, rpcCode: RPC.headerMismatch, oauthError: 'invalid_request', message: 'The Mcp-Method or Mcp-Name header does not match the body', event: 'request.refused', failedAttempt: false },
   POLICY_DENIED: { status: 200, rpcCode: RPC.invalidParams, oauthError: 'access_denied', message: 'Unknown tool, prompt or resource', event: 'policy.denied', failedAttempt: false },
@@ -74,7 +77,7 @@ export type RefusalReason =
   | 'missing' | 'malformed' | 'bad_signature' | 'algorithm' | 'type' | 'expired' | 'not_yet_valid' | 'issuer'
   | 'audience' | 'claims' | 'revoked' | 'unknown_key' | 'issuer_unreachable'
   | 'unknown' | 'foreign' | 'forged' | 'binding' | 'owner_gone'
-  | 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts' | 'streams'
+  | 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts' | 'streams' | 'register'
   | 'reuse' | 'refused' | 'reset' | 'timeout' | 'store'
   | 'rule' | 'default' | 'ambiguous' | 'mismatch' | 'unparseable';
 

@@ -36,6 +36,10 @@ import { metadataHandlers } from './oauth/metadata.js';
 import { authorizeEndpoints } from './oauth/authorize.js';
 import { peopleGrants } from './oauth/code-grant.js';
 import { createLoginClients } from './login/clients.js';
+import { createMetadataDocuments } from './login/metadata-document.js';
+import { compileRedirectPolicy } from './login/redirect-uris.js';
+import { createRegistrations } from './login/registration.js';
+import { registerEndpoint } from './oauth/register.js';
 import { createOidcLogin } from './login/oidc.js';
 import { revokeEndpoint } from './oauth/revoke.js';
 import { tokenEndpoint } from './oauth/token.js';
@@ -56,6 +60,8 @@ export interface WardenOptions {
   readonly logger?: Logger;
   readonly clock?: () => number;
   readonly metrics?: Metrics;
+  /** Extra CA certificates (PEM) trusted when fetching client metadata documents (tests; operators set NODE_EXTRA_CA_CERTS). */
+  readonly metadataCa?: string;
 }
 
 /** A running proxy. */
@@ -164,7 +170,14 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   });
   const clients = await createClientRegistry(config.clients, store, clock);
-  const loginClients = createLoginClients(config.login.clients);
+  const signInOn = config.login.oidc.issuer !== null;
+  const { registration } = config.login;
+  const redirectPolicy = compileRedirectPolicy(registration.redirectUris);
+  const registrations = signInOn && registration.dynamic ? createRegistrations({ store, unusedTtlMs: registration.unusedTtl, ttlMs: registration.ttl, clock }) : null;
+  const metadataDocuments = signInOn && registration.metadataDocuments
+    ? createMetadataDocuments({ policy: redirectPolicy, store, allowPrivate: registration.allowPrivateMetadataHosts, ...(options.metadataCa ? { ca: options.metadataCa } : {}) })
+    : null;
+  const loginClients = createLoginClients(config.login.clients, { registrations, metadataDocuments });
   const limiters = createLimiters(store, config.rateLimits, { onStoreError: () => metrics.storeError() });
   const idSecret = await sessionIdSecret(config, store);
   const sessionIds = createSessionIds(idSecret);
@@ -258,14 +271,14 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     if (/\/sse\/?$/.test(new URL(url).pathname)) log.warn({ upstream: url }, 'this upstream looks like a legacy HTTP+SSE endpoint (path /sse); it is forwarded as Streamable HTTP. For a legacy server set legacySse.upstream instead');
   }
   const scopes = [...new Set([...(tokens.requiredScope ? [tokens.requiredScope] : []), ...config.clients.flatMap((c) => c.scopes)])];
-  const signIn = config.login.oidc.issuer === null ? null : authorizeEndpoints({
+  const signIn = !signInOn ? null : authorizeEndpoints({
     login: config.login, clients: loginClients, oidc: createOidcLogin(config.login.oidc), store, resource: site.resource, origin: site.origin, issuer: site.issuer,
   });
   // Sign-in pages are the proxy's own: the only Origin a browser may send them is the proxy's (the
   // consent form posting back), so a form on another site is refused before anything is read.
   const pageEntry = buildEntryStages({ ...config, security: { ...config.security, allowedOrigins: [site.origin] } }, deps);
   const people = signIn === null ? null : peopleGrants({ clients: loginClients, store, sign, resource: site.resource, refreshTtlMs: tokens.refreshTtl, clock });
-  const metadata = metadataHandlers({ site, scopes: [...new Set([...scopes, ...config.login.scopes.filter(() => signIn !== null)])], keyRing, login: signIn !== null });
+  const metadata = metadataHandlers({ site, scopes: [...new Set([...scopes, ...config.login.scopes.filter(() => signIn !== null)])], keyRing, login: signInOn ? { dynamic: registrations !== null, metadataDocuments: metadataDocuments !== null } : null });
   const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream });
   const health = {
     healthz: (ctx: RequestContext) => sendJson(ctx.res, 200, { status: 'ok' }),
@@ -287,6 +300,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       revoke: run([...entry, revokeEndpoint({ clients, limiters, store, verify, refreshTtlMs: tokens.refreshTtl, clock })]),
       authorize: signIn ? run([...pageEntry, signIn.authorize]) : metadata.authorize,
       login: signIn && { callback: run([...pageEntry, signIn.callback]), consent: run([...pageEntry, signIn.consent]) },
+      register: registrations && run([...entry, registerEndpoint({ registrations, policy: redirectPolicy, limiters })]),
       authorizationServer: metadata.authorizationServer,
       protectedResource: metadata.protectedResource,
       jwks: metadata.jwks,
@@ -367,6 +381,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       server.closeAllConnections();
       // Idle keep-alive connections to the upstreams would otherwise outlive the proxy.
       await agent.destroy();
+      await metadataDocuments?.close();
       await closing;
       if (admin) {
         admin.closeAllConnections();

@@ -12,6 +12,8 @@ const HTTP = ['http:', 'https:'] as const;
 const PATH = { pattern: /^\/[A-Za-z0-9._~\/-]*$/, message: 'must be a path starting with "/"' };
 const SCOPE = { pattern: /^[\x21\x23-\x5b\x5d-\x7e]+$/, message: 'must be an OAuth scope token (RFC 6749 §3.3)' };
 // No "~": external identities are namespaced as "idp<n>~<subject>" and must never match a client.
+/** A redirect URI glob: a scheme, then anything but spaces and backslashes (`*` is the wildcard). */
+const REDIRECT_PATTERN = { pattern: /^[A-Za-z][A-Za-z0-9+.-]*:[^\s\\]+$/, message: 'must be a URI pattern such as "https://*" or "http://127.0.0.1/*"' };
 const CLIENT_ID = { pattern: /^[A-Za-z0-9._-]{1,64}$/, message: 'must be 1-64 characters of A-Z a-z 0-9 . _ -' };
 
 /** A client allowed to get tokens: from the config file (store-managed clients have the same shape). */
@@ -104,6 +106,7 @@ export const schema = {
     sessionCreate: limit({ doc: 'Sessions a client may create.', default: { points: 10, duration: '1m' } }),
     failedAttempts: limit({ doc: 'Failed attempts per source address before it is blocked for `block`.', default: { points: 20, duration: '1m', block: '5m' } }, true),
     tokenEndpoint: limit({ doc: 'Token and revocation requests per source address and per client_id.', default: { points: 30, duration: '1m' } }),
+    register: limit({ doc: 'Dynamic client registrations (POST /oauth/register) per source address.', default: { points: 10, duration: '1h' } }),
   },
   security: {
     requireSecureTransport: bool({ doc: 'Refuse plain HTTP unless a trusted proxy says X-Forwarded-Proto: https.', default: false, env: 'MCP_WARDEN_REQUIRE_SECURE_TRANSPORT' }),
@@ -129,6 +132,14 @@ export const schema = {
       clientSecret: optionalText({ doc: 'mcp-warden\'s client secret at the provider.', default: null, secret: true, example: null, env: 'MCP_WARDEN_LOGIN_CLIENT_SECRET' }),
       scopes: textList({ doc: 'Scopes asked of the provider.', default: ['openid', 'email', 'profile'] }, SCOPE),
       groupsClaim: optionalText({ doc: 'ID token claim holding the person\'s groups (null: none).', default: 'groups' }),
+    },
+    registration: {
+      dynamic: bool({ doc: 'Open dynamic client registration (RFC 7591, POST /oauth/register): MCP clients such as mcp-remote and the Inspector register themselves.', default: false, env: 'MCP_WARDEN_LOGIN_DYNAMIC_REGISTRATION' }),
+      metadataDocuments: bool({ doc: 'Accept Client ID Metadata Documents: a client_id that is an https URL is fetched (SSRF-guarded) and describes the client.', default: true }),
+      redirectUris: textList({ doc: 'Redirect URIs self-registered clients may use (globs; a loopback http URI matches without its port; custom schemes such as vscode:* only when listed).', default: ['http://127.0.0.1/*', 'http://[::1]/*', 'http://localhost/*', 'https://*'] }, REDIRECT_PATTERN),
+      allowPrivateMetadataHosts: bool({ doc: 'Fetch metadata documents from private, loopback and link-local addresses too (and plain http on loopback): development only.', default: false }),
+      unusedTtl: duration({ doc: 'A registration nobody signed in through is forgotten after this long.', default: '24h' }, 60_000),
+      ttl: duration({ doc: 'A used registration is forgotten this long after its last sign-in.', default: '90d' }, 60_000),
     },
     clients: records(loginClientShape, { doc: 'MCP client apps people sign in through.', default: [], example: [{ id: 'inspector', name: 'MCP Inspector', redirectUris: ['http://localhost:6274/oauth/callback'], secretHash: null }] }),
     scopes: textList({ doc: 'Scopes every signed-in person may get.', default: ['mcp'] }, SCOPE),

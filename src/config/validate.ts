@@ -53,8 +53,12 @@ function checkLogin({ login, clients }: Config, problems: Problem[]): void {
   const { oidc } = login;
   if (oidc.issuer === null) {
     if (login.clients.length > 0) problems.push({ path: 'login.clients', message: 'needs login.oidc.issuer (the provider people sign in with)' });
+    if (login.registration.dynamic) problems.push({ path: 'login.registration.dynamic', message: 'needs login.oidc.issuer (registered clients sign people in)' });
     return;
   }
+  login.registration.redirectUris.forEach((pattern, i) => {
+    if (/^(javascript|data|file|vbscript|blob|about|filesystem):/i.test(pattern)) problems.push({ path: `login.registration.redirectUris[${i}]`, message: 'may not allow a scheme a browser runs or reads locally' });
+  });
   if (!isHttpsOrLoopback(oidc.issuer)) problems.push({ path: 'login.oidc.issuer', message: 'must be https (plain http only for localhost)' });
   if (oidc.clientId === null) problems.push({ path: 'login.oidc.clientId', message: 'is required with login.oidc.issuer' });
   if (!oidc.scopes.includes('openid')) problems.push({ path: 'login.oidc.scopes', message: 'must include "openid"' });

@@ -17,6 +17,8 @@ export interface RouteHandlers {
   readonly metrics: Handler | null;
   /** Interactive sign-in (DESIGN §11): the provider's return and the consent form; null when login is off. */
   readonly login: { readonly callback: Handler; readonly consent: Handler } | null;
+  /** RFC 7591 dynamic client registration; null unless login.registration.dynamic. */
+  readonly register: Handler | null;
   /** Legacy HTTP+SSE clients (DESIGN §16): null unless `legacySse.upstream` is set. */
   readonly legacy: { readonly ssePath: string; readonly messagePath: string; readonly stream: Handler; readonly message: Handler } | null;
 }
@@ -43,6 +45,7 @@ export function mainRoutes(paths: { mcpPath: string; issuerPath: string }, h: Ro
     routes.push({ path: '/oauth/callback', template: '/oauth/callback', kind: 'page', methods: { GET: h.login.callback } });
     routes.push({ path: '/oauth/consent', template: '/oauth/consent', kind: 'page', methods: { POST: h.login.consent } });
   }
+  if (h.register) routes.push({ path: '/oauth/register', template: '/oauth/register', kind: 'oauth', methods: { POST: h.register, OPTIONS: h.register } });
   if (h.metrics) routes.push({ path: '/metrics', template: '/metrics', kind: 'plain', methods: { GET: h.metrics } });
   if (h.legacy) {
     // Refusals on both are JSON-RPC bodies, as on the MCP path: legacy clients speak JSON-RPC too.

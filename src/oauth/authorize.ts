@@ -132,10 +132,22 @@ export function authorizeEndpoints(deps: AuthorizeDeps) {
     const redirectHost = new URL(pending.redirectUri).host || new URL(pending.redirectUri).protocol;
     const scopes = (pending.scopes ?? []).map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('');
     sendPage(ctx.res, 200, 'Allow access?', `<h1>Allow ${escapeHtml(client.name ?? client.id)} to use this MCP server as you?</h1>
-<div class="box"><p><strong>${escapeHtml(client.name ?? client.id)}</strong> (client id <code>${escapeHtml(client.id)}</code>) asks for:</p><ul>${scopes}</ul>
+<div class="box"><p><strong>${escapeHtml(client.name ?? client.id)}</strong> (client id <code>${escapeHtml(client.id)}</code>) asks for:</p><ul>${scopes}</ul>${provenance(client)}
 <p>After you allow it, you will be sent to <strong>${escapeHtml(redirectHost)}</strong>.</p><p class="code">Resource: ${escapeHtml(deps.resource)}</p></div>
 <form method="post" action="/oauth/consent"><input type="hidden" name="csrf" value="${escapeHtml(pending.csrf ?? '')}">
 <button class="approve" name="decision" value="allow" type="submit">Allow</button><button class="deny" name="decision" value="deny" type="submit">Deny</button></form>`, {}, redirectSource(pending.redirectUri));
+  }
+
+  /**
+   * Who vouches for the app (MCP security best practices, "confused deputy"): a configured app is
+   * the operator's; a registered one named itself, so its name is a claim; a metadata document's
+   * app is known by the site that publishes it.
+   */
+  function provenance(client: LoginClient): string {
+    const site = client.uri && URL.canParse(client.uri) ? ` Its web page: <strong>${escapeHtml(new URL(client.uri).host)}</strong>.` : '';
+    if (client.kind === 'registered') return `<p class="warn">This app registered itself; its name is its own claim, not checked by this server.${site}</p>`;
+    if (client.kind === 'metadata') return `<p class="warn">This app is described by <strong>${escapeHtml(new URL(client.id).host)}</strong>; its name is that site's claim.${site}</p>`;
+    return '';
   }
 
   /** The scopes the person may have: everyone's, plus their groups' (login.scopeMap). */

@@ -57,11 +57,15 @@ export function peopleGrants(deps: PeopleGrantDeps) {
   async function respond(ctx: RequestContext, client: LoginClient, owner: RefreshOwner, scope: string, grantId: string, refreshed: boolean): Promise<void> {
     const access = await deps.sign({ clientId: client.id, scope, grantId, user: owner.user, groups: owner.groups });
     const now = deps.clock();
-    const refresh = mintRefreshToken();
-    await deps.store.putRefreshToken(owner.user, refresh.hash, { grantId, issuedAt: now, scope, audience: deps.resource, expiresAt: now + deps.refreshTtlMs }, now);
-    await deps.store.putTransient(refreshName(refresh.hash), JSON.stringify(owner), deps.refreshTtlMs);
+    // A registration that asked only for authorization_code gets no refresh token (RFC 7591 grant_types).
+    const refresh = client.refresh ? mintRefreshToken() : null;
+    if (refresh) {
+      await deps.store.putRefreshToken(owner.user, refresh.hash, { grantId, issuedAt: now, scope, audience: deps.resource, expiresAt: now + deps.refreshTtlMs }, now);
+      await deps.store.putTransient(refreshName(refresh.hash), JSON.stringify(owner), deps.refreshTtlMs);
+    }
+    await deps.clients.used(client);
     logEvent(ctx.log, refreshed ? 'token.refreshed' : 'token.issued', { clientId: client.id, jti: access.jti, grantId, address: ctx.clientAddress });
-    sendJson(ctx.res, 200, { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope, refresh_token: refresh.token }, NO_STORE);
+    sendJson(ctx.res, 200, { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope, ...(refresh ? { refresh_token: refresh.token } : {}) }, NO_STORE);
   }
 
   return {

@@ -8,15 +8,24 @@ const PUBLIC = { 'cache-control': 'public, max-age=300', 'access-control-allow-o
 const PREFLIGHT = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, OPTIONS', 'access-control-allow-headers': 'MCP-Protocol-Version', 'access-control-max-age': '600' };
 
 /** RFC 8414 authorization server metadata. */
-export function authorizationServerMetadata(site: Site, scopes: readonly string[], asymmetric: boolean, login = false): Record<string, unknown> {
+export interface LoginOffer {
+  /** RFC 7591 registration at /oauth/register. */
+  readonly dynamic: boolean;
+  /** Client ID Metadata Documents (a client_id that is an https URL). */
+  readonly metadataDocuments: boolean;
+}
+
+export function authorizationServerMetadata(site: Site, scopes: readonly string[], asymmetric: boolean, login: LoginOffer | null = null): Record<string, unknown> {
   if (login) {
     // What is enabled, and only that (DESIGN §11): people sign in with a code and PKCE; public apps
     // authenticate with nothing but PKCE; the code response carries `iss` (RFC 9207).
     return {
-      ...authorizationServerMetadata(site, scopes, asymmetric, false),
+      ...authorizationServerMetadata(site, scopes, asymmetric, null),
       grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
       token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post'],
       authorization_response_iss_parameter_supported: true,
+      ...(login.dynamic ? { registration_endpoint: `${site.origin}/oauth/register` } : {}),
+      ...(login.metadataDocuments ? { client_id_metadata_document_supported: true } : {}),
     };
   }
   return {
@@ -47,7 +56,7 @@ export function protectedResourceMetadata(site: Site, scopes: readonly string[])
   };
 }
 
-export function metadataHandlers(deps: { site: Site; scopes: readonly string[]; keyRing: KeyRing; login: boolean }) {
+export function metadataHandlers(deps: { site: Site; scopes: readonly string[]; keyRing: KeyRing; login: LoginOffer | null }) {
   const asymmetric = deps.keyRing.algorithm !== 'HS256';
   const as = authorizationServerMetadata(deps.site, deps.scopes, asymmetric, deps.login);
   const prm = protectedResourceMetadata(deps.site, deps.scopes);

@@ -19,6 +19,7 @@ const LEVELS = {
   'login.started': 'info',
   'login.completed': 'info',
   'login.denied': 'info',
+  'client.registered': 'info',
   'rate.limited': 'warn',
   'address.blocked': 'warn',
   'origin.refused': 'warn',

@@ -15,7 +15,7 @@ export interface LimitResult {
 }
 
 /** The limiter names used in headers, events and metrics labels (a closed set). */
-export type LimiterName = 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts';
+export type LimiterName = 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts' | 'register';
 
 /** What {@link Limiters.forRequest} found. */
 export interface RequestLimits {
@@ -42,6 +42,8 @@ export interface Limiters {
    * so nobody can spend a client's budget by guessing at its secret (the address pays for that).
    */
   tokenClient(clientId: string): Promise<LimitResult>;
+  /** One dynamic client registration (RFC 7591) of a source address. */
+  register(address: string): Promise<LimitResult>;
   /** Milliseconds an address stays blocked for failed attempts (0: not blocked). */
   blockedFor(address: string): Promise<number>;
   /**
@@ -89,6 +91,7 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
   const sessionCreate = make('session', limits.sessionCreate);
   const tokenByAddress = make('token-ip', limits.tokenEndpoint);
   const tokenByClient = make('token-client', limits.tokenEndpoint);
+  const registerByAddress = make('register-ip', limits.register);
   // The Nth failure within the window blocks the address (the library blocks once consumed > points).
   const failed = make('failed', { ...limits.failedAttempts, points: limits.failedAttempts.points - 1 });
 
@@ -124,6 +127,7 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
     sessionCreate: (principal) => consume(sessionCreate, principal, limits.sessionCreate),
     tokenEndpoint: (address) => consume(tokenByAddress, addressKey(address), limits.tokenEndpoint),
     tokenClient: (clientId) => consume(tokenByClient, clientId, limits.tokenEndpoint),
+    register: (address) => consume(registerByAddress, addressKey(address), limits.register),
     async blockedFor(address) {
       try {
         return blockedMs(await failed.get(addressKey(address)));

@@ -7,98 +7,10 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
-import { startDemoServer } from '../../demo/mcp-server.js';
-import { Browser, startIdp } from '../fixtures/oidc.js';
-import { freePort } from '../fixtures/redis.js';
+import { Browser } from '../fixtures/oidc.js';
 import { send } from '../fixtures/session-http.js';
-import { startWarden } from '../fixtures/warden.js';
-import type { TestWarden } from '../fixtures/warden.js';
-
-const APP_REDIRECT = 'http://127.0.0.1:33418/callback';
-
-/** The SDK's view of a client app that was registered with mcp-warden beforehand. */
-class AppProvider implements OAuthClientProvider {
-  authorizationUrl: URL | null = null;
-  saved: OAuthTokens | undefined;
-  verifier = '';
-  readonly clientId: string;
-  readonly scope: string | undefined;
-  constructor(clientId: string, scope?: string) {
-    this.clientId = clientId;
-    this.scope = scope;
-  }
-  get redirectUrl(): string {
-    return APP_REDIRECT;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return { redirect_uris: [APP_REDIRECT], client_name: 'Test App', token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], ...(this.scope ? { scope: this.scope } : {}) };
-  }
-  clientInformation(): OAuthClientInformationMixed {
-    return { client_id: this.clientId };
-  }
-  tokens(): OAuthTokens | undefined {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens): void {
-    this.saved = tokens;
-  }
-  redirectToAuthorization(url: URL): void {
-    this.authorizationUrl = url;
-  }
-  saveCodeVerifier(verifier: string): void {
-    this.verifier = verifier;
-  }
-  codeVerifier(): string {
-    return this.verifier;
-  }
-}
-
-interface Stack {
-  readonly proxy: TestWarden;
-  readonly upstream: Awaited<ReturnType<typeof startDemoServer>>;
-}
-
-async function stack(t: Test, login: Record<string, unknown> = {}): Promise<Stack> {
-  const port = await freePort();
-  const origin = `http://127.0.0.1:${port}`;
-  const idp = await startIdp(t, `${origin}/oauth/callback`);
-  const upstream = await startDemoServer();
-  t.teardown(() => upstream.close());
-  const proxy = await startWarden({
-    listen: { host: '127.0.0.1', port },
-    upstreams: [upstream.url],
-    login: {
-      oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, scopes: ['openid', 'email', 'profile'] },
-      clients: [{ id: 'test-app', name: 'Test App', redirectUris: ['http://127.0.0.1/callback'] }],
-      scopeMap: [{ group: 'admins', scopes: ['mcp:admin'] }],
-      ...login,
-    },
-  });
-  t.teardown(() => proxy.close());
-  return { proxy, upstream };
-}
-
-/** The SDK's full dance: 401, discovery, authorize (the browser signs in as `login`), code exchange, connect. */
-async function signedInClient(t: Test, proxy: TestWarden, login: string, app = new AppProvider('test-app')): Promise<{ client: Client; transport: StreamableHTTPClientTransport; app: AppProvider; browser: Browser }> {
-  const browser = new Browser();
-  const first = new StreamableHTTPClientTransport(new URL(proxy.mcpUrl), { authProvider: app });
-  await t.rejects(new Client({ name: 'app', version: '1' }).connect(first), /Unauthorized/, 'the first attempt needs a sign-in');
-  if (!app.authorizationUrl) throw new Error('the SDK did not start authorization');
-  const back = await browser.signIn(app.authorizationUrl.href, login, 'http://127.0.0.1:33418/');
-  const redirect = new URL(back.location ?? 'http://invalid/');
-  const code = redirect.searchParams.get('code');
-  if (!code) throw new Error(`no code: ${back.status} ${back.location ?? back.body.slice(0, 300)}`);
-  t.equal(redirect.searchParams.get('iss'), proxy.url, 'RFC 9207: the response names its issuer');
-  await first.finishAuth(code);
-  const transport = new StreamableHTTPClientTransport(new URL(proxy.mcpUrl), { authProvider: app });
-  const client = new Client({ name: 'app', version: '1' });
-  await client.connect(transport);
-  t.teardown(() => client.close());
-  return { client, transport, app, browser };
-}
+import { APP_REDIRECT, AppProvider, signedInClient, signInStack as stack } from '../fixtures/sign-in.js';
 
 t.test('a person signs in through the MCP SDK client, consents, calls a tool; the upstream sees the person apart from the app', async (t) => {
   const { proxy, upstream } = await stack(t);
@@ -114,7 +26,7 @@ t.test('a person signs in through the MCP SDK client, consents, calls a tool; th
   t.notOk(proxy.logs.text().includes(app.saved?.access_token ?? 'x'), 'tokens are never logged');
 
   // A second sign-in of the same person and app: consent is remembered.
-  const again = await signedInClient(t, proxy, 'alice', new AppProvider('test-app'));
+  const again = await signedInClient(t, proxy, 'alice', new AppProvider({ clientId: 'test-app' }));
   t.equal(again.browser.hops.filter((h) => h.body.includes('action="/oauth/consent"')).length, 0, 'no consent page the second time');
 
   // Revoking the person (what `mcp-warden token revoke --user` does) ends both sign-ins at once.
@@ -143,7 +55,7 @@ t.test('refresh rotates; a reused refresh token ends the grant; a replayed code 
   t.equal((await send(proxy.mcpUrl, { token: next.access_token })).status, 401, 'its access tokens too');
 
   // A code redeemed twice: the second attempt fails and revokes the first one's grant.
-  const app2 = new AppProvider('test-app');
+  const app2 = new AppProvider({ clientId: 'test-app' });
   const browser = new Browser();
   const transport = new StreamableHTTPClientTransport(new URL(proxy.mcpUrl), { authProvider: app2 });
   await t.rejects(new Client({ name: 'app', version: '1' }).connect(transport));
@@ -162,9 +74,9 @@ t.test('sessions belong to the person and the app: bob and another grant of alic
   const { proxy } = await stack(t);
   const alice = await signedInClient(t, proxy, 'alice');
   const sessionId = alice.transport.sessionId ?? '';
-  const bob = await signedInClient(t, proxy, 'bob', new AppProvider('test-app'));
+  const bob = await signedInClient(t, proxy, 'bob', new AppProvider({ clientId: 'test-app' }));
   t.equal((await send(proxy.mcpUrl, { token: bob.app.saved?.access_token ?? '', sessionId })).status, 404, 'another person of the same app');
-  const alice2 = await signedInClient(t, proxy, 'alice', new AppProvider('test-app'));
+  const alice2 = await signedInClient(t, proxy, 'alice', new AppProvider({ clientId: 'test-app' }));
   t.equal((await send(proxy.mcpUrl, { token: alice2.app.saved?.access_token ?? '', sessionId })).status, 404, 'the same person through another sign-in (grant)');
   t.equal((await send(proxy.mcpUrl, { token: alice.app.saved?.access_token ?? '', sessionId })).status, 200, 'the session\'s own grant');
 });
@@ -173,7 +85,7 @@ t.test('scopes follow groups; asking for more than the person may have is invali
   const { proxy } = await stack(t);
   // The SDK asks for the scope of the 401 challenge; a client asking for more edits its request.
   const wider = async (login: string): Promise<URL> => {
-    const app = new AppProvider('test-app');
+    const app = new AppProvider({ clientId: 'test-app' });
     await t.rejects(new Client({ name: 'app', version: '1' }).connect(new StreamableHTTPClientTransport(new URL(proxy.mcpUrl), { authProvider: app })));
     const url = new URL(app.authorizationUrl?.href ?? '');
     url.searchParams.set('scope', 'mcp mcp:admin');
@@ -216,7 +128,7 @@ t.test('hostile authorize requests: unknown client and foreign redirect get a pa
 
 t.test('the consent form needs this browser\'s login and its token; a denial goes back as access_denied', async (t) => {
   const { proxy } = await stack(t);
-  const app = new AppProvider('test-app');
+  const app = new AppProvider({ clientId: 'test-app' });
   const transport = new StreamableHTTPClientTransport(new URL(proxy.mcpUrl), { authProvider: app });
   await t.rejects(new Client({ name: 'app', version: '1' }).connect(transport));
   const browser = new Browser();

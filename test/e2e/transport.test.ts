@@ -5,30 +5,18 @@
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Agent } from 'undici';
 import { startDemoServer } from '../../demo/mcp-server.js';
 import { connectClient } from '../fixtures/mcp-client.js';
 import { startWarden, TEST_CLIENTS } from '../fixtures/warden.js';
 import type { TestWarden } from '../fixtures/warden.js';
+import { selfSigned } from '../fixtures/tls.js';
 
 const ACCEPT = 'application/json, text/event-stream';
 const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
 const APP = 'https://app.example';
-
-/** A self-signed P-256 pair for localhost / 127.0.0.1, valid one day, in a fresh temp directory. */
-function selfSigned(): { certFile: string; keyFile: string; cert: Buffer; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'mcpw-tls-'));
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
-  return { certFile, keyFile, cert: readFileSync(certFile), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 function mcpPost(proxy: TestWarden, headers: Record<string, string>, body: unknown = INIT) {
   return fetch(proxy.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers }, body: JSON.stringify(body) });

@@ -45,6 +45,7 @@ const limits = {
   sessionCreate: { points: 10, durationMs: 60_000, blockMs: 0 },
   failedAttempts: { points: 5, durationMs: 60_000, blockMs: 300_000 },
   tokenEndpoint: { points: 30, durationMs: 60_000, blockMs: 0 },
+  register: { points: 10, durationMs: 3_600_000, blockMs: 0 },
 };
 
 t.test('failed-attempts limiter (memory store): 100k source addresses, at most maxEntries kept', async (t) => {
