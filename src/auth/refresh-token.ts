@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { appSessionGrant, isUserPrincipal } from '../login/principal.js';
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
 import { logEvent } from '../observability/events.js';
@@ -38,6 +39,8 @@ export async function redeemRefreshToken(
   if (used.status === 'unknown') throw new WardenError('OAUTH_INVALID_GRANT');
   if (used.status === 'reused') {
     await deps.store.revokeGrant(principal, used.record.grantId, deps.refreshTtlMs, now);
+    // A person's sessions are the app's, not the grant's: a theft signal ends them too.
+    if (isUserPrincipal(principal)) await deps.store.revokeGrant(principal, appSessionGrant(clientId), deps.refreshTtlMs, now);
     logEvent(ctx.log, 'refresh.reuse', { clientId, grantId: used.record.grantId, address: ctx.clientAddress });
     throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'reuse' });
   }

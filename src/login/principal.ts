@@ -12,6 +12,16 @@ export function userPrincipal(issuer: string, sub: string): string {
   return `u~${tag}~${subject}`;
 }
 
+/**
+ * What a person's session is bound to besides the person: the client app, not one sign-in. The
+ * same person re-authorizing the same app (a wider scope for step-up, or after a token ran out)
+ * keeps their sessions; another app, or another person in the same app, does not see them.
+ * Stored where a machine session keeps its grant id; `app:` never begins a real grant id.
+ */
+export function appSessionGrant(clientId: string): string {
+  return `app:${clientId}`;
+}
+
 /** True for principals made by {@link userPrincipal}. */
 export function isUserPrincipal(principal: string): boolean {
   return /^u~[A-Za-z0-9_-]{6}~(#[A-Za-z0-9_-]{22}|[A-Za-z0-9._-]{1,64})$/.test(principal);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { appSessionGrant } from '../login/principal.js';
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
 import { sendJson } from '../http/reply.js';
@@ -87,6 +88,7 @@ export function peopleGrants(deps: PeopleGrantDeps) {
         if (spent !== null) {
           const first = JSON.parse(spent) as { user: string; grantId: string };
           await deps.store.revokeGrant(first.user, first.grantId, deps.refreshTtlMs, deps.clock());
+          await deps.store.revokeGrant(first.user, appSessionGrant(client.id), deps.refreshTtlMs, deps.clock());
           logEvent(ctx.log, 'refresh.reuse', { clientId: client.id, grantId: first.grantId, address: ctx.clientAddress, reason: 'code_replay' });
           throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'reuse' });
         }

@@ -1,3 +1,4 @@
+import { appSessionGrant } from '../login/principal.js';
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
@@ -65,10 +66,10 @@ export function resolveSession(deps: ResolveSessionDeps) {
     }
     if (deps.upstreams.url(session.upstream) === null) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });
     if (session.upstreamSessionId.startsWith(LEGACY_SESSION_PREFIX) !== (deps.transport === 'legacy-sse')) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });
-    // A person's session belongs to the person and the client app they signed in through: its
-    // grant. The same person in another app (another grant) does not see it.
+    // A person's session belongs to the person (the principal) and the client app they signed in
+    // through: the same person in another app does not see it.
     const identity = need(ctx.identity, 'ctx.identity');
-    if (identity.user !== null && session.grantId !== grantTag(identity.grantId ?? '')) throw new WardenError('SESSION_NOT_FOUND', { reason: 'foreign' });
+    if (identity.user !== null && session.grantId !== grantTag(appSessionGrant(identity.clientId))) throw new WardenError('SESSION_NOT_FOUND', { reason: 'foreign' });
     if (session.owner !== null && session.owner !== deps.relay.replicaId) {
       // Relayed once at most: an owner that is not this replica after a relay means the records disagree.
       if (ctx.relayedFrom !== null) throw new WardenError('SESSION_NOT_FOUND', { reason: 'unknown' });

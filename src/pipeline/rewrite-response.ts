@@ -1,3 +1,4 @@
+import { appSessionGrant } from '../login/principal.js';
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
@@ -53,7 +54,7 @@ export function swapSessionId(deps: RewriteDeps) {
     const record = {
       key: minted.key,
       principal: identity.principal,
-      grantId: identity.grantId ?? '',
+      grantId: identity.user !== null ? appSessionGrant(identity.clientId) : identity.grantId ?? '',
       upstream: need(ctx.upstreamIndex, 'ctx.upstreamIndex'),
       upstreamSessionId: upstreamId,
       fingerprint: deps.fingerprint({ userAgent: ctx.req.headers['user-agent'], address: ctx.clientAddress }),

@@ -38,7 +38,7 @@ t.test('a person signs in through the MCP SDK client, consents, calls a tool; th
 
 t.test('refresh rotates; a reused refresh token ends the grant; a replayed code ends what it issued', async (t) => {
   const { proxy } = await stack(t);
-  const { app } = await signedInClient(t, proxy, 'alice');
+  const { app, transport: firstTransport } = await signedInClient(t, proxy, 'alice');
   const tokenUrl = `${proxy.url}/oauth/token`;
   const refresh = async (token: string) => fetch(tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, client_id: 'test-app' }) });
   const first = app.saved?.refresh_token ?? '';
@@ -68,17 +68,26 @@ t.test('refresh rotates; a reused refresh token ends the grant; a replayed code 
   const twice = await redeem();
   t.equal(twice.status, 400, 'a code is good once');
   t.equal((await send(proxy.mcpUrl, { token: issued.access_token })).status, 401, 'and its replay revoked what it had issued');
+
+  // The theft signals also ended the person's sessions in that app: signing in afresh does not reopen them.
+  const fresh = await signedInClient(t, proxy, 'alice');
+  t.equal((await send(proxy.mcpUrl, { token: fresh.app.saved?.access_token ?? '', sessionId: firstTransport.sessionId ?? '' })).status, 404, 'the session of the stolen grant is gone');
+  t.equal((await send(proxy.mcpUrl, { token: fresh.app.saved?.access_token ?? '', sessionId: fresh.transport.sessionId ?? '' })).status, 200, 'a new one works');
 });
 
-t.test('sessions belong to the person and the app: bob and another grant of alice get 404', async (t) => {
+t.test('sessions belong to the person and the app: bob, and alice in another app, get 404', async (t) => {
   const { proxy } = await stack(t);
   const alice = await signedInClient(t, proxy, 'alice');
   const sessionId = alice.transport.sessionId ?? '';
   const bob = await signedInClient(t, proxy, 'bob', new AppProvider({ clientId: 'test-app' }));
   t.equal((await send(proxy.mcpUrl, { token: bob.app.saved?.access_token ?? '', sessionId })).status, 404, 'another person of the same app');
-  const alice2 = await signedInClient(t, proxy, 'alice', new AppProvider({ clientId: 'test-app' }));
-  t.equal((await send(proxy.mcpUrl, { token: alice2.app.saved?.access_token ?? '', sessionId })).status, 404, 'the same person through another sign-in (grant)');
-  t.equal((await send(proxy.mcpUrl, { token: alice.app.saved?.access_token ?? '', sessionId })).status, 200, 'the session\'s own grant');
+  t.match(proxy.logs.events('session.not_found'), [{ reason: 'forged' }], 'an id minted for somebody else');
+  const otherApp = await signedInClient(t, proxy, 'alice', new AppProvider({ clientId: 'other-app' }));
+  t.equal((await send(proxy.mcpUrl, { token: otherApp.app.saved?.access_token ?? '', sessionId })).status, 404, 'the same person through another app');
+  t.match(proxy.logs.events('session.not_found').at(-1), { reason: 'foreign' }, 'refused as another app\'s session');
+  const again = await signedInClient(t, proxy, 'alice', new AppProvider({ clientId: 'test-app' }));
+  t.equal((await send(proxy.mcpUrl, { token: again.app.saved?.access_token ?? '', sessionId })).status, 200, 'the same person and app, signed in again (as for step-up)');
+  t.equal((await send(proxy.mcpUrl, { token: alice.app.saved?.access_token ?? '', sessionId })).status, 200, 'and the first sign-in');
 });
 
 t.test('scopes follow groups; asking for more than the person may have is invalid_scope', async (t) => {
@@ -160,4 +169,37 @@ t.test('metadata says what is enabled', async (t) => {
   t.ok((metadata.grant_types_supported as string[]).includes('authorization_code'));
   t.ok((metadata.token_endpoint_auth_methods_supported as string[]).includes('none'));
   t.equal(metadata.registration_endpoint, undefined, 'no dynamic registration offered');
+});
+
+t.test('step-up: a tool that needs a wider scope answers insufficient_scope; the SDK signs in again for it and the call goes through', async (t) => {
+  const { proxy } = await stack(t, { registration: { dynamic: true } }, {
+    policy: { default: 'allow', rules: [{ id: 'admin-add', effect: 'deny', unlessScopes: ['mcp:admin'], tools: ['add'] }] },
+  });
+  // No refresh token (it registers for authorization_code only): the SDK's upscoping refreshes
+  // first when it can, and a refresh keeps the scope it had (RFC 6749 §6), so it would not widen.
+  const app = new AppProvider({ name: 'Stepper', grantTypes: ['authorization_code'] });
+  const { client, transport } = await signedInClient(t, proxy, 'alice', app);
+  t.equal(app.saved?.refresh_token, undefined, 'no refresh token for an authorization_code-only registration');
+  t.equal(app.saved?.scope, 'mcp', 'signed in with the default scope');
+  t.same((await client.callTool({ name: 'echo', arguments: { message: 'x' } })).content, [{ type: 'text', text: 'echo: x' }], 'an ordinary tool works');
+
+  app.authorizationUrl = null;
+  await t.rejects(client.callTool({ name: 'add', arguments: { a: 1, b: 2 } }), /Unauthorized/, 'the SDK met 403 insufficient_scope and went to sign in again');
+  t.match(proxy.logs.events('policy.denied'), [{ rule: 'admin-add' }]);
+  const url = app.authorizationUrl as URL | null;
+  t.equal(url?.searchParams.get('scope'), 'mcp mcp:admin', 'for exactly the scope the challenge named');
+  const browser = new Browser();
+  const back = await browser.signIn(url?.href ?? '', 'alice', 'http://127.0.0.1:33418/');
+  t.equal(browser.hops.filter((h) => h.body.includes('action="/oauth/consent"')).length, 1, 'the wider scope is a new consent');
+  await transport.finishAuth(new URL(back.location ?? 'http://x/').searchParams.get('code') ?? '');
+  t.equal(app.saved?.scope, 'mcp mcp:admin');
+  t.same((await client.callTool({ name: 'add', arguments: { a: 1, b: 2 } })).content, [{ type: 'text', text: '3' }], 'the call goes through, in the same session');
+
+  // Somebody whose groups do not allow the wider scope cannot step up.
+  const bobApp = new AppProvider({ name: 'Stepper', grantTypes: ['authorization_code'] });
+  const bob = await signedInClient(t, proxy, 'bob', bobApp);
+  bobApp.authorizationUrl = null;
+  await t.rejects(bob.client.callTool({ name: 'add', arguments: { a: 1, b: 2 } }), /Unauthorized/);
+  const refused = await new Browser().signIn((bobApp.authorizationUrl as URL | null)?.href ?? '', 'bob', 'http://127.0.0.1:33418/');
+  t.equal(new URL(refused.location ?? 'http://x/').searchParams.get('error'), 'invalid_scope', 'bob may not have mcp:admin');
 });
