@@ -47,6 +47,8 @@ writeFileSync(configFile, JSON.stringify({
   login: {
     oidc: { issuer: idpIssuer, clientId: 'mcp-warden', clientSecret: idpSecret },
     clients: [{ id: 'inspector', name: 'MCP Inspector', redirectUris: ['http://localhost:6274/oauth/callback', 'http://127.0.0.1/callback'] }],
+    // MCP clients that register themselves (mcp-remote, the Inspector, VS Code) get in too.
+    registration: { dynamic: true },
   },
 }), { mode: 0o600 });
 const loaded = await loadConfig({
@@ -89,8 +91,10 @@ People sign in (demo identity provider at ${idpIssuer}: any login name, any pass
      (nothing listens there: copy the code from the address bar).
   3. curl -s ${warden.url}/oauth/token -d grant_type=authorization_code -d client_id=inspector \\
        -d redirect_uri=http://127.0.0.1:9/callback -d code_verifier=${verifier} -d code=<the code>
-  Or the MCP Inspector: npx @modelcontextprotocol/inspector, Streamable HTTP, ${warden.mcpUrl},
-  OAuth client id "inspector" (its redirect http://localhost:6274/oauth/callback is registered).
+  Or as Claude Desktop does (registers itself, opens your browser):
+     npx mcp-remote ${warden.mcpUrl}
+  Or the MCP Inspector: npx @modelcontextprotocol/inspector, Streamable HTTP, ${warden.mcpUrl}
+     (it registers itself; or give OAuth client id "inspector", whose redirect is registered).
 
 Ctrl-C stops the demo.
 `);
