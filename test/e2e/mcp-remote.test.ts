@@ -2,9 +2,9 @@
  * How Claude Desktop reaches a remote MCP server: through `mcp-remote` in its default,
  * interactive mode. It is run here as Claude runs it (a stdio server the MCP SDK's client spawns),
  * pointed at the proxy URL and nothing else. It discovers mcp-warden, registers itself (RFC 7591),
- * opens "the browser" (`$BROWSER`, which here records the URL so the test can follow the person's
- * steps: provider login, consent), receives the code on its loopback callback and proxies a tool
- * call with the person's token.
+ * opens the browser (`$BROWSER`: a script that hands the URL to the test, which opens it in
+ * Chromium, where the person signs in at the provider and allows on mcp-warden's consent page),
+ * receives the code on its own loopback callback, and proxies a tool call with the person's token.
  */
 import t from 'tap';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { Browser } from '../fixtures/oidc.js';
+import { launchChromium } from '../fixtures/chromium.js';
 import { freePort } from '../fixtures/redis.js';
 import { signInStack } from '../fixtures/sign-in.js';
 
@@ -62,11 +62,19 @@ t.test('mcp-remote (how Claude Desktop connects) signs a person in and calls a t
   const url = new URL(authorizeUrl);
   t.match(url.searchParams.get('client_id'), /^r~/, 'after registering itself');
   t.equal(url.searchParams.get('code_challenge_method'), 'S256');
-  const browser = new Browser();
-  const back = await browser.signIn(authorizeUrl, 'alice', `http://localhost:${callbackPort}/`);
-  t.ok(browser.hops.some((h) => h.body.includes('action="/oauth/consent"')), 'the person saw the consent page');
-  t.match(back.location, new RegExp(`^http://localhost:${callbackPort}/oauth/callback\\?code=`), 'sent back to mcp-remote with a code');
-  t.equal((await fetch(back.location ?? '')).status, 200, 'mcp-remote took the code');
+  const chromium = await launchChromium();
+  t.teardown(() => chromium.close());
+  const page = await chromium.newPage();
+  await page.goto(authorizeUrl);
+  await page.fill('input[name="login"]', 'alice');
+  await page.fill('input[name="password"]', 'any');
+  await page.click('button[type="submit"]');
+  await page.click('button[type="submit"]');
+  await page.waitForSelector('button.approve');
+  t.match(await page.textContent('.warn'), /registered itself/, 'the consent page says mcp-remote registered itself');
+  await page.click('button.approve');
+  // The browser lands on mcp-remote's own callback server, which takes the code.
+  await page.waitForURL(new RegExp(`^http://localhost:${callbackPort}/oauth/callback\\?code=`));
   await connected;
 
   const result = await client.callTool({ name: 'echo', arguments: { message: 'from claude' } });

@@ -7,16 +7,13 @@
 import { mkdirSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import t from 'tap';
-import { chromium } from 'playwright-core';
 import { startDemoServer } from '../../demo/mcp-server.js';
+import { launchChromium } from '../fixtures/chromium.js';
 import { startIdp } from '../fixtures/oidc.js';
 import { freePort } from '../fixtures/redis.js';
 import { startWarden } from '../fixtures/warden.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = new URL('../artifacts/', import.meta.url);
-// The flags this workplace's Chromium needs (root, no network beyond loopback).
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 t.test('a person clicks through the provider and mcp-warden\'s consent page in Chromium', async (t) => {
   const port = await freePort();
@@ -34,7 +31,7 @@ t.test('a person clicks through the provider and mcp-warden\'s consent page in C
   });
   t.teardown(() => proxy.close());
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  const browser = await launchChromium();
   t.teardown(() => browser.close());
   const page = await browser.newPage();
   const violations: string[] = [];
