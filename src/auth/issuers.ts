@@ -21,14 +21,14 @@ export interface ExternalIssuers {
 export function createExternalIssuers(configs: readonly IssuerConfig[], deps: { clockSkewMs: number; clock: () => number }): ExternalIssuers | null {
   if (configs.length === 0) return null;
   const byIssuer = new Map(
-    configs.map((c, index) => [c.issuer, { config: c, index, keys: createRemoteJWKSet(new URL(c.jwksUri), { cacheMaxAge: 600_000, cooldownDuration: 30_000, timeoutDuration: 5_000 }) }]),
+    configs.map((c, index) => [c.issuer, { config: c, index, types: new Set(c.types.map(normalizeType)), keys: createRemoteJWKSet(new URL(c.jwksUri), { cacheMaxAge: 600_000, cooldownDuration: 30_000, timeoutDuration: 5_000 }) }]),
   );
   return {
     has: (issuer) => byIssuer.has(issuer),
     verify: async (token, issuer) => {
       const entry = byIssuer.get(issuer);
       if (!entry) throw new WardenError('TOKEN_INVALID', { reason: 'issuer' });
-      const { payload } = await jwtVerify(token, entry.keys, {
+      const { payload, protectedHeader } = await jwtVerify(token, entry.keys, {
         algorithms: ALGORITHMS,
         issuer: entry.config.issuer,
         audience: entry.config.audience,
@@ -36,10 +36,13 @@ export function createExternalIssuers(configs: readonly IssuerConfig[], deps: { 
         currentDate: new Date(deps.clock()),
         requiredClaims: ['iss', 'sub', 'aud', 'exp'],
       });
+      if (!entry.types.has(normalizeType(protectedHeader.typ))) throw new WardenError('TOKEN_INVALID', { reason: 'type' });
       const sub = payload.sub ?? '';
       // The subject goes into an upstream header: visible ASCII only, bounded.
       if (!/^[\x21-\x7e]{1,256}$/.test(sub)) throw new WardenError('TOKEN_INVALID', { reason: 'claims' });
-      const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [...entry.config.scopes];
+      const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean)
+        : Array.isArray(payload.scp) && payload.scp.every((s) => typeof s === 'string') ? (payload.scp as string[])
+        : [...entry.config.scopes];
       // Scopes go into an upstream header too: RFC 6749 §3.3 scope tokens only.
       if (!scopes.every((s) => /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/.test(s))) throw new WardenError('TOKEN_INVALID', { reason: 'claims' });
       // The store namespace is per issuer, so an IdP subject can never share sessions or limits
@@ -62,6 +65,11 @@ export function createExternalIssuers(configs: readonly IssuerConfig[], deps: { 
       };
     },
   };
+}
+
+/** RFC 8725 §3.11: `typ` compared case-insensitively, "application/" optional. */
+function normalizeType(typ: string | undefined): string {
+  return (typ ?? '').toLowerCase().replace(/^application\//, '');
 }
 
 /** An external token's `groups` claim: strings only, anything else is no groups. */

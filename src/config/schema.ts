@@ -14,6 +14,7 @@ const SCOPE = { pattern: /^[\x21\x23-\x5b\x5d-\x7e]+$/, message: 'must be an OAu
 // No "~": external identities are namespaced as "idp<n>~<subject>" and must never match a client.
 /** A redirect URI glob: a scheme, then anything but spaces and backslashes (`*` is the wildcard). */
 const REDIRECT_PATTERN = { pattern: /^[A-Za-z][A-Za-z0-9+.-]*:[^\s\\]+$/, message: 'must be a URI pattern such as "https://*" or "http://127.0.0.1/*"' };
+const TOKEN_TYPE = { pattern: /^[A-Za-z0-9.+\/-]{1,64}$/, message: 'must be a media type such as "at+jwt"' };
 const CLIENT_ID = { pattern: /^[A-Za-z0-9._-]{1,64}$/, message: 'must be 1-64 characters of A-Z a-z 0-9 . _ -' };
 
 /** A client allowed to get tokens: from the config file (store-managed clients have the same shape). */
@@ -31,7 +32,10 @@ const issuerShape = {
   issuer: text({ doc: 'Expected `iss` of the identity provider.', default: undefined, example: 'https://idp.example' }),
   jwksUri: text({ doc: 'JWKS URL of the identity provider.', default: undefined, example: 'https://idp.example/.well-known/jwks.json' }, { pattern: /^https?:\/\//, message: 'must be an http(s) URL' }),
   audience: text({ doc: 'Expected `aud`.', default: undefined, example: 'mcp-warden' }),
-  scopes: textList({ doc: 'Scopes granted to identities from this issuer when the token carries no `scope` claim.', default: ['mcp'] }, SCOPE),
+  // Both required: what an issuer's tokens are, and what a token without a scope claim may do, are
+  // the operator's decisions (an ID token with the right audience must not pass for an access token).
+  types: textList({ doc: 'Accepted JWT `typ` headers, compared case-insensitively without "application/" (RFC 8725 §3.11). `["at+jwt"]` for RFC 9068 access tokens; list `"jwt"` only for a provider whose access tokens say just that (its ID tokens then pass too when their audience matches).', default: undefined, example: ['at+jwt'] }, TOKEN_TYPE),
+  scopes: textList({ doc: 'Scopes an identity from this issuer gets when its token has no `scope` (or `scp`) claim; `[]` for none.', default: undefined, example: ['mcp'] }, SCOPE),
 };
 
 /** An MCP client app people sign in through (interactive login): public unless it has a secret. */
@@ -88,7 +92,7 @@ export const schema = {
     issueRefreshTokens: bool({ doc: 'Issue refresh tokens with client_credentials (RFC 6749 §4.4.3 says SHOULD NOT).', default: false, env: 'MCP_WARDEN_ISSUE_REFRESH_TOKENS' }),
     requiredScope: optionalText({ doc: 'Scope a token needs on the MCP path (null: any).', default: 'mcp', env: 'MCP_WARDEN_REQUIRED_SCOPE' }, SCOPE),
     clockSkew: duration({ doc: 'Clock skew tolerated on exp/nbf/iat.', default: '30s' }, 0),
-    trustedIssuers: records(issuerShape, { doc: 'External identity providers whose JWTs are accepted.', default: [], example: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/.well-known/jwks.json', audience: 'mcp-warden', scopes: ['mcp'] }] }),
+    trustedIssuers: records(issuerShape, { doc: 'External identity providers whose JWTs are accepted.', default: [], example: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/.well-known/jwks.json', audience: 'mcp-warden', types: ['at+jwt'], scopes: ['mcp'] }] }),
   },
   clients: records(clientShape, { doc: 'Clients defined in the file (more can live in the store: `mcp-warden client add`).', default: [], example: [{ id: 'agent-1', secret: 'change-me-to-a-long-random-secret', secretFile: null, secretHash: null, scopes: ['mcp'], maxSessions: 5, rateLimit: { points: 600, duration: '1m' } }] }),
   sessions: {

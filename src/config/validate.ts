@@ -99,6 +99,7 @@ function checkTokens({ tokens }: Config, problems: Problem[]): void {
       problems.push({ path: `tokens.trustedIssuers[${i}].issuer`, message: 'must differ from tokens.issuer' });
     }
     // Keys fetched over plain HTTP could be swapped in transit: only a loopback JWKS may skip TLS.
+    if (issuer.types.length === 0) problems.push({ path: `tokens.trustedIssuers[${i}].types`, message: 'must list at least one accepted typ (usually "at+jwt")' });
     if (!isHttpsOrLoopback(issuer.jwksUri)) problems.push({ path: `tokens.trustedIssuers[${i}].jwksUri`, message: 'must be https (plain http only for localhost)' });
   });
 }

@@ -19,11 +19,11 @@ const upstream = await startDemoServer();
 const leaks = leakGuard();
 t.teardown(() => upstream.close());
 
-async function setup(t: Test, alg: 'RS256' | 'ES256'): Promise<{ idp: IdentityProvider; proxy: TestWarden }> {
+async function setup(t: Test, alg: 'RS256' | 'ES256', issuer: { types?: string[]; scopes?: string[] } = {}): Promise<{ idp: IdentityProvider; proxy: TestWarden }> {
   const idp = await startIdentityProvider({ alg });
   const proxy = await startWarden({
     upstreams: [upstream.url],
-    tokens: { trustedIssuers: [{ issuer: idp.issuer, jwksUri: idp.jwksUri, audience: AUDIENCE, scopes: ['mcp'] }] },
+    tokens: { trustedIssuers: [{ issuer: idp.issuer, jwksUri: idp.jwksUri, audience: AUDIENCE, types: ['jwt'], scopes: ['mcp'], ...issuer }] },
     rateLimits: { failedAttempts: { points: 100_000, duration: '1m', block: '1s' } },
   });
   leaks.watch(proxy.logs);
@@ -147,4 +147,26 @@ t.test('logs: no external token appears', async (t) => {
   const scan = leaks.scan();
   t.ok(scan.credentials > 10);
   t.same(scan.leaked, []);
+});
+
+t.test('an issuer\'s token types and default scopes are explicit: an ID token is not an access token', async (t) => {
+  const { idp, proxy } = await setup(t, 'ES256', { types: ['at+jwt'], scopes: [] });
+  const claims = { sub: 'user-7', aud: AUDIENCE, iat: now(), exp: now() + 300 };
+  // What an OpenID provider's ID token looks like: typ JWT, the right audience, a nonce.
+  await expectRefused(t, proxy, await idp.sign({ ...claims, nonce: 'n-1', scope: 'mcp' }), 'type');
+  await expectRefused(t, proxy, await idp.sign({ ...claims, scope: 'mcp' }, { typ: 'id_token+jwt' }), 'type');
+  const access = await idp.sign({ ...claims, scope: 'mcp' }, { typ: 'at+jwt' });
+  leaks.add(access);
+  t.equal((await mcpPost(proxy.mcpUrl, `Bearer ${access}`)).status, 200, 'an RFC 9068 access token is accepted');
+  const spelled = await idp.sign({ ...claims, scope: 'mcp' }, { typ: 'application/AT+JWT' });
+  leaks.add(spelled);
+  t.equal((await mcpPost(proxy.mcpUrl, `Bearer ${spelled}`)).status, 200, 'typ compared case-insensitively, application/ optional (RFC 8725)');
+  const scp = await idp.sign({ ...claims, scp: ['mcp'] }, { typ: 'at+jwt' });
+  leaks.add(scp);
+  t.equal((await mcpPost(proxy.mcpUrl, `Bearer ${scp}`)).status, 200, 'an scp array claim counts as the scope');
+  const bare = await idp.sign(claims, { typ: 'at+jwt' });
+  leaks.add(bare);
+  const res = await mcpPost(proxy.mcpUrl, `Bearer ${bare}`);
+  t.equal(res.status, 403, 'no scope claim and scopes [] means no scope: nothing is granted by default');
+  t.match(res.header('www-authenticate'), /error="insufficient_scope"/);
 });

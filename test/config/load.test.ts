@@ -118,7 +118,9 @@ const BAD: [string, unknown, string[]][] = [
   ['mcpPath reserved', { mcpPath: '/oauth/mcp' }, ['mcpPath']],
   ['tls half given', { tls: { certFile: '/c.pem' } }, ['tls']],
   ['bad identity header', { identityHeaders: { clientId: 'X Client' } }, ['identityHeaders.clientId']],
-  ['JWKS over plain http', { tokens: { trustedIssuers: [{ issuer: 'https://idp.example', jwksUri: 'http://idp.example/jwks', audience: 'a' }, { issuer: 'https://b.example', jwksUri: 'http://127.0.0.1:9/jwks', audience: 'a' }] } }, ['tokens.trustedIssuers[0].jwksUri']],
+  ['JWKS over plain http', { tokens: { trustedIssuers: [{ issuer: 'https://idp.example', jwksUri: 'http://idp.example/jwks', audience: 'a', types: ['at+jwt'], scopes: [] }, { issuer: 'https://b.example', jwksUri: 'http://127.0.0.1:9/jwks', audience: 'a', types: ['at+jwt'], scopes: [] }] } }, ['tokens.trustedIssuers[0].jwksUri']],
+  ['issuer without explicit types and default scopes', { tokens: { trustedIssuers: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks', audience: 'a' }] } }, ['tokens.trustedIssuers[0].types', 'tokens.trustedIssuers[0].scopes']],
+  ['issuer accepting no token type', { tokens: { trustedIssuers: [{ issuer: 'https://b.example', jwksUri: 'https://b.example/jwks', audience: 'a', types: [], scopes: [] }] } }, ['tokens.trustedIssuers[0].types']],
   ['not an object', { store: 'redis' }, ['store']],
   ['prototype keys are unknown keys', JSON.parse('{"__proto__": {"x": 1}, "constructor": 1}'), ['__proto__', 'constructor']],
 ];

@@ -651,7 +651,7 @@ const BASE = {
   upstreamHeaders: { 'X-Upstream-Key': 'k' },
   identityHeaders: { clientId: 'X-MCP-Client-Id', scopes: 'X-MCP-Scopes' },
   store: { type: 'memory' },
-  tokens: { secret: 'a-signing-secret-of-at-least-32-bytes!', accessTtl: '1h', trustedIssuers: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks', audience: 'mcp' }] },
+  tokens: { secret: 'a-signing-secret-of-at-least-32-bytes!', accessTtl: '1h', trustedIssuers: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks', audience: 'mcp', types: ['at+jwt'], scopes: [] }] },
   clients: [{ id: 'agent-1', secret: 'a-client-secret-0123', scopes: ['mcp'], maxSessions: 5, rateLimit: { points: 600, duration: '1m' } }],
   sessions: { idleTimeout: '1h', maxLifetime: '24h', maxConcurrent: 5, onLimit: 'reject', bindTo: ['client'] },
   rateLimits: { client: { points: 600, duration: '1m' }, failedAttempts: { points: 20, duration: '1m', block: '5m' } },
