@@ -33,7 +33,7 @@ export const ERROR_CATALOG = {
   INSECURE_TRANSPORT: { status: 403, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'HTTPS is required', event: 'transport.refused', failedAttempt: false },
   ORIGIN_NOT_ALLOWED: { status: 403, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'Origin not allowed', event: 'origin.refused', failedAttempt: false },
   ADDRESS_BLOCKED: { status: 429, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Too many failed attempts; try again later', event: 'address.blocked', failedAttempt: false },
-  TOKEN_MISSING: { status: 401, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'Authentication required', event: 'auth.failed', failedAttempt: true },
+  TOKEN_MISSING: { status: 401, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'Authentication required', event: 'auth.failed', failedAttempt: false },
   TOKEN_INVALID: { status: 401, rpcCode: RPC.transport, oauthError: 'invalid_token', message: 'Invalid or expired access token', event: 'auth.failed', failedAttempt: true },
   INSUFFICIENT_SCOPE: { status: 403, rpcCode: RPC.transport, oauthError: 'insufficient_scope', message: 'The access token lacks the required scope', event: 'auth.failed', failedAttempt: false },
   RELAY_REFUSED: { status: 403, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'Relay not accepted', event: 'relay.refused', failedAttempt: true },
@@ -123,6 +123,22 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.problems = problems;
   }
+}
+
+/**
+ * Whether a refusal counts against the source address's failed-attempt budget. The catalog says
+ * which codes may; the reason takes back the ones a well-behaved client causes itself, which are
+ * no attack and must not block everyone behind its NAT or ingress: an expired token (its
+ * signature was good: it is the client's own), and a session id whose tag proves it was minted for
+ * this very client (it ended: idle, revoked, a restart), or for this person in another app.
+ * Forged ids and bad signatures still count.
+ */
+export function countsAsFailedAttempt(err: WardenError): boolean {
+  if (!ERROR_CATALOG[err.code].failedAttempt) return false;
+  const { reason } = err.detail;
+  if (err.code === 'TOKEN_INVALID') return reason !== 'expired';
+  if (err.code === 'SESSION_NOT_FOUND') return reason !== 'unknown' && reason !== 'foreign';
+  return true;
 }
 
 /** Anything that is not a refusal is a bug: it becomes a generic 500 with the stack logged. */

@@ -10,7 +10,7 @@ import { compilePolicy } from './policy/decide.js';
 import type { Policy } from './policy/decide.js';
 import type { RequestContext, Site } from './context.js';
 import { need } from './context.js';
-import { ERROR_CATALOG } from './errors.js';
+import { countsAsFailedAttempt, ERROR_CATALOG } from './errors.js';
 import type { WardenError } from './errors.js';
 import { createDrain } from './http/drain.js';
 import { sendJson } from './http/reply.js';
@@ -326,7 +326,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     if (limiter) metrics.rateLimited(limiter);
     // A refused relay says the owner replica is down, not this replica's upstream.
     if (err.code === 'UPSTREAM_UNAVAILABLE' && reason === 'refused' && ctx.upstreamIndex !== null && ctx.relayTo === null) upstreams.markDown(ctx.upstreamIndex);
-    if (entry.failedAttempt && ctx.clientAddress && (await limiters.failedAttempt(ctx.clientAddress))) {
+    if (countsAsFailedAttempt(err) && ctx.clientAddress && (await limiters.failedAttempt(ctx.clientAddress))) {
       // The moment the budget is spent, not only later refusals: the block starts with this request.
       logEvent(ctx.log, 'address.blocked', { reason: 'threshold', count: config.rateLimits.failedAttempts.points, address: ctx.clientAddress, route: ctx.route, clientId });
     }

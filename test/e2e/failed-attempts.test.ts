@@ -34,8 +34,8 @@ t.test('bad tokens, bad client secrets and unknown sessions share one budget; su
   const use = (id: number) => rpc(proxy.mcpUrl, { token: alice, sessionId, body: { jsonrpc: '2.0', id, method: 'tools/list' } });
 
   // trustProxy is off: the client's own X-Forwarded-For changes nothing about who is counted.
-  const missing = await rpc(proxy.mcpUrl, { headers: { 'x-forwarded-for': '203.0.113.1' } });
-  t.equal(missing.status, 401, 'failure 1: no token');
+  const badToken = await rpc(proxy.mcpUrl, { token: 'not.a.token', headers: { 'x-forwarded-for': '203.0.113.1' } });
+  t.equal(badToken.status, 401, 'failure 1: a bad token');
   for (let i = 0; i < 5; i++) t.equal((await use(10 + i)).status, 200, 'successes between failures pass');
   const badSecret = await tokenRequest(proxy.url, 'alice', 'not-the-secret', { 'x-forwarded-for': '203.0.113.2' });
   t.equal(badSecret.status, 401, 'failure 2: bad client secret');
@@ -92,7 +92,7 @@ t.test('trustProxy as a hop count: the forwarded address is the one counted and 
   const alice = await proxy.token('alice');
   const as = (address: string | null, token: string | null) => rpc(proxy.mcpUrl, { token, body: initialize(1), headers: address ? { 'x-forwarded-for': address } : {} });
   t.equal((await as('203.0.113.7', 'bad')).status, 401);
-  t.equal((await as('203.0.113.7', null)).status, 401);
+  t.equal((await as('203.0.113.7', 'worse')).status, 401);
   t.same(blockStarts(proxy).map((e) => e.address), ['203.0.113.7']);
   const seen = upstream.requests.length;
   t.equal((await as('203.0.113.7', alice)).status, 429, 'the blocked forwarded address');
@@ -112,4 +112,31 @@ t.test('trustProxy as CIDRs: hops are believed only through trusted proxies, so 
   t.same(blockStarts(proxy).map((e) => e.address), ['203.0.113.9'], 'the nearest untrusted hop is counted');
   t.equal((await rpc(proxy.mcpUrl, { token: alice, body: initialize(1), headers: { 'x-forwarded-for': '203.0.113.9' } })).status, 429);
   t.equal((await rpc(proxy.mcpUrl, { token: alice, body: initialize(2), headers: { 'x-forwarded-for': '198.51.100.77' } })).status, 200, 'the client-written hop was never blamed');
+});
+
+t.test('what a well-behaved client causes itself never blocks its address: tokenless probes, its own ended sessions, its expired tokens', async (t) => {
+  const { proxy } = await setup(t, { rateLimits: { failedAttempts: { points: 3, duration: '1m', block: '1m' } }, tokens: { accessTtl: '5m' } });
+  for (let i = 0; i < 6; i++) t.equal((await rpc(proxy.mcpUrl, {})).status, 401, 'a tokenless discovery probe');
+
+  const alice = await proxy.token('alice');
+  const init = await rpc(proxy.mcpUrl, { token: alice, body: initialize(1) });
+  const sessionId = init.headers.get('mcp-session-id') ?? '';
+  t.equal((await rpc(proxy.mcpUrl, { token: alice, sessionId, method: 'DELETE' })).status, 200, 'the client ends its session');
+  for (let i = 0; i < 6; i++) {
+    const retry = await rpc(proxy.mcpUrl, { token: alice, sessionId, body: { jsonrpc: '2.0', id: 10 + i, method: 'tools/list' } });
+    t.equal(retry.status, 404, 'and retries the ended id: 404, re-initialize');
+  }
+  t.ok(proxy.logs.events('session.not_found').every((e) => e.reason === 'unknown'), 'an id minted for this client: not a forgery');
+
+  proxy.advance(6 * 60_000);
+  for (let i = 0; i < 6; i++) t.equal((await rpc(proxy.mcpUrl, { token: alice })).status, 401, 'its token ran out');
+  t.ok(proxy.logs.events('auth.failed').filter((e) => e.code === 'TOKEN_INVALID').every((e) => e.reason === 'expired'));
+  t.equal(blockStarts(proxy).length, 0, '18 refusals, no block');
+  const fresh = await proxy.token('alice');
+  t.equal((await rpc(proxy.mcpUrl, { token: fresh, body: initialize(2) })).status, 200, 'a fresh token gets straight back in');
+
+  // What an attacker does still counts: a session id not minted for this client.
+  for (let i = 0; i < 3; i++) await rpc(proxy.mcpUrl, { token: fresh, sessionId: `forged-${i}`, body: { jsonrpc: '2.0', id: 50 + i, method: 'tools/list' } });
+  t.equal(blockStarts(proxy).length, 1, 'three forged ids block the address');
+  t.equal((await rpc(proxy.mcpUrl, { token: fresh, body: initialize(3) })).status, 429);
 });
