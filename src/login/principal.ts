@@ -16,10 +16,12 @@ export function userPrincipal(issuer: string, sub: string): string {
  * What a person's session is bound to besides the person: the client app, not one sign-in. The
  * same person re-authorizing the same app (a wider scope for step-up, or after a token ran out)
  * keeps their sessions; another app, or another person in the same app, does not see them.
- * Stored where a machine session keeps its grant id; `app:` never begins a real grant id.
+ * Stored where a machine session keeps its grant id, whose record keeps only a short prefix: so
+ * the value is a hash of the app, as random-looking in its first characters as a grant id is
+ * (app ids such as URLs share long prefixes).
  */
 export function appSessionGrant(clientId: string): string {
-  return `app:${clientId}`;
+  return createHash('sha256').update(`app\0${clientId}`).digest('base64url').slice(0, 22);
 }
 
 /** True for principals made by {@link userPrincipal}. */

@@ -82,8 +82,8 @@ t.test('sessions belong to the person and the app: bob, and alice in another app
   const bob = await signedInClient(t, proxy, 'bob', new AppProvider({ clientId: 'test-app' }));
   t.equal((await send(proxy.mcpUrl, { token: bob.app.saved?.access_token ?? '', sessionId })).status, 404, 'another person of the same app');
   t.match(proxy.logs.events('session.not_found'), [{ reason: 'forged' }], 'an id minted for somebody else');
-  const otherApp = await signedInClient(t, proxy, 'alice', new AppProvider({ clientId: 'other-app' }));
-  t.equal((await send(proxy.mcpUrl, { token: otherApp.app.saved?.access_token ?? '', sessionId })).status, 404, 'the same person through another app');
+  const otherApp = await signedInClient(t, proxy, 'alice', new AppProvider({ clientId: 'test-app-other' }));
+  t.equal((await send(proxy.mcpUrl, { token: otherApp.app.saved?.access_token ?? '', sessionId })).status, 404, 'the same person through another app (whose id shares a long prefix)');
   t.match(proxy.logs.events('session.not_found').at(-1), { reason: 'foreign' }, 'refused as another app\'s session');
   const again = await signedInClient(t, proxy, 'alice', new AppProvider({ clientId: 'test-app' }));
   t.equal((await send(proxy.mcpUrl, { token: again.app.saved?.access_token ?? '', sessionId })).status, 200, 'the same person and app, signed in again (as for step-up)');
