@@ -138,6 +138,14 @@ export async function runDoctor(options: DoctorOptions): Promise<StepResult[]> {
       expect(again.status === 404, '404 for the ended session', await describe(again));
       return `HTTP ${res.status}, then 404`;
     }],
+    ['store: does it keep its data across a restart (/readyz)', async () => {
+      const res = await http(`${new URL(options.url).origin}/readyz`);
+      const body = (await res.json().catch(() => ({}))) as { persistence?: string; warning?: string };
+      // Informational: a proxy behind a gateway may not expose /readyz, and a store without
+      // persistence works; the operator should know what a restart costs.
+      if (typeof body.persistence !== 'string') return `not reported (HTTP ${res.status})`;
+      return body.warning ? `${body.persistence}: WARNING ${body.warning}` : body.persistence;
+    }],
   ];
 
   for (const [step, run] of steps) {

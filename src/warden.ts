@@ -48,6 +48,7 @@ import { createRelay } from './session/relay.js';
 import { createSessionIds, sessionIdSecret } from './session/session-id.js';
 import { createStreamGauge } from './session/streams.js';
 import { createUpstreamPicker } from './session/upstreams.js';
+import { watchGeneration } from './store/generation.js';
 import { createLimiters } from './store/limiters.js';
 import { createStore } from './store/store.js';
 import type { Store } from './store/store.js';
@@ -181,6 +182,25 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const limiters = createLimiters(store, config.rateLimits, { onStoreError: () => metrics.storeError() });
   const idSecret = await sessionIdSecret(config, store);
   const sessionIds = createSessionIds(idSecret);
+  const generation = await watchGeneration({
+    store,
+    clock,
+    intervalMs: 5_000,
+    onLoss: (since) => {
+      metrics.storeDataLost();
+      logEvent(log, 'store.data_lost', { reason: 'marker_changed', since: new Date(since).toISOString() });
+      void restoreShared().catch((err: unknown) => log.error({ err: String(err) }, 'could not put the shared secrets back after the store lost its data'));
+    },
+  });
+  /** What every replica must agree on, put back into an emptied store (the first replica's copy wins; all hold the same). */
+  async function restoreShared(): Promise<void> {
+    await keyRing.refresh();
+    if (config.tokens.secret !== null) return;
+    const ours = Buffer.from(idSecret).toString('base64url');
+    if ((await store.initSecret('session-id', ours)) !== ours) {
+      log.error('a replica that started while the store was empty made a new session-id secret: restart this replica (or set tokens.secret, from which it is derived)');
+    }
+  }
   const relay = createRelay({ replicaId: config.replica.id, advertiseUrl: config.replica.advertiseUrl, mcpPath: config.mcpPath, secret: idSecret, store, clock });
   const upstreams = createUpstreamPicker(config.upstreams, clock);
   const drain = createDrain();
@@ -234,6 +254,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     return { ok: true, rules: parsed.rules.length };
   };
   const deps: StageDeps = {
+    generation,
     policy: () => need(policy, 'policy'),
     onPolicyDecision: (method, outcome, tool) => metrics.policyDecision(method, outcome, tool),
     store,
@@ -382,6 +403,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       // Idle keep-alive connections to the upstreams would otherwise outlive the proxy.
       await agent.destroy();
       await metadataDocuments?.close();
+      generation.close();
       await closing;
       if (admin) {
         admin.closeAllConnections();

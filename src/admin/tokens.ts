@@ -6,6 +6,7 @@ import { formatDuration, parseDuration } from '../config/duration.js';
 import { createTokenSigner, createTokenVerifier, reasonOf } from '../auth/access-token.js';
 import { createExternalIssuers } from '../auth/issuers.js';
 import { createKeyRing } from '../auth/key-ring.js';
+import { claimGeneration } from '../store/generation.js';
 import type { Store } from '../store/store.js';
 import { AdminError, findClient, publicSite, revocationTtl } from './common.js';
 
@@ -27,6 +28,8 @@ export interface CliToken {
 /** Signs an access token for a client with the key ring over `store` (init uses a memory store). */
 export async function sign(store: Store, config: Config, claims: { clientId: string; scope: string }, ttlMs: number, clock: () => number): Promise<CliToken> {
   const site = publicSite(config);
+  // A token belongs to the store's current life: an empty store begins one now, before it is signed.
+  await claimGeneration({ store, clock });
   const keyRing = await keyRingFor(store, config, clock);
   try {
     const signer = createTokenSigner({ keyRing, issuer: site.issuer, audience: site.resource, accessTtlMs: ttlMs, clock });

@@ -28,6 +28,7 @@ const LEVELS = {
   'request.failed': 'error',
   'upstream.failed': 'error',
   'store.unavailable': 'error',
+  'store.data_lost': 'error',
   'keys.rotated': 'info',
   'keys.generated': 'warn',
   'policy.denied': 'warn',
@@ -59,6 +60,8 @@ export interface EventFields {
   readonly grantId?: string | null;
   readonly count?: number;
   readonly kid?: string;
+  /** store.data_lost: when the store's new life began (ISO 8601). */
+  readonly since?: string;
   /** Store namespace of the caller (client id, or issuer-qualified subject). */
   readonly principal?: string | null;
   /** MCP method, and the tool, prompt or resource it names (policy events). */

@@ -1,11 +1,17 @@
 import { connect } from 'node:net';
-import type { Store } from '../store/store.js';
+import type { Persistence, Store } from '../store/store.js';
 
 export interface Readiness {
   readonly ready: boolean;
   readonly store: 'ok' | 'unreachable';
+  /** Whether the store keeps its data across a restart (asked once a minute). Never affects `ready`. */
+  readonly persistence: Persistence | 'unchecked';
   readonly upstream: 'ok' | 'unreachable' | 'unchecked';
+  readonly warning?: string;
 }
+
+const PERSISTENCE_TTL_MS = 60_000;
+const NOT_PERSISTENT = 'the store keeps nothing on disk: a restart loses revocations, refresh grants, sessions and managed clients, and every token issued before is then refused';
 
 function reachable(url: string, timeoutMs: number): Promise<boolean> {
   const { hostname, port, protocol } = new URL(url);
@@ -24,7 +30,18 @@ function reachable(url: string, timeoutMs: number): Promise<boolean> {
  * `/readyz`: the store answers and, when `health.checkUpstream` is on, at least one upstream
  * accepts a TCP connection. Cheap enough to poll: one PING and a connect at most.
  */
-export function createReadiness(deps: { store: Store; upstreams: readonly string[]; checkUpstream: boolean }): () => Promise<Readiness> {
+export function createReadiness(deps: { store: Store; upstreams: readonly string[]; checkUpstream: boolean; clock?: () => number }): () => Promise<Readiness> {
+  const clock = deps.clock ?? Date.now;
+  let persistence: { value: Persistence; at: number } | null = null;
+  async function persistenceOf(): Promise<Persistence | 'unchecked'> {
+    if (persistence && clock() - persistence.at < PERSISTENCE_TTL_MS) return persistence.value;
+    try {
+      persistence = { value: await deps.store.persistence(), at: clock() };
+      return persistence.value;
+    } catch {
+      return 'unchecked';
+    }
+  }
   return async () => {
     const [store, upstream] = await Promise.all([
       deps.store.ping().then(() => 'ok' as const, () => 'unreachable' as const),
@@ -32,6 +49,7 @@ export function createReadiness(deps: { store: Store; upstreams: readonly string
         ? Promise.all(deps.upstreams.map((u) => reachable(u, 1_000))).then((ok) => (ok.some(Boolean) ? ('ok' as const) : ('unreachable' as const)))
         : Promise.resolve('unchecked' as const),
     ]);
-    return { ready: store === 'ok' && upstream !== 'unreachable', store, upstream };
+    const kept = store === 'ok' ? await persistenceOf() : 'unchecked';
+    return { ready: store === 'ok' && upstream !== 'unreachable', store, persistence: kept, upstream, ...(kept === 'none' ? { warning: NOT_PERSISTENT } : {}) };
   };
 }

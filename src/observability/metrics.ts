@@ -29,6 +29,8 @@ export interface Metrics {
   authFailure(reason: string): void;
   rateLimited(limiter: string): void;
   storeError(): void;
+  /** The store came back without its data (a new store life began). */
+  storeDataLost(): void;
   openStreams(delta: 1 | -1): void;
   /**
    * One policy decision. `tool` must already be bounded by the caller: a tool name listed in the
@@ -47,6 +49,7 @@ export function createMetrics(registry: Registry = new client.Registry(), option
   const auth = new client.Counter({ name: `${prefix}auth_failures_total`, help: 'Authentication failures by reason.', labelNames: ['reason'], registers: [registry] });
   const limited = new client.Counter({ name: `${prefix}rate_limited_total`, help: 'Rate-limit rejections by limiter.', labelNames: ['limiter'], registers: [registry] });
   const storeErrors = new client.Counter({ name: `${prefix}store_errors_total`, help: 'Store (Redis) errors.', registers: [registry] });
+  const storeLosses = new client.Counter({ name: `${prefix}store_data_lost_total`, help: 'Times the store came back without its data (tokens issued before were then refused).', registers: [registry] });
   const streams = new client.Gauge({ name: `${prefix}open_streams`, help: 'SSE responses currently streaming through this replica.', registers: [registry] });
   const decisions = new client.Counter({ name: `${prefix}policy_decisions_total`, help: 'Policy decisions by MCP method, outcome and tool (tools named in the policy only).', labelNames: ['method', 'decision', 'tool'], registers: [registry] });
   const sessionsActive = options.sessionsActive;
@@ -78,6 +81,7 @@ export function createMetrics(registry: Registry = new client.Registry(), option
     authFailure: (reason) => auth.inc({ reason }),
     rateLimited: (limiter) => limited.inc({ limiter }),
     storeError: () => storeErrors.inc(),
+    storeDataLost: () => storeLosses.inc(),
     openStreams: (delta) => streams.inc(delta),
     policyDecision: (method, outcome, tool) => decisions.inc({ method: method === null ? 'response' : MCP_METHODS.has(method) ? method : 'other', decision: outcome, tool }),
   };

@@ -5,6 +5,7 @@ import type { FingerprintInput } from '../session/binding.js';
 import type { SessionIds } from '../session/session-id.js';
 import type { StreamGauge } from '../session/streams.js';
 import type { UpstreamPicker } from '../session/upstreams.js';
+import type { Generation } from '../store/generation.js';
 import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import type { Relay } from '../session/relay.js';
@@ -57,10 +58,18 @@ export interface StageDeps {
   readonly agent?: ForwardDeps['agent'];
   readonly clock: () => number;
   readonly stopwatch: () => number;
+  readonly generation: Generation;
   /** The policy in force (reloadable); compiled from config.policy when absent. Unused without a policy. */
   readonly policy?: () => Policy;
   /** Counts policy decisions (metrics). */
   readonly onPolicyDecision?: AuthorizeDeps['onDecision'];
+}
+
+function loadStateStage(config: Config, deps: StageDeps): Stage {
+  return loadState({
+    limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime,
+    clock: deps.clock, generation: deps.generation, skewMs: config.tokens.clockSkew,
+  });
 }
 
 /** The stages every route starts with: transport checks, client address, blocked addresses. */
@@ -103,7 +112,7 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
     ...buildEntryStages(config, deps),
     acceptRelay({ relay: deps.relay }),
     authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
-    loadState({ limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
+    loadStateStage(config, deps),
     enforceRateLimit(),
     resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'streamable-http', clock: deps.clock, readMessage }),
     ...authorizeStage,
@@ -142,7 +151,7 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
   const readMessage = messageReader(security.maxBodyBytes);
   const authenticated = (): Stage[] => [
     authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
-    loadState({ limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock }),
+    loadStateStage(config, deps),
     enforceRateLimit(),
   ];
   return {

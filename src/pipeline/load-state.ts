@@ -4,6 +4,7 @@ import { WardenError } from '../errors.js';
 import { addressBlocked } from './reject-blocked.js';
 import type { ClientRegistry } from '../auth/clients.js';
 import type { SessionIds } from '../session/session-id.js';
+import type { Generation } from '../store/generation.js';
 import type { Limiters } from '../store/limiters.js';
 
 export interface LoadStateDeps {
@@ -13,17 +14,26 @@ export interface LoadStateDeps {
   readonly idleTimeoutMs: number;
   readonly maxLifetimeMs: number;
   readonly clock: () => number;
+  /** The store's life: tokens this proxy issued in an earlier one (lost with its data) are refused. */
+  readonly generation: Pick<Generation, 'epochMs' | 'pending'>;
+  /** tokens.clockSkew: replicas' clocks may differ by this much. */
+  readonly skewMs: number;
 }
 
 /**
  * Stage 5: one store call for the token's revocation state, the session record (slid forward),
  * the client's rate-limit consume and the owed failed-attempt check; on a single Redis node that is
  * one script, one round trip. A blocked address ends here with 429, a revoked token, grant or
- * client with 401.
+ * client with 401, and so does a token issued before the store lost its data.
  */
 export function loadState(deps: LoadStateDeps) {
   return async function loadState(ctx: RequestContext): Promise<void> {
     const identity = need(ctx.identity, 'ctx.identity');
+    // After a reconnect, nothing is served before the store's marker was checked.
+    const pending = deps.generation.pending();
+    if (pending) await pending;
+    // A token from before the store lost its data may have been revoked since: the store no longer knows.
+    if (identity.issuer === 'self' && identity.issuedAtMs + deps.skewMs < deps.generation.epochMs()) throw new WardenError('TOKEN_INVALID', { reason: 'revoked' });
     const presented = ctx.req.headers['mcp-session-id'];
     ctx.presentedSessionId = typeof presented === 'string' ? presented : presented === undefined ? null : presented.join(',');
     // A forged or foreign id has no key: it is refused in resolve-session without a lookup.

@@ -241,6 +241,12 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
       ring.push(key);
       return true;
     },
+    onReconnect() {},
+
+    async persistence() {
+      return 'memory' as const;
+    },
+
     async initSecret(name, value) {
       const existing = secrets.get(name);
       if (existing !== undefined) return existing;

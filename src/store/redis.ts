@@ -328,6 +328,17 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
 
     getKeys: () => run(async () => (await client.hvals(keys.keys)).map((v) => JSON.parse(v) as StoredKey).sort((a, b) => a.createdAt - b.createdAt)),
     addKey: (key, onlyIfNone) => run(async () => (await client.mcpwAddKey(keys.keys, key.kid, JSON.stringify(key), onlyIfNone ? '1' : '0')) === 1),
+    persistence: () =>
+      run(async () => {
+        if (/^aof_enabled:1\r?$/m.test(await client.info('persistence'))) return 'aof' as const;
+        // Managed services often refuse CONFIG: then it cannot be told.
+        const save = await client.config('GET', 'save').catch(() => null);
+        if (!Array.isArray(save)) return 'unknown' as const;
+        return String(save[1] ?? '').trim() === '' ? ('none' as const) : ('rdb' as const);
+      }),
+    onReconnect: (listener) => {
+      client.on('ready', listener);
+    },
     initSecret: (name, value) =>
       run(async () => {
         // SET NX GET (Redis 7): the first replica's value wins and every replica reads the winner.

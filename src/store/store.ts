@@ -105,6 +105,8 @@ export type RefreshUse =
   | { readonly status: 'unknown' };
 
 /** A client managed through the store (`mcp-warden client add`). */
+export type Persistence = 'aof' | 'rdb' | 'none' | 'unknown' | 'memory';
+
 export interface StoredClient {
   readonly id: string;
   readonly secretHash: string;
@@ -178,6 +180,13 @@ export interface Store {
   getKeys(): Promise<StoredKey[]>;
   /** Adds a key; with `onlyIfNone`, only when the ring is empty (replicas racing at first start). */
   addKey(key: StoredKey, onlyIfNone: boolean): Promise<boolean>;
+  /**
+   * Whether the store keeps its data on disk: `aof` or `rdb`, `none` (a restart empties it),
+   * `unknown` (the server would not say), `memory` (the process is the store).
+   */
+  persistence(): Promise<Persistence>;
+  /** Calls `listener` each time the connection to the store is (re)established; never for the memory store. */
+  onReconnect(listener: () => void): void;
   /** Stores `value` under `name` unless one exists (SET NX); returns the value that won. */
   initSecret(name: string, value: string): Promise<string>;
   /** A rate limiter whose counters live in this store. */

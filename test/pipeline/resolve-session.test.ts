@@ -41,7 +41,7 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
   const fingerprint = createFingerprint(config.sessions);
   const limiters = createLimiters(store, config.rateLimits);
   const upstreams = createUpstreamPicker(config.upstreams, clock);
-  const load = loadState({ limiters, clients: await createClientRegistry(config.clients, store, clock), sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime, clock });
+  const load = loadState({ limiters, clients: await createClientRegistry(config.clients, store, clock), sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime, clock, generation: { epochMs: () => 0, pending: () => null }, skewMs: 0 });
   const resolve = resolveSession({
     store, limiters, upstreams, fingerprint, maxBodyBytes: 4096, maxConcurrent: config.sessions.maxConcurrent, onLimit: config.sessions.onLimit,
     streams: createStreamGauge(config.sessions.maxStreams), relay: createRelay({ replicaId: 'here', advertiseUrl: null, mcpPath: '/mcp', secret: new Uint8Array(32), store, clock }), transport: 'streamable-http', clock,

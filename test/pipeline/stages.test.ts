@@ -2,6 +2,7 @@ import t from 'tap';
 import { validateConfig } from '../../src/config/validate.js';
 import { buildLegacyStages, buildRequestStages, buildResponseStages } from '../../src/pipeline/index.js';
 import type { StageDeps } from '../../src/pipeline/index.js';
+import { watchGeneration } from '../../src/store/generation.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { createLimiters } from '../../src/store/limiters.js';
 import { createClientRegistry } from '../../src/auth/clients.js';
@@ -18,6 +19,7 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   const store = createMemoryStore({ maxEntries: 1000, clock: Date.now });
   t.teardown(() => store.close());
   const deps: StageDeps = {
+    generation: await watchGeneration({ store, clock: Date.now, intervalMs: 0, onLoss: () => {} }),
     store,
     limiters: createLimiters(store, config.rateLimits),
     clients: await createClientRegistry([], store, Date.now),
