@@ -31,6 +31,8 @@ export interface ForwardDeps {
   readonly agent?: Dispatcher;
   /** Sidecar layout: signs the hop of a request relayed to the replica owning its session. */
   readonly relay?: Pick<Relay, 'sign'>;
+  /** Ends a session the upstream made for a client that left before hearing of it. */
+  readonly endUpstreamSession?: (upstreamIndex: number, upstreamSessionId: string) => void;
 }
 
 /**
@@ -102,6 +104,11 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
    */
   #mode: 'head' | 'hold' | 'pipe' | 'over' = 'head';
   #abort: ((err?: Error) => void) | null = null;
+  /**
+   * An initialize whose client left while the upstream was answering: the upstream may be making
+   * a session nobody will ever use or end, so its answer is still awaited, and the session ended.
+   */
+  #orphan = false;
   #resume: (() => void) | null = null;
   /** Set while a response stage reads the body (`readBody`): the upstream is never paused then. */
   #reading: { readonly maxBytes: number; readonly done: (body: Buffer | null) => void } | null = null;
@@ -124,7 +131,8 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     // The exchange is over when the client's response is, whichever way it ended; a client that
     // leaves first takes the upstream request down with it.
     ctx.res.once('close', () => {
-      if (this.#mode !== 'over' && !this.#complete) this.#abort?.(new Error('client closed the connection'));
+      if (this.#mode === 'head' && this.#abort !== null && ctx.creating && deps.endUpstreamSession) this.#orphan = true;
+      else if (this.#mode !== 'over' && !this.#complete) this.#abort?.(new Error('client closed the connection'));
       this.#settle();
     });
   }
@@ -146,6 +154,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (this.#orphan && status >= 200) return this.#endOrphan(raw);
     // 1xx interim responses are the upstream's business with us, not the client's.
     if (status < 200 || this.#mode !== 'head') return this.#mode !== 'over';
     const ctx = this.#ctx;
@@ -169,6 +178,14 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       return true;
     }
     return this.#send();
+  }
+
+  #endOrphan(raw: Buffer[]): boolean {
+    const created = responseHeaders(raw)['mcp-session-id'];
+    const index = this.#ctx.upstreamIndex;
+    if (typeof created === 'string' && index !== null) this.#deps.endUpstreamSession?.(index, created);
+    this.#abort?.(new Error('client closed the connection'));
+    return false;
   }
 
   onData(chunk: Buffer): boolean {

@@ -181,14 +181,15 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
 function forwardStage(config: Config, deps: StageDeps): Stage {
   const { security } = config;
   return forward({
-      upstreamTimeoutMs: security.upstreamTimeout,
-      maxBodyBytes: security.maxBodyBytes,
-      upstreamHeaders: config.upstreamHeaders,
-      identityHeaders: config.identityHeaders,
-      responseStages: buildResponseStages(config, deps),
-      stopwatch: deps.stopwatch,
-      onStreamStart: deps.onStreamStart,
-      agent: deps.agent,
-      relay: deps.relay,
-    });
+    upstreamTimeoutMs: security.upstreamTimeout,
+    maxBodyBytes: security.maxBodyBytes,
+    upstreamHeaders: config.upstreamHeaders,
+    identityHeaders: config.identityHeaders,
+    responseStages: buildResponseStages(config, deps),
+    stopwatch: deps.stopwatch,
+    onStreamStart: deps.onStreamStart,
+    agent: deps.agent,
+    relay: deps.relay,
+    endUpstreamSession: deps.endUpstreamSession,
+  });
 }

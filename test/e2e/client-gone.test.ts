@@ -107,3 +107,37 @@ t.test('a GET stream whose client left during the store round trip does not keep
   controller.abort();
   await stream.body?.cancel().catch(() => {});
 });
+
+t.test('an initialize whose client left while the upstream answered: its upstream session is still ended', async (t) => {
+  const upstream = await startDemoServer();
+  t.teardown(() => upstream.close());
+  // A slow upstream: the demo server behind a hop that holds each answer for 400 ms, and keeps
+  // going when the proxy's request goes away (as a busy server does).
+  const slow = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    await sleep(400);
+    const headers: Record<string, string> = {};
+    for (const name of ['content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version']) if (typeof req.headers[name] === 'string') headers[name] = req.headers[name];
+    const answer = await fetch(upstream.url, { method: req.method ?? 'POST', headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+    const out: Record<string, string> = {};
+    answer.headers.forEach((v, k) => { if (k !== 'content-length' && k !== 'transfer-encoding') out[k] = v; });
+    res.writeHead(answer.status, out);
+    res.end(Buffer.from(await answer.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => {
+    slow.closeAllConnections();
+    slow.close(() => resolve());
+  }));
+  const proxy = await startWarden({ upstreams: [`http://127.0.0.1:${(slow.address() as { port: number }).port}/mcp`] });
+  t.teardown(() => proxy.close());
+  const token = await proxy.token('alice');
+
+  await abandon(proxy.mcpUrl, 'POST', { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: ACCEPT }, INIT, 100);
+  for (let i = 0; i < 30 && !upstream.requests.some((r) => r.method === 'DELETE'); i++) await sleep(100);
+  t.ok(upstream.requests.some((r) => r.method === 'POST'), 'the upstream made a session for the initialize');
+  t.ok(upstream.requests.some((r) => r.method === 'DELETE'), 'and mcp-warden ended it although its client had left');
+  t.same(upstream.sessionIds(), [], 'no upstream session is left behind');
+  t.same(await proxy.warden.store.listSessions(null, Date.now()), [], 'and no proxy session was made for nobody');
+});
