@@ -48,6 +48,7 @@ import { createRelay } from './session/relay.js';
 import { createSessionIds, sessionIdSecret } from './session/session-id.js';
 import { createStreamGauge } from './session/streams.js';
 import { createUpstreamPicker } from './session/upstreams.js';
+import { createUpstreamSweeper } from './session/sweep-upstreams.js';
 import { watchGeneration } from './store/generation.js';
 import { createLimiters } from './store/limiters.js';
 import { createStore } from './store/store.js';
@@ -89,6 +90,8 @@ export interface Warden {
   reloadPolicy(raw: unknown): PolicyReload;
   /** Replaces the config file's clients (SIGHUP; the config was validated by the caller). */
   reloadClients(clients: Config['clients']): void;
+  /** One pass of the upstream session sweeper now (it also runs every 30 s): the number ended upstream. */
+  sweepUpstreams(): Promise<number>;
   /** Stops accepting, ends GET streams, lets in-flight requests finish within `shutdownGrace`, closes the store. */
   close(): Promise<void>;
 }
@@ -284,6 +287,15 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     stopwatch,
   };
 
+  const sweeper = createUpstreamSweeper({
+    store,
+    owner: relay.enabled ? relay.replicaId : '',
+    clock,
+    intervalMs: 30_000,
+    end: deps.endUpstreamSession,
+    onError: () => metrics.storeError(),
+  });
+
   const run = (stages: readonly Stage[]): Handler => (ctx) => runStages(stages, ctx);
   const entry = buildEntryStages(config, deps);
   const legacy = buildLegacyStages(config, deps);
@@ -388,6 +400,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     keyRing,
     metrics,
     reloadPolicy,
+    sweepUpstreams: () => sweeper.sweep(),
     reloadClients: (list) => {
       clients.replaceConfigured(list);
       logEvent(log, 'clients.reloaded', { count: list.length });
@@ -404,6 +417,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       await agent.destroy();
       await metadataDocuments?.close();
       generation.close();
+      sweeper.close();
       await closing;
       if (admin) {
         admin.closeAllConnections();

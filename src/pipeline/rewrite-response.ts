@@ -5,6 +5,7 @@ import { WardenError } from '../errors.js';
 import { logEvent } from '../observability/events.js';
 import type { FingerprintInput } from '../session/binding.js';
 import type { SessionIds } from '../session/session-id.js';
+import { endTracked } from '../session/sweep-upstreams.js';
 import type { Store } from '../store/store.js';
 import type { StreamGauge } from '../session/streams.js';
 
@@ -34,6 +35,8 @@ const MAX_ERROR_BODY = 64 * 1024;
  * replaced by the caller's own proxy id, or dropped when the request had none.
  */
 export function swapSessionId(deps: RewriteDeps) {
+  const owner = deps.owner ?? '';
+  const ledger = { store: deps.store, owner, end: deps.endUpstreamSession };
   // Synchronous unless a session is minted: the hot path (a request inside a session) awaits nothing.
   return function swapSessionId(ctx: RequestContext): void | Promise<void> {
     const response = need(ctx.response, 'ctx.response');
@@ -61,17 +64,20 @@ export function swapSessionId(deps: RewriteDeps) {
       createdAt: now,
       owner: deps.owner,
     };
+    // Noted first: however this session ends, even if it is never made, its upstream one is ended.
+    const tracked = { principal: record.principal, key: record.key, index: record.upstream, sessionId: upstreamId };
+    await deps.store.trackUpstream(owner, tracked);
     const max = ctx.client?.maxSessions ?? deps.maxConcurrent;
     const result = await deps.store.createSession(record, { maxConcurrent: max, onLimit: deps.onLimit, now, idleTimeoutMs: deps.idleTimeoutMs, maxLifetimeMs: deps.maxLifetimeMs });
     if (!result.created) {
       // Lost a race for the last slot: the upstream session would be orphaned, so end it there too.
-      deps.endUpstreamSession(record.upstream, upstreamId);
+      await endTracked(ledger, tracked);
       throw new WardenError('SESSION_LIMIT', { retryAfterMs: 60_000 });
     }
     for (const evicted of result.evicted) {
       logEvent(ctx.log, 'session.evicted', { clientId: identity.clientId, sessionId: evicted.key, address: ctx.clientAddress });
       // Its upstream session would otherwise live on until the upstream drops it by itself.
-      if (evicted.upstream) deps.endUpstreamSession(evicted.upstream.index, evicted.upstream.sessionId);
+      if (evicted.upstream) await endTracked(ledger, { principal: record.principal, key: evicted.key, index: evicted.upstream.index, sessionId: evicted.upstream.sessionId });
     }
     logEvent(ctx.log, 'session.created', { clientId: identity.clientId, sessionId: minted.key, address: ctx.clientAddress });
     response.headers[SESSION_HEADER] = minted.id;
@@ -120,6 +126,8 @@ export function forgetGoneSession(deps: RewriteDeps) {
       : typeof error?.message === 'string' && NO_SESSION_400.test(error.message) && NO_SESSION_WORDS.test(error.message);
     if (!gone) return;
     await deps.store.deleteSession(session.principal, session.key);
+    // The upstream already forgot it: nothing to end there.
+    await deps.store.untrackUpstream(deps.owner ?? '', session.principal, session.key);
     logEvent(ctx.log, 'session.ended', { reason: 'upstream_gone', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
     response.status = 404;
     response.headers['content-type'] = 'application/json';
@@ -136,6 +144,8 @@ export function endOnDelete(deps: RewriteDeps) {
 
   async function end(ctx: RequestContext, session: NonNullable<RequestContext['session']>): Promise<void> {
     if (await deps.store.deleteSession(session.principal, session.key)) {
+      // The client's DELETE went upstream already.
+      await deps.store.untrackUpstream(deps.owner ?? '', session.principal, session.key);
       logEvent(ctx.log, 'session.ended', { reason: 'delete', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
     }
   }

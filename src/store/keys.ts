@@ -1,4 +1,4 @@
-import type { EvictedSession } from './store.js';
+import type { EvictedSession, TrackedUpstream } from './store.js';
 
 /**
  * Every store key name, built only here. Keys derived from a principal carry it as a Redis
@@ -21,6 +21,8 @@ export interface KeyLayout {
   replica(id: string): string;
   /** Sign-in state (logins, codes, consents). */
   transient(name: string): string;
+  /** Hash of the upstream sessions behind an owner's proxy sessions (`principal\nkey` -> `index\nid`). */
+  upstreams(owner: string): string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -38,6 +40,7 @@ export function keyLayout(prefix: string): KeyLayout {
     limiterPrefix: (name) => `${prefix}rl:${name}`,
     replica: (id) => `${prefix}replica:${id}`,
     transient: (name) => `${prefix}t:${name}`,
+    upstreams: (owner) => `${prefix}up:${owner}`,
   };
 }
 
@@ -79,4 +82,16 @@ export function decodeSession(principal: string, key: string, value: string): { 
   const field = UPSTREAM_FIELD.exec(upstream ?? '');
   if (!Number.isSafeInteger(createdAt) || !field || !upstreamSessionId) return null;
   return { principal, key, createdAt, upstream: Number(field[1]), grantId, fingerprint, upstreamSessionId, owner: field[2] ?? null };
+}
+
+/** The ledger's field and value for a tracked upstream session (principals and keys hold no newline). */
+export function upstreamField(principal: string, key: string): string {
+  return `${principal}\n${key}`;
+}
+
+export function decodeUpstream(field: string, value: string): TrackedUpstream | null {
+  const [principal, key] = field.split('\n');
+  const cut = value.indexOf('\n');
+  if (!principal || !key || cut < 1) return null;
+  return { principal, key, index: Number(value.slice(0, cut)), sessionId: value.slice(cut + 1) };
 }

@@ -1,10 +1,10 @@
 import { WardenError } from '../errors.js';
 import { loadRequestApart } from './load-apart.js';
 import { boundedMemoryLimiter } from './memory-limiter.js';
-import { decodeSession, encodeSession, evictedSession, grantTag, keyLayout } from './keys.js';
+import { decodeSession, decodeUpstream, encodeSession, evictedSession, grantTag, keyLayout, upstreamField } from './keys.js';
 import type {
   CreateResult, EvictedSession, Limiter, LimiterOptions, RefreshRecord, RefreshUse, RequestState, SessionInfo, SessionLimits, SessionRecord,
-  StateQuery, Store, StoredClient, StoredKey,
+  StateQuery, Store, StoredClient, StoredKey, TrackedUpstream,
 } from './store.js';
 
 interface Entry {
@@ -101,6 +101,10 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
   const clients = new Map<string, StoredClient>();
   const ring: StoredKey[] = [];
   const secrets = new Map<string, string>();
+  // Upstream sessions per owner, bounded like everything else: a full ledger tracks no more (those
+  // upstream sessions then end only by the upstream's own expiry).
+  const upstreams = new Map<string, Map<string, string>>();
+  let tracked = 0;
   const sweeper = setInterval(() => sweep(options.clock()), SWEEP_INTERVAL_MS).unref();
 
   function sweep(now: number): void {
@@ -241,6 +245,33 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
       ring.push(key);
       return true;
     },
+    async trackUpstream(owner, u) {
+      const ledger = upstreams.get(owner) ?? new Map<string, string>();
+      upstreams.set(owner, ledger);
+      const field = upstreamField(u.principal, u.key);
+      if (!ledger.has(field)) {
+        if (tracked >= options.maxEntries) return;
+        tracked++;
+      }
+      ledger.set(field, `${u.index}\n${u.sessionId}`);
+    },
+
+    async untrackUpstream(owner, principal, key) {
+      const removed = upstreams.get(owner)?.delete(upstreamField(principal, key)) ?? false;
+      if (removed) tracked--;
+      return removed;
+    },
+
+    async goneUpstreams(owner, _cursor, count, now) {
+      const gone: TrackedUpstream[] = [];
+      for (const [field, value] of upstreams.get(owner) ?? []) {
+        const u = decodeUpstream(field, value);
+        if (u && data.get(keys.session(u.principal, u.key), now) === undefined) gone.push(u);
+        if (gone.length >= count) break;
+      }
+      return { cursor: '0', gone };
+    },
+
     onReconnect() {},
 
     async persistence() {

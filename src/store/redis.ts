@@ -3,10 +3,10 @@ import type { RedisOptions, Result } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
 import { WardenError } from '../errors.js';
-import { decodeSession, encodeSession, evictedSession, grantTag, keyLayout } from './keys.js';
+import { decodeSession, decodeUpstream, encodeSession, evictedSession, grantTag, keyLayout, upstreamField } from './keys.js';
 import { ADD_KEY, COUNT_SESSIONS, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import { loadRequestApart } from './load-apart.js';
-import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey } from './store.js';
+import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey, TrackedUpstream } from './store.js';
 
 type Reply = string | number | (string | number)[];
 
@@ -335,6 +335,20 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         const save = await client.config('GET', 'save').catch(() => null);
         if (!Array.isArray(save)) return 'unknown' as const;
         return String(save[1] ?? '').trim() === '' ? ('none' as const) : ('rdb' as const);
+      }),
+    trackUpstream: (owner, u) => run(async () => void (await client.hset(keys.upstreams(owner), upstreamField(u.principal, u.key), `${u.index}\n${u.sessionId}`))),
+    untrackUpstream: (owner, principal, key) => run(async () => (await client.hdel(keys.upstreams(owner), upstreamField(principal, key))) === 1),
+    goneUpstreams: (owner, cursor, count) =>
+      run(async () => {
+        const [next, flat] = await client.hscan(keys.upstreams(owner), cursor, 'COUNT', count);
+        const tracked: TrackedUpstream[] = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const u = decodeUpstream(flat[i] ?? '', flat[i + 1] ?? '');
+          if (u) tracked.push(u);
+        }
+        // One EXISTS per record, each in its principal's slot (a Cluster spreads them).
+        const alive = await Promise.all(tracked.map((u) => client.exists(keys.session(u.principal, u.key))));
+        return { cursor: next, gone: tracked.filter((_, i) => alive[i] === 0) };
       }),
     onReconnect: (listener) => {
       client.on('ready', listener);

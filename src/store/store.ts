@@ -105,6 +105,14 @@ export type RefreshUse =
   | { readonly status: 'unknown' };
 
 /** A client managed through the store (`mcp-warden client add`). */
+/** An upstream session the proxy made, kept apart from its session record so it outlives it. */
+export interface TrackedUpstream {
+  readonly principal: string;
+  readonly key: string;
+  readonly index: number;
+  readonly sessionId: string;
+}
+
 export type Persistence = 'aof' | 'rdb' | 'none' | 'unknown' | 'memory';
 
 export interface StoredClient {
@@ -180,6 +188,16 @@ export interface Store {
   getKeys(): Promise<StoredKey[]>;
   /** Adds a key; with `onlyIfNone`, only when the ring is empty (replicas racing at first start). */
   addKey(key: StoredKey, onlyIfNone: boolean): Promise<boolean>;
+  /**
+   * The upstream session behind a proxy session, noted before the record is made: when the record
+   * ends (idle, lifetime, revocation, eviction, a lost race), the sweeper still knows what to end
+   * upstream. `owner` is the replica whose upstream it is (sidecar layout), '' when shared.
+   */
+  trackUpstream(owner: string, upstream: TrackedUpstream): Promise<void>;
+  /** Forgets one; true only for the caller that removed it (so one replica ends it upstream). */
+  untrackUpstream(owner: string, principal: string, key: string): Promise<boolean>;
+  /** A page of tracked upstream sessions whose proxy session is gone; cursor '0' starts and ends. */
+  goneUpstreams(owner: string, cursor: string, count: number, now: number): Promise<{ cursor: string; gone: TrackedUpstream[] }>;
   /**
    * Whether the store keeps its data on disk: `aof` or `rdb`, `none` (a restart empties it),
    * `unknown` (the server would not say), `memory` (the process is the store).
