@@ -6,7 +6,7 @@ import type { LimitResult, Limiters } from './store/limiters.js';
 import type { Client } from './auth/clients.js';
 
 /** How refusals on a route are written: JSON-RPC (MCP path), RFC 6749 JSON (OAuth), plain JSON. */
-export type RouteKind = 'mcp' | 'oauth' | 'plain' | 'page';
+export type RouteKind = 'mcp' | 'oauth' | 'plain' | 'page' | 'admin';
 
 /** The proxy's public addresses, fixed once the listener is up. */
 export interface Site {

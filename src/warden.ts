@@ -15,6 +15,8 @@ import type { WardenError } from './errors.js';
 import { createDrain } from './http/drain.js';
 import { sendJson } from './http/reply.js';
 import { adminRoutes, mainRoutes } from './http/routes.js';
+import type { AdminHandlers } from './http/routes.js';
+import { adminApi } from './admin/api.js';
 import type { RouteTable } from './http/routes.js';
 import { createRequestHandler } from './http/server.js';
 import type { Handler, Outcome } from './http/server.js';
@@ -64,6 +66,8 @@ export interface WardenOptions {
   readonly metrics?: Metrics;
   /** Extra CA certificates (PEM) trusted when fetching client metadata documents (tests; operators set NODE_EXTRA_CA_CERTS). */
   readonly metadataCa?: string;
+  /** What SIGHUP does (reload the config file), for the admin API; absent without a config file. */
+  readonly reload?: () => Promise<boolean>;
 }
 
 /** A running proxy. */
@@ -379,7 +383,13 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   let admin: http.Server | null = null;
   let adminUrl: string | null = null;
   if (config.admin.listen) {
-    admin = http.createServer(handlerFor(adminRoutes({ ...health, metrics: metricsHandler })));
+    const { reload } = options;
+    const api = adminApi({ config, store, keyRing, verify, limiters, clock, reload: reload ? async () => ({ ok: await reload() }) : null });
+    // The admin listener's own entry stages: its plain-HTTP listener, no browsers, the caller's
+    // address. No address block: an operator must be able to lift one from the address it hit.
+    const adminEntry = buildEntryStages({ ...config, security: { ...security, allowedOrigins: [], requireSecureTransport: false } }, deps).filter((s) => s.name !== 'rejectBlocked');
+    const guarded = Object.fromEntries(Object.entries(api).map(([name, handler]) => [name, run([...adminEntry, handler])])) as unknown as AdminHandlers;
+    admin = http.createServer(handlerFor(adminRoutes({ ...health, metrics: metricsHandler, admin: guarded })));
     const a = await listen(admin, config.admin.listen.host, config.admin.listen.port).catch((err: unknown) => abandon(err, [server]));
     adminUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }

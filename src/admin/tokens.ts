@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { createTokenSigner, createTokenVerifier, reasonOf } from '../auth/access-token.js';
+import type { VerifyAccessToken } from '../auth/access-token.js';
 import { createExternalIssuers } from '../auth/issuers.js';
 import { createKeyRing } from '../auth/key-ring.js';
 import { claimGeneration } from '../store/generation.js';
@@ -80,23 +81,27 @@ export interface RevokeResult {
   readonly alreadyExpired: boolean;
 }
 
+/** Revokes a presented token, verified first (by the CLI's verifier, or the running proxy's), until its `exp`. */
+export async function revokeVerifiedToken(store: Store, verify: VerifyAccessToken, token: string, clock: () => number): Promise<RevokeResult> {
+  let identity;
+  try {
+    identity = await verify(token);
+  } catch (err) {
+    const reason = reasonOf(err);
+    if (reason === 'expired') return { clientId: '', what: 'token', sessionsEnded: 0, alreadyExpired: true };
+    throw new AdminError('TOKEN_INVALID', `not a token this proxy accepts (${reason})`);
+  }
+  if (identity.jti === null) throw new AdminError('TOKEN_INVALID', 'the token has no jti; revoke its client instead');
+  await store.revokeToken(identity.principal, identity.jti, identity.expiresAtMs, clock());
+  return { clientId: identity.clientId, what: 'token', sessionsEnded: 0, alreadyExpired: false };
+}
+
 async function revokePresentedToken(store: Store, config: Config, token: string, clock: () => number): Promise<RevokeResult> {
   const site = publicSite(config);
   const keyRing = await keyRingFor(store, config, clock);
   try {
     const external = createExternalIssuers(config.tokens.trustedIssuers, { clockSkewMs: config.tokens.clockSkew, clock });
-    const verify = createTokenVerifier({ keyRing, issuer: site.issuer, audience: site.resource, clockSkewMs: config.tokens.clockSkew, clock, external, cacheSize: 1 });
-    let identity;
-    try {
-      identity = await verify(token);
-    } catch (err) {
-      const reason = reasonOf(err);
-      if (reason === 'expired') return { clientId: '', what: 'token', sessionsEnded: 0, alreadyExpired: true };
-      throw new AdminError('TOKEN_INVALID', `not a token this proxy accepts (${reason})`);
-    }
-    if (identity.jti === null) throw new AdminError('TOKEN_INVALID', 'the token has no jti; revoke its client instead');
-    await store.revokeToken(identity.principal, identity.jti, identity.expiresAtMs, clock());
-    return { clientId: identity.clientId, what: 'token', sessionsEnded: 0, alreadyExpired: false };
+    return await revokeVerifiedToken(store, createTokenVerifier({ keyRing, issuer: site.issuer, audience: site.resource, clockSkewMs: config.tokens.clockSkew, clock, external, cacheSize: 1 }), token, clock);
   } finally {
     keyRing.close();
   }

@@ -24,7 +24,11 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
     // collection), so they were allocated straight into old space and collected only by full
     // mark-compacts: scavenges 1 -> 4 ms, a mark-compact every 0.5 s, ~25% more CPU per request.
     v8.setFlagsFromString('--no-allocation-site-pretenuring');
-    const warden = await createWarden(config);
+    const file = args.config ?? process.env.MCP_WARDEN_CONFIG ?? null;
+    // The admin API's reload is SIGHUP's: the warden it reloads exists once created.
+    let running: Warden | null = null;
+    const warden = await createWarden(config, file === null ? {} : { reload: async () => running !== null && reloadFrom(file, running) });
+    running = warden;
     warden.logger.info({ url: warden.url, mcp: warden.mcpUrl, upstreams: config.upstreams, store: config.store.type }, 'mcp-warden listening');
     let stopping = false;
     const stop = (signal: string): void => {
@@ -39,7 +43,6 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
         },
       );
     };
-    const file = args.config ?? process.env.MCP_WARDEN_CONFIG ?? null;
     // SIGHUP reloads the clients and the policy from the config file; a bad file is logged and
     // the old ones stay.
     process.on('SIGHUP', () => void reloadFrom(file, warden));

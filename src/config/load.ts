@@ -99,11 +99,14 @@ async function readSecretFiles(config: Config): Promise<ValidationResult> {
       return { ...client, secret, secretFile: null };
     }),
   );
+  const adminKey = config.admin.keyFile ? await readSecret(config.admin.keyFile, 'admin.keyFile', problems) : config.admin.key;
+  if (adminKey !== null && Buffer.byteLength(adminKey) < 32) problems.push({ path: config.admin.keyFile ? 'admin.keyFile' : 'admin.key', message: 'the admin key must be at least 32 bytes' });
   const password = config.store.passwordFile ? await readSecret(config.store.passwordFile, 'store.passwordFile', problems) : config.store.password;
   await checkReadable(config.tls.certFile, 'tls.certFile', problems);
   await checkReadable(config.tls.keyFile, 'tls.keyFile', problems);
   if (problems.length) return { ok: false, problems };
   const tokens = { ...config.tokens, secret: tokenSecret, secretFile: null };
   const store = { ...config.store, password, passwordFile: null };
-  return { ok: true, config: deepFreeze({ ...config, tokens, clients, store }) };
+  const admin = { ...config.admin, key: adminKey, keyFile: null };
+  return { ok: true, config: deepFreeze({ ...config, tokens, clients, store, admin }) };
 }

@@ -127,7 +127,9 @@ export const schema = {
     keyFile: optionalText({ doc: 'PEM private key for certFile.', default: null, example: null, env: 'MCP_WARDEN_TLS_KEY_FILE' }),
   },
   admin: {
-    listen: optionalHostPort({ doc: 'Separate "host:port" for /metrics (otherwise served on the main listener).', default: null, example: null, env: 'MCP_WARDEN_ADMIN_LISTEN' }),
+    listen: optionalHostPort({ doc: 'Separate "host:port" for /metrics, health and the admin API (otherwise /metrics is on the main listener and there is no admin API).', default: null, example: null, env: 'MCP_WARDEN_ADMIN_LISTEN' }),
+    key: optionalText({ doc: 'Admin API key (at least 32 bytes), sent as `Authorization: Bearer <key>`; tokens with the `admin` scope work too.', default: null, secret: true, example: null, env: 'MCP_WARDEN_ADMIN_KEY' }),
+    keyFile: optionalText({ doc: 'Path of a file holding the admin API key.', default: null, example: null, env: 'MCP_WARDEN_ADMIN_KEY_FILE' }),
   },
   login: {
     oidc: {

@@ -23,12 +23,19 @@ export function validateConfig(raw: unknown): ValidationResult {
   // Each area's cross-key rules run when that area parsed cleanly, so one run lists every problem.
   const structural = [...problems];
   const clean = (area: string): boolean => !structural.some((p) => p.path === area || p.path.startsWith(`${area}.`) || p.path.startsWith(`${area}[`));
-  const checks = [['store', checkStore], ['tokens', checkTokens], ['clients', checkClients], ['mcpPath', checkPaths], ['security', checkOrigins], ['tls', checkTls]] as const;
+  const checks = [['admin', checkAdmin], ['store', checkStore], ['tokens', checkTokens], ['clients', checkClients], ['mcpPath', checkPaths], ['security', checkOrigins], ['tls', checkTls]] as const;
   for (const [area, check] of checks) if (clean(area)) check(config, problems);
   if (clean('replica') && clean('store')) checkReplica(config, problems);
   if (clean('legacySse') && clean('mcpPath')) checkLegacyPaths(config, problems);
   if (clean('login') && clean('clients')) checkLogin(config, problems);
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) };
+}
+
+function checkAdmin({ admin }: Config, problems: Problem[]): void {
+  if (admin.key !== null && admin.keyFile !== null) problems.push({ path: 'admin.key', message: 'give either "key" or "keyFile", not both' });
+  // The admin API is never on the public listener.
+  if ((admin.key !== null || admin.keyFile !== null) && admin.listen === null) problems.push({ path: 'admin.listen', message: 'is needed for the admin API (admin.key / admin.keyFile): it is served only there' });
+  if (admin.key !== null && Buffer.byteLength(admin.key) < 32) problems.push({ path: 'admin.key', message: 'must be at least 32 bytes' });
 }
 
 function checkStore({ store }: Config, problems: Problem[]): void {

@@ -124,6 +124,23 @@ export function addressPrefix(address: string, v4Bits: number, v6Bits: number): 
 }
 
 /**
+ * A failed-attempt key ({@link addressPrefix} with IPv4 /32 and IPv6 /64) as people write it:
+ * `203.0.113.7/32`, `2001:db8:1:2::/64`.
+ */
+export function formatAddressPrefix(prefix: string): string {
+  const match = /^([0-9a-f]+)\/(32|64)$/.exec(prefix);
+  if (!match) return prefix;
+  const [, value = '', bits = ''] = match;
+  if (bits === '32') {
+    const n = Number(value);
+    return `${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')}/${bits}`;
+  }
+  const hex = value.padStart(32, '0');
+  const groups = hex.match(/.{4}/g) ?? [];
+  return `${new URL(`http://[${groups.join(':')}]/`).hostname.replace(/^\[|\]$/g, '')}/${bits}`;
+}
+
+/**
  * The client's address: the socket peer, or an `X-Forwarded-For` entry as far as `trustProxy`
  * allows. Entries are read right to left (the nearest proxy appends last), and parsing stops at the
  * first hop that is not trusted, so a client cannot choose its address by sending the header.

@@ -62,8 +62,9 @@ function bearerChallenge(ctx: RequestContext, err: WardenError): string {
 
 function refusalHeaders(ctx: RequestContext, err: WardenError): Record<string, string> {
   const { status } = ERROR_CATALOG[err.code];
-  const headers: Record<string, string> = { 'content-type': JSON_TYPE, 'cache-control': 'no-store' };
+  const headers: Record<string, string> = { 'content-type': ctx.kind === 'admin' ? 'application/problem+json' : JSON_TYPE, 'cache-control': 'no-store' };
   if (err.code === 'OAUTH_INVALID_CLIENT') headers['www-authenticate'] = 'Basic realm="mcp-warden", charset="UTF-8"';
+  else if (ctx.kind === 'admin' && status === 401) headers['www-authenticate'] = 'Bearer realm="mcp-warden-admin"';
   else if ((status === 401 || err.code === 'INSUFFICIENT_SCOPE' || err.code === 'STEP_UP_REQUIRED') && ctx.kind !== 'oauth') headers['www-authenticate'] = bearerChallenge(ctx, err);
   if (status === 429 || status === 503) headers['retry-after'] = String(Math.max(1, Math.ceil((err.detail.retryAfterMs ?? 1000) / 1000)));
   if (err.detail.limit && err.detail.reason) Object.assign(headers, rateLimitHeaders(err.detail.reason, err.detail.limit));
@@ -86,6 +87,9 @@ function refusalBody(ctx: RequestContext, err: WardenError): unknown {
     case 'plain':
     case 'page':
       return { error: err.code.toLowerCase(), message };
+    case 'admin':
+      // RFC 9457 problem details.
+      return { type: `urn:mcp-warden:error:${err.code.toLowerCase()}`, title: entry.message, status: entry.status, detail: message, code: err.code };
     default: {
       const never: never = ctx.kind;
       return never;

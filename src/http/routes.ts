@@ -63,8 +63,32 @@ export function healthRoutes(h: Pick<RouteHandlers, 'healthz' | 'readyz'>): Rout
   ];
 }
 
-/** The admin listener (`admin.listen`): metrics and health only. */
-export function adminRoutes(h: Pick<RouteHandlers, 'healthz' | 'readyz'> & { metrics: Handler }): RouteTable {
-  return [...healthRoutes(h), { path: '/metrics', template: '/metrics', kind: 'plain', methods: { GET: h.metrics } }];
+/** The admin API's handlers (DESIGN §13). */
+export interface AdminHandlers {
+  readonly openapi: Handler;
+  readonly revoke: Handler;
+  readonly listSessions: Handler;
+  readonly endSession: Handler;
+  readonly listBlocks: Handler;
+  readonly liftBlock: Handler;
+  readonly rotateKeys: Handler;
+  readonly retireKey: Handler;
+  readonly reload: Handler;
+}
+
+/** The admin listener (`admin.listen`): metrics, health and the admin API. Never the public one. */
+export function adminRoutes(h: Pick<RouteHandlers, 'healthz' | 'readyz'> & { metrics: Handler; admin: AdminHandlers }): RouteTable {
+  const api = (path: string, methods: Record<string, Handler>): RouteTable[number] => ({ path: `/admin/v1${path}`, template: `/admin/v1${path}`, kind: 'admin', methods });
+  return [
+    ...healthRoutes(h),
+    { path: '/metrics', template: '/metrics', kind: 'plain', methods: { GET: h.metrics } },
+    api('/openapi.json', { GET: h.admin.openapi }),
+    api('/revoke', { POST: h.admin.revoke }),
+    api('/sessions', { GET: h.admin.listSessions, DELETE: h.admin.endSession }),
+    api('/blocks', { GET: h.admin.listBlocks, DELETE: h.admin.liftBlock }),
+    api('/keys/rotate', { POST: h.admin.rotateKeys }),
+    api('/keys/retire', { POST: h.admin.retireKey }),
+    api('/reload', { POST: h.admin.reload }),
+  ];
 }
 

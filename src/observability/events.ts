@@ -20,6 +20,8 @@ const LEVELS = {
   'login.completed': 'info',
   'login.denied': 'info',
   'client.registered': 'info',
+  'admin.action': 'warn',
+  'admin.refused': 'warn',
   'rate.limited': 'warn',
   'address.blocked': 'warn',
   'origin.refused': 'warn',

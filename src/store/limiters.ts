@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Limit } from '../config/fields.js';
 import { WardenError } from '../errors.js';
 import type { RefusalDetail } from '../errors.js';
-import { addressPrefix } from '../http/headers.js';
+import { addressPrefix, formatAddressPrefix } from '../http/headers.js';
 import { consumeCounter } from './load-apart.js';
 import type { Limiter, RequestLoad, RequestState, StateQuery, Store } from './store.js';
 
@@ -51,6 +51,10 @@ export interface Limiters {
    * attempt crossed the threshold, i.e. the block starts now (once per block, whatever the replica).
    */
   failedAttempt(address: string): Promise<boolean>;
+  /** Addresses (as counted: an IPv6 /64 is one) blocked now, and for how much longer. */
+  blocked(): Promise<{ address: string; remainingMs: number }[]>;
+  /** Lifts an address's block (and forgets its failures); true when it was blocked. */
+  unblock(address: string): Promise<boolean>;
   /** The failed-attempt budget, for the `RateLimit-Policy` of a blocked address's 429. */
   readonly failedAttemptsPolicy: { readonly points: number; readonly windowSeconds: number };
 }
@@ -142,6 +146,25 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
       } catch (err) {
         // The counter only grows within a window, so exactly one attempt lands on the threshold.
         if (err instanceof RateLimiterRes) return err.consumedPoints === limits.failedAttempts.points;
+        throw storeUnavailable(err, onStoreError);
+      }
+    },
+    async blocked() {
+      try {
+        const rows = await Promise.all((await failed.keys()).map(async (key) => ({ address: formatAddressPrefix(key), remainingMs: blockedMs(await failed.get(key)) })));
+        return rows.filter((r) => r.remainingMs > 0).sort((a, b) => b.remainingMs - a.remainingMs);
+      } catch (err) {
+        throw storeUnavailable(err, onStoreError);
+      }
+    },
+    async unblock(address) {
+      try {
+        // As listed (`203.0.113.7/32`) or any address inside the counted prefix.
+        const key = addressKey(address.replace(/\/\d+$/, ''));
+        const was = blockedMs(await failed.get(key)) > 0;
+        await failed.delete(key);
+        return was;
+      } catch (err) {
         throw storeUnavailable(err, onStoreError);
       }
     },

@@ -29,5 +29,13 @@ export function boundedMemoryLimiter(options: LimiterOptions, maxKeys: number): 
       return limiter.consume(key);
     },
     get: (key) => limiter.get(key),
+    keys: async () => {
+      const now = Date.now();
+      return [...keys].filter(([, until]) => until > now).map(([key]) => key);
+    },
+    delete: async (key) => {
+      keys.delete(key);
+      await limiter.delete(key);
+    },
   };
 }

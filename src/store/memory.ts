@@ -278,6 +278,12 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
       return 'memory' as const;
     },
 
+    async deleteKey(kid) {
+      const at = ring.findIndex((k) => k.kid === kid);
+      if (at >= 0) ring.splice(at, 1);
+      return at >= 0;
+    },
+
     async initSecret(name, value) {
       const existing = secrets.get(name);
       if (existing !== undefined) return existing;

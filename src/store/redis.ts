@@ -110,10 +110,12 @@ class RedisLimiter implements Limiter {
   readonly #limiter: RateLimiterRedis;
   readonly #peek: (key: string) => Promise<[string, number]>;
   readonly #coalesce: () => void;
+  readonly #client: RedisClient;
   readonly options: LimiterOptions;
 
   constructor(client: RedisClient, prefix: string, options: LimiterOptions, coalesce: () => void) {
     this.options = options;
+    this.#client = client;
     this.#limiter = new RateLimiterRedis({
       storeClient: client,
       keyPrefix: prefix,
@@ -141,6 +143,26 @@ class RedisLimiter implements Limiter {
   async get(key: string): Promise<RateLimiterRes | null> {
     this.#coalesce();
     return this.counter(...(await this.#peek(this.keyOf(key))));
+  }
+
+  async keys(): Promise<string[]> {
+    // Rare and operator-driven (the admin API): a SCAN of this limiter's keys on every primary.
+    const nodes = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
+    const pattern = `${this.#limiter.getKey('')}*`;
+    const found = new Set<string>();
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+        for (const key of batch) found.add(key.slice(pattern.length - 1).replace(/^\{(.*)\}$/, '$1'));
+        cursor = next;
+      } while (cursor !== '0');
+    }
+    return [...found];
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#limiter.delete(this.options.perPrincipal ? `{${key}}` : key);
   }
 
   /** A counter's value and TTL as the library reports them. */
@@ -353,6 +375,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
     onReconnect: (listener) => {
       client.on('ready', listener);
     },
+    deleteKey: (kid) => run(async () => (await client.hdel(keys.keys, kid)) === 1),
     initSecret: (name, value) =>
       run(async () => {
         // SET NX GET (Redis 7): the first replica's value wins and every replica reads the winner.

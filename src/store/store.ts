@@ -138,6 +138,9 @@ export interface Limiter {
   /** Resolves with the new state, rejects with a RateLimiterRes when over the limit (an Error when the store fails). */
   consume(key: string): Promise<RateLimiterRes>;
   get(key: string): Promise<RateLimiterRes | null>;
+  /** Keys with a live counter (the admin API lists blocked addresses from these). */
+  keys(): Promise<string[]>;
+  delete(key: string): Promise<void>;
 }
 
 export interface LimiterOptions {
@@ -205,6 +208,8 @@ export interface Store {
   persistence(): Promise<Persistence>;
   /** Calls `listener` each time the connection to the store is (re)established; never for the memory store. */
   onReconnect(listener: () => void): void;
+  /** Removes a key from the shared ring (retired: tokens it signed stop verifying); false when unknown. */
+  deleteKey(kid: string): Promise<boolean>;
   /** Stores `value` under `name` unless one exists (SET NX); returns the value that won. */
   initSecret(name: string, value: string): Promise<string>;
   /** A rate limiter whose counters live in this store. */

@@ -93,6 +93,8 @@ const BAD: [string, unknown, string[]][] = [
   ['login clients without a provider', { login: { clients: [{ id: 'app', redirectUris: ['http://127.0.0.1/cb'] }] } }, ['login.clients']],
   ['login settings each checked', { clients: [{ id: 'app', secret: 'a-client-secret-0123' }], login: { oidc: { issuer: 'http://idp.example', scopes: ['email'] }, clients: [{ id: 'app', redirectUris: ['http://evil.example/cb', 'https://x.example/cb#frag', 'javascript:alert(1)'] }, { id: 'two', redirectUris: [] }] } },
     ['login.oidc.issuer', 'login.oidc.clientId', 'login.oidc.scopes', 'login.clients[0].id', 'login.clients[0].redirectUris[0]', 'login.clients[0].redirectUris[1]', 'login.clients[0].redirectUris[2]', 'login.clients[1].redirectUris']],
+  ['admin key without the admin listener, and too short', { admin: { key: 'short' } }, ['admin.listen', 'admin.key']],
+  ['admin key twice', { admin: { listen: '127.0.0.1:9090', key: 'k'.repeat(40), keyFile: '/run/secrets/admin' } }, ['admin.key']],
   ['registration without a provider', { login: { registration: { dynamic: true } } }, ['login.registration.dynamic']],
   ['bad registration settings', { login: { oidc: { issuer: 'https://idp.example', clientId: 'w' }, registration: { redirectUris: ['javascript:*', 'no scheme', 'https://*'], unusedTtl: '1s', allowPrivateMetadataHosts: 'yes' } }, rateLimits: { register: { points: 0, duration: '1h' } } },
     ['login.registration.redirectUris[1]', 'login.registration.unusedTtl', 'login.registration.allowPrivateMetadataHosts', 'rateLimits.register.points']],
