@@ -8,12 +8,11 @@ import { logEvent } from '../observability/events.js';
 import { parseBearer } from '../http/headers.js';
 import type { VerifyAccessToken } from '../auth/access-token.js';
 import type { KeyRing } from '../auth/key-ring.js';
-import { shortHash } from '../observability/short-hash.js';
-import { listSessionRows } from '../session/manage.js';
+import { endSessionByHash, listSessionRows } from '../session/manage.js';
 import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import { AdminError } from './common.js';
-import { revokeTokens, revokeVerifiedToken } from './tokens.js';
+import { retireKey, revokeTokens, revokeVerifiedToken } from './tokens.js';
 import type { RevokeTarget } from './tokens.js';
 import { ADMIN_OPENAPI } from './openapi.js';
 
@@ -89,7 +88,8 @@ export function adminApi(deps: AdminApiDeps) {
       return await work();
     } catch (err) {
       if (!(err instanceof AdminError)) throw err;
-      throw new WardenError(err.code === 'CLIENT_NOT_FOUND' ? 'ADMIN_NOT_FOUND' : 'ADMIN_INVALID', { description: err.message });
+      const code = err.code === 'CLIENT_NOT_FOUND' || err.code === 'NOT_FOUND' ? 'ADMIN_NOT_FOUND' : err.code === 'CONFLICT' ? 'ADMIN_CONFLICT' : 'ADMIN_INVALID';
+      throw new WardenError(code, { description: err.message });
     }
   }
 
@@ -140,13 +140,10 @@ export function adminApi(deps: AdminApiDeps) {
       const session = params.get('session') ?? '';
       const client = params.get('client');
       if (!/^[A-Za-z0-9_-]{4,64}$/.test(session)) throw new WardenError('ADMIN_INVALID', { description: 'Give ?session=<the SESSION value sessions list shows>' });
-      // The id itself is stored nowhere: the listed hash of its store key is what names it.
-      const matches = (await deps.store.listSessions(client || null, deps.clock())).filter((s) => shortHash(s.key) === session);
-      if (matches.length === 0) throw new WardenError('ADMIN_NOT_FOUND', { description: `No open session ${session}` });
-      if (matches.length > 1) throw new WardenError('ADMIN_CONFLICT', { description: 'Several sessions have this hash: add ?client=' });
-      const match = matches[0] as (typeof matches)[number];
-      const ended = await deps.store.deleteSession(match.principal, match.key);
-      return { body: { ended, session, client: match.principal }, target: session };
+      const result = await endSessionByHash(deps.store, session, client || null, deps.clock());
+      if (result.outcome === 'unknown') throw new WardenError('ADMIN_NOT_FOUND', { description: `No open session ${session}` });
+      if (result.outcome === 'ambiguous') throw new WardenError('ADMIN_CONFLICT', { description: 'Several sessions have this hash: add ?client=' });
+      return { body: { ended: true, session, client: result.clientId }, target: session };
     }),
 
     listBlocks: action('blocks.list', async () => ({ body: { blocks: await deps.limiters.blocked() } })),
@@ -167,9 +164,7 @@ export function adminApi(deps: AdminApiDeps) {
     retireKey: action('keys.retire', async (ctx) => {
       const kid = text(await bodyOf(ctx), 'kid');
       if (kid === undefined) throw new WardenError('ADMIN_INVALID', { description: 'Give {"kid"}' });
-      if (deps.keyRing.signingKey().kid === kid) throw new WardenError('ADMIN_CONFLICT', { description: 'This key signs new tokens: rotate first, then retire it' });
-      if (!(await deps.store.deleteKey(kid))) throw new WardenError('ADMIN_NOT_FOUND', { description: `No key ${kid} in the shared ring` });
-      await deps.keyRing.refresh();
+      await adminCall(() => retireKey(deps.store, deps.keyRing, kid));
       return { body: { retired: kid }, target: kid };
     }),
 

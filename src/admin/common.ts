@@ -24,6 +24,11 @@ export const ADMIN_ERRORS = {
   FILE_EXISTS: 2,
   CLIENT_EXISTS: 1,
   CLIENT_NOT_FOUND: 1,
+  NOT_FOUND: 1,
+  CONFLICT: 1,
+  /** The admin API answered with a refusal the caller can fix (bad arguments, credentials). */
+  API_REFUSED: 2,
+  API_UNREACHABLE: 1,
 } as const;
 
 export type AdminErrorCode = keyof typeof ADMIN_ERRORS;

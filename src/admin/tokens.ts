@@ -7,6 +7,7 @@ import { createTokenSigner, createTokenVerifier, reasonOf } from '../auth/access
 import type { VerifyAccessToken } from '../auth/access-token.js';
 import { createExternalIssuers } from '../auth/issuers.js';
 import { createKeyRing } from '../auth/key-ring.js';
+import type { KeyRing } from '../auth/key-ring.js';
 import { claimGeneration } from '../store/generation.js';
 import type { Store } from '../store/store.js';
 import { AdminError, findClient, publicSite, revocationTtl } from './common.js';
@@ -135,6 +136,26 @@ export async function revokeTokens(store: Store, config: Config, target: RevokeT
       const never: never = target;
       throw new Error(`unknown revocation target ${JSON.stringify(never)}`);
     }
+  }
+}
+
+/**
+ * Removes a key that no longer signs from the shared ring: tokens it signed stop verifying (other
+ * replicas within their refresh interval). The signing key itself is refused: rotate first.
+ */
+export async function retireKey(store: Store, keyRing: Pick<KeyRing, 'signingKey' | 'refresh'>, kid: string): Promise<void> {
+  if (keyRing.signingKey().kid === kid) throw new AdminError('CONFLICT', `key ${kid} signs new tokens: rotate first, then retire it`);
+  if (!(await store.deleteKey(kid))) throw new AdminError('NOT_FOUND', `no key ${kid} in the shared ring`);
+  await keyRing.refresh();
+}
+
+/** The same from the CLI, on the shared store. */
+export async function retireKeyInStore(store: Store, config: Config, kid: string, clock: () => number = Date.now): Promise<void> {
+  const keyRing = await keyRingFor(store, config, clock);
+  try {
+    await retireKey(store, keyRing, kid);
+  } finally {
+    keyRing.close();
   }
 }
 

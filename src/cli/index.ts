@@ -13,6 +13,7 @@ import { EXIT, UsageError } from './options.js';
 import { policyCommand } from './policy.js';
 import { serveCommand } from './serve.js';
 import { sessionCommand } from './session.js';
+import { addressCommand } from './address.js';
 import { tokenCommand } from './token.js';
 
 /** Builds the CLI; exported so tests can parse argv strings with the real parser. */
@@ -27,6 +28,7 @@ export function buildCli(argv: readonly string[]) {
     .command(configCommand)
     .command(policyCommand)
     .command(sessionCommand)
+    .command(addressCommand)
     .command(doctorCommand)
     .strict()
     .recommendCommands()

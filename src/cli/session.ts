@@ -1,13 +1,16 @@
 import type { CommandModule } from 'yargs';
 import type { Config } from '../config/schema.js';
-import { formatSessionRows, listSessionRows, revokeClientSessions, revokeSession } from '../session/manage.js';
+import { endSessionByHash, formatSessionRows, listSessionRows, revokeClientSessions, revokeSession } from '../session/manage.js';
+import type { SessionRow } from '../session/manage.js';
+import { adminUrlOf, callAdminApi, withAdminApiOptions } from './admin-api.js';
+import type { AdminApiArgs } from './admin-api.js';
 import { createSessionIds, sessionIdSecret } from '../session/session-id.js';
 import { withStore } from '../admin/common.js';
 import type { Store } from '../store/store.js';
 import { configFromArgs, EXIT, withConfigOptions } from './options.js';
 import type { ConfigArgs } from './options.js';
 
-interface ListArgs extends ConfigArgs {
+interface ListArgs extends ConfigArgs, AdminApiArgs {
   readonly client?: string;
   readonly json?: boolean;
 }
@@ -30,18 +33,51 @@ const list: CommandModule<object, ListArgs> = {
   command: 'list',
   describe: 'List open sessions: short hash, client, upstream index, created, expires (never the ids)',
   builder: (yargs) =>
-    withConfigOptions(yargs)
+    withAdminApiOptions(withConfigOptions(yargs))
       .option('client', { type: 'string', describe: 'Only the sessions of this client' })
       .option('json', { type: 'boolean', default: false, describe: 'One JSON array instead of a table' })
       .example('$0 session list --config proxy.json', 'Every open session of every client')
       .example('$0 session list --client agent-1 --json --config proxy.json', 'The sessions of one client, as JSON'),
-  handler: (args) =>
-    onSharedStore(args, 'session list', async (store) => {
-      const rows = await listSessionRows(store, args.client ?? null, Date.now());
+  handler: async (args) => {
+    const print = (rows: readonly SessionRow[]): number => {
       if (args.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
       else process.stdout.write(rows.length ? `${formatSessionRows(rows)}\n` : 'no open sessions\n');
       return EXIT.ok;
-    }),
+    };
+    if (adminUrlOf(args) !== null) {
+      const query = args.client === undefined ? '' : `?client=${encodeURIComponent(args.client)}`;
+      process.exitCode = print((await callAdminApi(args, 'GET', `/sessions${query}`)).sessions as SessionRow[]);
+      return;
+    }
+    await onSharedStore(args, 'session list', async (store) => print(await listSessionRows(store, args.client ?? null, Date.now())));
+  },
+};
+
+const end: CommandModule<object, ConfigArgs & AdminApiArgs & { session: string; client?: string }> = {
+  command: 'end <session>',
+  describe: 'End one session named by its listed hash (the SESSION column of `session list`, `session` in security events)',
+  builder: (yargs) =>
+    withAdminApiOptions(withConfigOptions(yargs))
+      .positional('session', { type: 'string', demandOption: true })
+      .option('client', { type: 'string', describe: 'The client, when two clients\' sessions share the hash' })
+      .example('$0 session end 3hX9kQ2a --admin-url http://127.0.0.1:9090 --admin-key-file admin.key', 'Through the admin API'),
+  handler: async (args) => {
+    if (adminUrlOf(args) !== null) {
+      const query = `?session=${encodeURIComponent(args.session)}${args.client === undefined ? '' : `&client=${encodeURIComponent(args.client)}`}`;
+      const result = await callAdminApi(args, 'DELETE', `/sessions${query}`);
+      process.stdout.write(`ended session ${args.session} of client ${String(result.client)}\n`);
+      return;
+    }
+    await onSharedStore(args, 'session end', async (store) => {
+      const result = await endSessionByHash(store, args.session, args.client ?? null, Date.now());
+      if (result.outcome === 'ended') {
+        process.stdout.write(`ended session ${args.session} of client ${result.clientId}\n`);
+        return EXIT.ok;
+      }
+      process.stderr.write(result.outcome === 'ambiguous' ? 'mcp-warden: several sessions have this hash; add --client\n' : `mcp-warden: no open session ${args.session}\n`);
+      return EXIT.failure;
+    });
+  },
 };
 
 const revoke: CommandModule<object, RevokeArgs> = {
@@ -95,6 +131,7 @@ export const sessionCommand: CommandModule = {
   builder: (yargs) =>
     yargs
       .command(list)
+      .command(end)
       .command(revoke)
       .demandCommand(1)
       .example('$0 session list --client agent-1 --config proxy.json', 'Sessions of one client')

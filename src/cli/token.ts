@@ -1,11 +1,13 @@
 import type { CommandModule } from 'yargs';
 import { withStore } from '../admin/common.js';
 import { issueToken, revokeTokens } from '../admin/tokens.js';
-import type { RevokeTarget } from '../admin/tokens.js';
+import type { RevokeResult, RevokeTarget } from '../admin/tokens.js';
+import { adminUrlOf, callAdminApi, withAdminApiOptions } from './admin-api.js';
+import type { AdminApiArgs } from './admin-api.js';
 import { configFromArgs, UsageError, withConfigOptions } from './options.js';
 
 type IssueArgs = { readonly config?: string; readonly client: string; readonly scope?: string[]; readonly ttl?: string };
-type RevokeArgs = { readonly config?: string; readonly token?: string; readonly jti?: string; readonly grant?: string; readonly client?: string; readonly user?: string };
+type RevokeArgs = AdminApiArgs & { readonly config?: string; readonly token?: string; readonly jti?: string; readonly grant?: string; readonly client?: string; readonly user?: string };
 
 const issue: CommandModule<object, IssueArgs> = {
   command: 'issue',
@@ -35,11 +37,19 @@ function targetOf(args: RevokeArgs): RevokeTarget {
   return { kind: 'client', clientId };
 }
 
+/** The same revocation through the admin API: its body names the target the same way. */
+async function viaApi(args: RevokeArgs): Promise<RevokeResult> {
+  const target = targetOf(args);
+  const body = target.kind === 'token' ? { token: target.token } : target.kind === 'user' ? { user: target.user }
+    : target.kind === 'jti' ? { client: target.clientId, jti: target.jti } : target.kind === 'grant' ? { client: target.clientId, grant: target.grantId } : { client: target.clientId };
+  return (await callAdminApi(args, 'POST', '/revoke', body)) as unknown as RevokeResult;
+}
+
 const revoke: CommandModule<object, RevokeArgs> = {
   command: 'revoke',
   describe: 'Revoke a token, a jti or grant of a client, or everything a client holds',
   builder: (yargs) =>
-    withConfigOptions(yargs)
+    withAdminApiOptions(withConfigOptions(yargs))
       .option('token', { type: 'string', describe: 'The access token itself (verified, then revoked until it expires)' })
       // Ids are base64url and may start with "-": yargs then needs the --jti=ID form.
       .option('jti', { type: 'string', describe: 'Token id (with --client); write --jti=ID when ID starts with "-"' })
@@ -55,10 +65,13 @@ const revoke: CommandModule<object, RevokeArgs> = {
       })
       .example('$0 token revoke --token "$TOKEN" --config proxy.json', 'Revoke one token')
       .example('$0 token revoke --client agent-1 --config proxy.json', 'Revoke every token and session of agent-1')
-      .example('$0 token revoke --user "u~Ab3dE6~alice" --config proxy.json', 'Revoke everything a signed-in person holds'),
+      .example('$0 token revoke --user "u~Ab3dE6~alice" --config proxy.json', 'Revoke everything a signed-in person holds')
+      .example('$0 token revoke --client agent-1 --admin-url http://127.0.0.1:9090 --admin-key-file admin.key', 'Through the running proxy\'s admin API (any store)'),
   handler: async (args) => {
-    const config = await configFromArgs(args);
-    const result = await withStore(config, { persistent: true, command: 'token revoke' }, (store) => revokeTokens(store, config, targetOf(args)));
+    const result = adminUrlOf(args) !== null ? await viaApi(args) : await (async () => {
+      const config = await configFromArgs(args);
+      return withStore(config, { persistent: true, command: 'token revoke' }, (store) => revokeTokens(store, config, targetOf(args)));
+    })();
     if (result.alreadyExpired) process.stdout.write('the token has already expired; nothing to revoke\n');
     else if (result.what === 'user') process.stdout.write(`revoked everything held by ${result.clientId}; ${result.sessionsEnded} session(s) ended\n`);
     else process.stdout.write(`revoked ${result.what === 'client' ? 'everything held by' : `the ${result.what} of`} client ${result.clientId}; ${result.sessionsEnded} session(s) ended\n`);

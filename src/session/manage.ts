@@ -36,6 +36,21 @@ export async function revokeSession(store: Store, sessionIds: SessionIds, client
   return (await store.deleteSession(clientId, key)) ? 'ended' : 'unknown';
 }
 
+/** What ending a session by its listed hash found. */
+export type EndByHash = { outcome: 'ended'; clientId: string } | { outcome: 'unknown' } | { outcome: 'ambiguous' };
+
+/**
+ * Ends the open session whose listed hash (`session list`, and the `session` of security events)
+ * is `hash`: the id itself is stored nowhere, so that hash is how an operator names a session.
+ */
+export async function endSessionByHash(store: Store, hash: string, clientId: string | null, now: number): Promise<EndByHash> {
+  const matches = (await store.listSessions(clientId, now)).filter((s) => shortHash(s.key) === hash);
+  if (matches.length > 1) return { outcome: 'ambiguous' };
+  const match = matches[0];
+  if (!match || !(await store.deleteSession(match.principal, match.key))) return { outcome: 'unknown' };
+  return { outcome: 'ended', clientId: match.principal };
+}
+
 /** Ends every session of a client; its tokens stay valid (revoke those with `token revoke`). Returns how many ended. */
 export async function revokeClientSessions(store: Store, clientId: string, now: number): Promise<number> {
   let ended = 0;
