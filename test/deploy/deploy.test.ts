@@ -461,7 +461,7 @@ t.test('compose: only mcp-warden is published; upstream and Redis are on an inte
 });
 
 t.test('kubernetes: sidecar pod, probes, ports, Service, secrets as files', async (t) => {
-  const docs = ['deployment', 'service', 'secret', 'configmap'].flatMap((f) => yamlDocs(`deploy/kubernetes/${f}.yaml`, '1.1')).map((d) => obj(d, 'manifest'));
+  const docs = ['deployment', 'service', 'secret', 'configmap', 'ingress'].flatMap((f) => yamlDocs(`deploy/kubernetes/${f}.yaml`, '1.1')).map((d) => obj(d, 'manifest'));
   const one = (kind: string): Obj => {
     const found = docs.filter((d) => d.kind === kind);
     t.equal(found.length, 1, `one ${kind}`);
@@ -550,6 +550,24 @@ t.test('kubernetes: sidecar pod, probes, ports, Service, secrets as files', asyn
   for (const [k, v] of Object.entries(obj(serviceSpec.selector, 'selector'))) t.equal(podLabels[k], v, `Service selector ${k} matches the pod`);
   const servicePorts = list(serviceSpec.ports, 'Service ports').map((p) => obj(p, 'Service port'));
   t.same(servicePorts.map((p) => resolvePort(p.targetPort ?? p.port)), [config.listen.port], 'the Service targets only mcp-warden\'s port');
+
+  // Behind the Ingress: the client's address is the hop it appends, and only it (and the other
+  // replicas, which relay) can reach the public port, so nobody sends a forged X-Forwarded-For.
+  const ingress = obj(one('Ingress').spec, 'Ingress spec');
+  const firstRule = obj(list(ingress.rules, 'rules')[0], 'rule');
+  const firstPath = obj(list(obj(firstRule.http, 'http').paths, 'paths')[0], 'path');
+  const backend = obj(obj(firstPath.backend, 'backend').service, 'backend service');
+  t.equal(backend.name, obj(service.metadata, 'metadata').name, 'the Ingress sends to the Service');
+  t.ok(servicePorts.some((p) => p.name === obj(backend.port, 'port').name), 'on its port');
+  t.same(config.security.trustProxy, { kind: 'hops', hops: 1 }, 'trustProxy: the one hop the Ingress appends');
+  const policy = obj(one('NetworkPolicy').spec, 'NetworkPolicy spec');
+  for (const [k, v] of Object.entries(obj(obj(policy.podSelector, 'podSelector').matchLabels, 'matchLabels'))) t.equal(podLabels[k], v, `NetworkPolicy selects the pod (${k})`);
+  const rules = list(policy.ingress, 'ingress rules').map((r) => obj(r, 'rule'));
+  const publicRule = rules.find((r) => list(r.ports, 'ports').some((p) => resolvePort(obj(p, 'port').port) === config.listen.port));
+  const sources = list(publicRule?.from, 'from').map((f) => JSON.stringify(f));
+  t.equal(sources.length, 2, 'the public port admits two sources');
+  t.ok(sources.some((s) => s.includes('ingress-nginx')) && sources.some((s) => s.includes('podSelector')), 'the Ingress controller and the replicas (relay), nothing else');
+  t.ok(rules.every((r) => list(r.ports, 'ports').length > 0), 'every rule names its ports');
 
   // The MCP server: loopback only, no port, no access to mcp-warden's secrets; the upstream URL points at it.
   const secretVolumes = new Set([...volumes].filter(([, v]) => isObj(v.secret)).map(([k]) => k));
