@@ -106,6 +106,10 @@ export interface RequestContext {
   relayTo: string | null;
   /** forward: the upstream's response head, editable by the response stages before it is sent. */
   response: UpstreamResponse | null;
+  /** authorize: the policy's decision of each message (the audit trail records them). */
+  decisions: readonly { readonly outcome: 'allow' | 'deny' | 'step_up'; readonly rule: string | null }[] | null;
+  /** The refusal this request was answered with (set as it is sent), for the audit trail. */
+  refusal: string | null;
 }
 
 export interface Timing {
@@ -171,6 +175,8 @@ class Context implements RequestContext {
   upstream: string | null = null;
   relayTo: string | null = null;
   response: UpstreamResponse | null = null;
+  decisions: RequestContext['decisions'] = null;
+  refusal: string | null = null;
   #log: Logger | null = null;
   readonly #parentLog: Logger;
 

@@ -60,6 +60,9 @@ export const ERROR_CATALOG = {
   ADMIN_INVALID: { status: 400, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'The admin request is not valid', event: 'admin.refused', failedAttempt: false },
   ADMIN_NOT_FOUND: { status: 404, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'Nothing to act on', event: 'admin.refused', failedAttempt: false },
   ADMIN_CONFLICT: { status: 409, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'The request conflicts with the current state', event: 'admin.refused', failedAttempt: false },
+  BUDGET_EXCEEDED: { status: 200, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'Budget exceeded', event: 'budget.exceeded', failedAttempt: false },
+  LOOP_BROKEN: { status: 200, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'The same call was repeated too often; refused for a while', event: 'request.refused', failedAttempt: false },
+  AUDIT_UNAVAILABLE: { status: 503, rpcCode: RPC.transport, oauthError: 'temporarily_unavailable', message: 'The audit trail cannot be written; try again later', event: 'audit.failed', failedAttempt: false },
   OAUTH_UNSUPPORTED_RESPONSE_TYPE: { status: 400, rpcCode: RPC.transport, oauthError: 'unsupported_response_type', message: 'Interactive authorization is not offered; use the client_credentials grant at the token endpoint', event: 'token.refused', failedAttempt: false },
   HEADER_MISMATCH: { status: 400, rpcCode: RPC.headerMismatch, oauthError: 'invalid_request', message: 'The Mcp-Method or Mcp-Name header does not match the body', event: 'request.refused', failedAttempt: false },
   POLICY_DENIED: { status: 200, rpcCode: RPC.invalidParams, oauthError: 'access_denied', message: 'Unknown tool, prompt or resource', event: 'policy.denied', failedAttempt: false },
@@ -83,7 +86,7 @@ export type RefusalReason =
   | 'unknown' | 'foreign' | 'forged' | 'binding' | 'owner_gone'
   | 'client' | 'session_create' | 'token_endpoint' | 'failed_attempts' | 'streams' | 'register'
   | 'reuse' | 'refused' | 'reset' | 'timeout' | 'store'
-  | 'rule' | 'default' | 'ambiguous' | 'mismatch' | 'unparseable';
+  | 'rule' | 'default' | 'ambiguous' | 'mismatch' | 'unparseable' | 'budget' | 'loop';
 
 /** Extra data a refusal carries to the reply: never a status (the catalog decides that). */
 export interface RefusalDetail {

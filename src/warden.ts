@@ -51,6 +51,7 @@ import { createSessionIds, sessionIdSecret } from './session/session-id.js';
 import { createStreamGauge } from './session/streams.js';
 import { createUpstreamPicker } from './session/upstreams.js';
 import { createUpstreamSweeper } from './session/sweep-upstreams.js';
+import { createAuditTrail, fileSink, redisSink, stdoutSink } from './audit/trail.js';
 import { watchGeneration } from './store/generation.js';
 import { createLimiters } from './store/limiters.js';
 import { createStore } from './store/store.js';
@@ -260,8 +261,23 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     logEvent(log, 'policy.reloaded', { count: parsed.rules.length });
     return { ok: true, rules: parsed.rules.length };
   };
+  const audit = config.audit.sinks.length === 0 ? null : createAuditTrail({
+    replica: relay.replicaId,
+    sinks: config.audit.sinks.map((name) => (name === 'stdout' ? stdoutSink() : name === 'redis' ? redisSink(store, relay.replicaId) : fileSink(config.audit.file ?? '', config.audit.rotateBytes, config.audit.keep))),
+    clock,
+    checkpointEvery: config.audit.checkpointEvery,
+    checkpointIntervalMs: config.audit.checkpointInterval,
+    maxQueue: config.audit.maxQueue,
+    onLoss: (count, reason, sink) => {
+      metrics.auditLost(count);
+      logEvent(log, 'audit.failed', { reason, count, limiter: sink ?? undefined });
+    },
+  });
+  if (audit) log.info({ replica: relay.replicaId, kid: audit.kid, publicKey: audit.publicKey.x }, 'audit trail: checkpoints are signed with this Ed25519 key (keep it to verify the trail)');
   const deps: StageDeps = {
     generation,
+    audit,
+    onStoreError: () => metrics.storeError(),
     policy: () => need(policy, 'policy'),
     onPolicyDecision: (method, outcome, tool) => metrics.policyDecision(method, outcome, tool),
     store,
@@ -428,6 +444,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       await metadataDocuments?.close();
       generation.close();
       sweeper.close();
+      await audit?.close();
       await closing;
       if (admin) {
         admin.closeAllConnections();

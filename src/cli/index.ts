@@ -14,6 +14,7 @@ import { policyCommand } from './policy.js';
 import { serveCommand } from './serve.js';
 import { sessionCommand } from './session.js';
 import { addressCommand } from './address.js';
+import { auditCommand } from './audit.js';
 import { tokenCommand } from './token.js';
 
 /** Builds the CLI; exported so tests can parse argv strings with the real parser. */
@@ -29,6 +30,7 @@ export function buildCli(argv: readonly string[]) {
     .command(policyCommand)
     .command(sessionCommand)
     .command(addressCommand)
+    .command(auditCommand)
     .command(doctorCommand)
     .strict()
     .recommendCommands()

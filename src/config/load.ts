@@ -101,6 +101,8 @@ async function readSecretFiles(config: Config): Promise<ValidationResult> {
   );
   const adminKey = config.admin.keyFile ? await readSecret(config.admin.keyFile, 'admin.keyFile', problems) : config.admin.key;
   if (adminKey !== null && Buffer.byteLength(adminKey) < 32) problems.push({ path: config.admin.keyFile ? 'admin.keyFile' : 'admin.key', message: 'the admin key must be at least 32 bytes' });
+  const auditKey = config.audit.keyFile ? await readSecret(config.audit.keyFile, 'audit.keyFile', problems) : config.audit.key;
+  if (auditKey !== null && Buffer.byteLength(auditKey) < 32) problems.push({ path: config.audit.keyFile ? 'audit.keyFile' : 'audit.key', message: 'the audit key must be at least 32 bytes' });
   const password = config.store.passwordFile ? await readSecret(config.store.passwordFile, 'store.passwordFile', problems) : config.store.password;
   await checkReadable(config.tls.certFile, 'tls.certFile', problems);
   await checkReadable(config.tls.keyFile, 'tls.keyFile', problems);
@@ -108,5 +110,6 @@ async function readSecretFiles(config: Config): Promise<ValidationResult> {
   const tokens = { ...config.tokens, secret: tokenSecret, secretFile: null };
   const store = { ...config.store, password, passwordFile: null };
   const admin = { ...config.admin, key: adminKey, keyFile: null };
-  return { ok: true, config: deepFreeze({ ...config, tokens, clients, store, admin }) };
+  const audit = { ...config.audit, key: auditKey, keyFile: null };
+  return { ok: true, config: deepFreeze({ ...config, tokens, clients, store, admin, audit }) };
 }

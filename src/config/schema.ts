@@ -46,6 +46,13 @@ const loginClientShape = {
   secretHash: optionalText({ doc: 'Confidential client: scrypt hash of its secret (`mcp-warden client hash-secret`); null: public (PKCE only).', default: null, example: null }),
 };
 
+/** A budget for some tools: calls per window per client (or person), first matching entry wins. */
+const toolBudgetShape = {
+  tools: textList({ doc: 'Tool names or globs (`send_*`) this budget is for.', default: [] }),
+  points: int(1, 1_000_000_000, { doc: 'Calls allowed per window.', default: undefined, example: 10 }),
+  duration: duration({ doc: 'The window.', default: undefined, example: '1h' }, 1_000),
+};
+
 /** A group claim value that grants scopes to the people in it. */
 const scopeMapShape = {
   group: text({ doc: 'Value of the groups claim.', default: undefined, example: 'admins' }),
@@ -182,6 +189,31 @@ export const schema = {
     },
   }, parsePolicy),
   shutdownGrace: duration({ doc: 'On SIGTERM, how long in-flight requests may take to finish.', default: '10s', env: 'MCP_WARDEN_SHUTDOWN_GRACE' }, 0, MAX_TIMER_MS),
+  budgets: {
+    session: optionalLimit({ doc: 'Tool calls per session per window (null: none).', default: null, example: { points: 120, duration: '1m' } }),
+    principal: optionalLimit({ doc: 'Tool calls per client or signed-in person per window, across sessions and replicas (null: none).', default: null, example: { points: 600, duration: '1h' } }),
+    sessionTotal: optionalInt(1, 1_000_000_000, { doc: 'Tool calls over a session\'s whole life (null: none).', default: null, example: 5_000 }),
+    concurrent: optionalInt(1, 100_000, { doc: 'Tool calls in flight at once per session (null: none).', default: null, example: 8 }),
+    tools: records(toolBudgetShape, { doc: 'Budgets of particular tools, per client or person: a cheap read tool and a dear `send_email` can differ.', default: [], example: [{ tools: ['send_email'], points: 10, duration: '1h' }] }),
+  },
+  loopBreaker: {
+    maxRepeats: optionalInt(2, 100_000, { doc: 'The same tool with the same arguments called more than this many times within `window` in one session is refused for `coolDown` (null: off; 5 is a good start).', default: null, example: 5 }),
+    window: duration({ doc: 'Window of the loop breaker (1m recommended).', default: '1m' }, 1_000),
+    coolDown: duration({ doc: 'How long a tripped call stays refused (5m recommended).', default: '5m' }, 1_000),
+  },
+  audit: {
+    sinks: enumList(['file', 'stdout', 'redis'], { doc: 'Where the tamper-evident audit trail goes ([]: no trail).', default: [] }),
+    file: optionalText({ doc: 'JSON Lines file of the `file` sink (rotated: file.1, file.2, ...).', default: null, example: '/var/log/mcp-warden/audit.jsonl' }),
+    rotateBytes: int(4096, 1 << 30, { doc: 'Size at which the file rotates.', default: 104_857_600 }),
+    keep: int(1, 1000, { doc: 'Rotated files kept.', default: 10 }),
+    key: optionalText({ doc: 'HMAC key (at least 32 bytes) of argument digests, so equal arguments can be matched across the trail without being stored.', default: null, secret: true, example: null, env: 'MCP_WARDEN_AUDIT_KEY' }),
+    keyFile: optionalText({ doc: 'Path of a file holding the audit HMAC key.', default: null, example: null, env: 'MCP_WARDEN_AUDIT_KEY_FILE' }),
+    rawArguments: textList({ doc: 'Tools (names or globs) whose raw arguments are recorded too; for every other tool only the digest.', default: [] }),
+    checkpointEvery: int(1, 1_000_000, { doc: 'A signed checkpoint after this many records.', default: 1_000 }),
+    checkpointInterval: duration({ doc: '... or after this long with records since the last one.', default: '1m' }, 100),
+    failClosed: bool({ doc: 'Refuse MCP requests (503) while the trail cannot be written, instead of counting what is lost.', default: false }),
+    maxQueue: int(10, 10_000_000, { doc: 'Records waiting for their sink; past it records are dropped (or requests refused with failClosed).', default: 10_000 }),
+  },
   log: {
     level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { doc: 'Log level.', default: 'info', env: 'MCP_WARDEN_LOG_LEVEL', flag: 'log-level' }),
     toolCalls: bool({ doc: 'Audit: a `tool.called` event for every allowed tools/call (principal, session hash, tool, argument digest, upstream status, duration).', default: false, env: 'MCP_WARDEN_LOG_TOOL_CALLS' }),

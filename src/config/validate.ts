@@ -26,6 +26,7 @@ export function validateConfig(raw: unknown): ValidationResult {
   const checks = [['admin', checkAdmin], ['store', checkStore], ['tokens', checkTokens], ['clients', checkClients], ['mcpPath', checkPaths], ['security', checkOrigins], ['tls', checkTls]] as const;
   for (const [area, check] of checks) if (clean(area)) check(config, problems);
   if (clean('replica') && clean('store')) checkReplica(config, problems);
+  if (clean('audit') && clean('store')) checkAudit(config, problems);
   if (clean('legacySse') && clean('mcpPath')) checkLegacyPaths(config, problems);
   if (clean('login') && clean('clients')) checkLogin(config, problems);
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) };
@@ -83,6 +84,15 @@ function checkLogin({ login, clients }: Config, problems: Problem[]): void {
     });
     if (client.secretHash !== null && !isSecretHash(client.secretHash)) problems.push({ path: `${path}.secretHash`, message: 'must be a hash made by `mcp-warden client hash-secret`' });
   });
+}
+
+function checkAudit({ audit, store }: Config, problems: Problem[]): void {
+  if (audit.sinks.length === 0) return;
+  if (audit.key === null && audit.keyFile === null) problems.push({ path: 'audit.key', message: 'is needed with audit.sinks (or audit.keyFile): argument digests are HMACs with it' });
+  if (audit.key !== null && audit.keyFile !== null) problems.push({ path: 'audit.key', message: 'give either "key" or "keyFile", not both' });
+  if (audit.key !== null && Buffer.byteLength(audit.key) < 32) problems.push({ path: 'audit.key', message: 'must be at least 32 bytes' });
+  if (audit.sinks.includes('file') && audit.file === null) problems.push({ path: 'audit.file', message: 'is needed for the "file" sink' });
+  if (audit.sinks.includes('redis') && store.type !== 'redis') problems.push({ path: 'audit.sinks', message: 'the "redis" sink needs store.type "redis"' });
 }
 
 function checkReplica({ replica, store }: Config, problems: Problem[]): void {

@@ -91,6 +91,7 @@ export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, r
       } catch (bookkeeping) {
         ctx.log.error({ err: bookkeeping }, 'refusal bookkeeping failed');
       }
+      ctx.refusal = error.code;
       sendError(ctx, error);
     } finally {
       deps.drain.done();

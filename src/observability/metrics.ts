@@ -31,6 +31,8 @@ export interface Metrics {
   storeError(): void;
   /** The store came back without its data (a new store life began). */
   storeDataLost(): void;
+  /** Audit records lost (a full queue or a failing sink). */
+  auditLost(count: number): void;
   openStreams(delta: 1 | -1): void;
   /**
    * One policy decision. `tool` must already be bounded by the caller: a tool name listed in the
@@ -49,6 +51,7 @@ export function createMetrics(registry: Registry = new client.Registry(), option
   const auth = new client.Counter({ name: `${prefix}auth_failures_total`, help: 'Authentication failures by reason.', labelNames: ['reason'], registers: [registry] });
   const limited = new client.Counter({ name: `${prefix}rate_limited_total`, help: 'Rate-limit rejections by limiter.', labelNames: ['limiter'], registers: [registry] });
   const storeErrors = new client.Counter({ name: `${prefix}store_errors_total`, help: 'Store (Redis) errors.', registers: [registry] });
+  const auditLosses = new client.Counter({ name: `${prefix}audit_records_lost_total`, help: 'Audit records that could not be written (queue full or sink failing).', registers: [registry] });
   const storeLosses = new client.Counter({ name: `${prefix}store_data_lost_total`, help: 'Times the store came back without its data (tokens issued before were then refused).', registers: [registry] });
   const streams = new client.Gauge({ name: `${prefix}open_streams`, help: 'SSE responses currently streaming through this replica.', registers: [registry] });
   const decisions = new client.Counter({ name: `${prefix}policy_decisions_total`, help: 'Policy decisions by MCP method, outcome and tool (tools named in the policy only).', labelNames: ['method', 'decision', 'tool'], registers: [registry] });
@@ -82,6 +85,7 @@ export function createMetrics(registry: Registry = new client.Registry(), option
     rateLimited: (limiter) => limited.inc({ limiter }),
     storeError: () => storeErrors.inc(),
     storeDataLost: () => storeLosses.inc(),
+    auditLost: (count) => auditLosses.inc(count),
     openStreams: (delta) => streams.inc(delta),
     policyDecision: (method, outcome, tool) => decisions.inc({ method: method === null ? 'response' : MCP_METHODS.has(method) ? method : 'other', decision: outcome, tool }),
   };

@@ -119,6 +119,7 @@ export function authorize(deps: AuthorizeDeps) {
         deps.onDecision?.(call.method, d.allowed ? 'allow' : d.stepUp ? 'step_up' : 'deny', tool);
       });
     }
+    ctx.decisions = decisions.map((d) => ({ outcome: d.allowed ? 'allow' : d.stepUp ? 'step_up' : 'deny', rule: d.rule }));
     const first = decisions.findIndex((d) => !d.allowed);
     if (first === -1) {
       if (deps.auditToolCalls) audit(ctx, message, deps.stopwatch);

@@ -6,6 +6,10 @@ import type { SessionIds } from '../session/session-id.js';
 import type { StreamGauge } from '../session/streams.js';
 import type { UpstreamPicker } from '../session/upstreams.js';
 import type { Generation } from '../store/generation.js';
+import type { AuditTrail } from '../audit/trail.js';
+import { compileGlob } from '../policy/glob.js';
+import { enforceBudgets } from './enforce-budgets.js';
+import { recordAudit } from './record-audit.js';
 import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import type { Relay } from '../session/relay.js';
@@ -59,6 +63,10 @@ export interface StageDeps {
   readonly clock: () => number;
   readonly stopwatch: () => number;
   readonly generation: Generation;
+  /** The audit trail (audit.sinks), or null. */
+  readonly audit: AuditTrail | null;
+  /** Counts store failures outside the hot path (budgets). */
+  readonly onStoreError?: (err: unknown) => void;
   /** The policy in force (reloadable); compiled from config.policy when absent. Unused without a policy. */
   readonly policy?: () => Policy;
   /** Counts policy decisions (metrics). */
@@ -115,7 +123,9 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
     loadStateStage(config, deps),
     enforceRateLimit(),
     resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'streamable-http', clock: deps.clock, readMessage }),
+    ...auditStages(config, deps, readMessage),
     ...authorizeStage,
+    ...budgetStages(config, deps, readMessage),
     config.legacySse.bridge && config.legacySse.upstream !== null
       ? bridgeToLegacy({
         sseUrl: config.legacySse.upstream, agent: deps.agent ?? createUpstreamAgent(security.upstreamTimeout), upstreamHeaders: config.upstreamHeaders,
@@ -124,6 +134,20 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
       })
       : forwardStage(config, deps),
   ];
+}
+
+/** The audit trail's stage when `audit.sinks` has any. */
+function auditStages(config: Config, deps: StageDeps, readMessage: ReadMessage): Stage[] {
+  if (!deps.audit) return [];
+  return [recordAudit({ trail: deps.audit, readMessage, key: config.audit.key ?? '', rawArguments: config.audit.rawArguments.map((g) => compileGlob(g)), failClosed: config.audit.failClosed, stopwatch: deps.stopwatch })];
+}
+
+/** Budgets and the loop breaker, when any is configured. */
+function budgetStages(config: Config, deps: StageDeps, readMessage: ReadMessage): Stage[] {
+  const { budgets } = config;
+  const any = budgets.session || budgets.principal || budgets.sessionTotal !== null || budgets.concurrent !== null || budgets.tools.length > 0 || config.loopBreaker.maxRepeats !== null;
+  if (!any) return [];
+  return [enforceBudgets({ store: deps.store, budgets, loopBreaker: config.loopBreaker, sessionLifetimeMs: config.sessions.maxLifetime, readMessage, onStoreError: deps.onStoreError ?? (() => {}) })];
 }
 
 /** The authorize stage when a policy is configured; none at all otherwise (the no-policy path reads no body). */

@@ -23,6 +23,8 @@ export interface KeyLayout {
   transient(name: string): string;
   /** Hash of the upstream sessions behind an owner's proxy sessions (`principal\nkey` -> `index\nid`). */
   upstreams(owner: string): string;
+  /** A replica's audit trail (a Redis Stream: one chain per replica). */
+  audit(replica: string): string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -41,6 +43,7 @@ export function keyLayout(prefix: string): KeyLayout {
     replica: (id) => `${prefix}replica:${id}`,
     transient: (name) => `${prefix}t:${name}`,
     upstreams: (owner) => `${prefix}up:${owner}`,
+    audit: (replica) => `${prefix}audit:${replica}`,
   };
 }
 

@@ -29,6 +29,9 @@ export function boundedMemoryLimiter(options: LimiterOptions, maxKeys: number): 
       return limiter.consume(key);
     },
     get: (key) => limiter.get(key),
+    reward: async (key) => {
+      await limiter.reward(key, 1);
+    },
     keys: async () => {
       const now = Date.now();
       return [...keys].filter(([, until]) => until > now).map(([key]) => key);

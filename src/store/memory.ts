@@ -105,6 +105,8 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
   // upstream sessions then end only by the upstream's own expiry).
   const upstreams = new Map<string, Map<string, string>>();
   let tracked = 0;
+  // Audit trails (tests; production audits to Redis, a file or stdout).
+  const audits = new Map<string, string[]>();
   const sweeper = setInterval(() => sweep(options.clock()), SWEEP_INTERVAL_MS).unref();
 
   function sweep(now: number): void {
@@ -270,6 +272,16 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
         if (gone.length >= count) break;
       }
       return { cursor: '0', gone };
+    },
+
+    async auditAppend(replica, lines) {
+      const trail = audits.get(replica) ?? [];
+      audits.set(replica, trail);
+      trail.push(...lines);
+    },
+
+    async auditRead(replica) {
+      return [...(audits.get(replica) ?? [])];
     },
 
     onReconnect() {},

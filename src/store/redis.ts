@@ -161,6 +161,11 @@ class RedisLimiter implements Limiter {
     return [...found];
   }
 
+  async reward(key: string): Promise<void> {
+    this.#coalesce();
+    await this.#limiter.reward(this.options.perPrincipal ? `{${key}}` : key, 1);
+  }
+
   async delete(key: string): Promise<void> {
     await this.#limiter.delete(this.options.perPrincipal ? `{${key}}` : key);
   }
@@ -372,6 +377,16 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         const alive = await Promise.all(tracked.map((u) => client.exists(keys.session(u.principal, u.key))));
         return { cursor: next, gone: tracked.filter((_, i) => alive[i] === 0) };
       }),
+    auditAppend: (replica, lines) =>
+      run(async () => {
+        const batch = client.pipeline();
+        for (const line of lines) batch.xadd(keys.audit(replica), '*', 'r', line);
+        const results = (await batch.exec()) ?? [];
+        const failed = results.find(([err]) => err);
+        if (failed) throw failed[0];
+      }),
+    auditRead: (replica) =>
+      run(async () => (await client.xrange(keys.audit(replica), '-', '+')).map(([, fields]) => fields[1] ?? '')),
     onReconnect: (listener) => {
       client.on('ready', listener);
     },

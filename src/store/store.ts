@@ -138,6 +138,8 @@ export interface Limiter {
   /** Resolves with the new state, rejects with a RateLimiterRes when over the limit (an Error when the store fails). */
   consume(key: string): Promise<RateLimiterRes>;
   get(key: string): Promise<RateLimiterRes | null>;
+  /** Gives a point back (an in-flight count going down). */
+  reward(key: string): Promise<void>;
   /** Keys with a live counter (the admin API lists blocked addresses from these). */
   keys(): Promise<string[]>;
   delete(key: string): Promise<void>;
@@ -201,6 +203,10 @@ export interface Store {
   untrackUpstream(owner: string, principal: string, key: string): Promise<boolean>;
   /** A page of tracked upstream sessions whose proxy session is gone; cursor '0' starts and ends. */
   goneUpstreams(owner: string, cursor: string, count: number, now: number): Promise<{ cursor: string; gone: TrackedUpstream[] }>;
+  /** Appends audit trail lines to a replica's stream (Redis Stream; an array in the memory store). */
+  auditAppend(replica: string, lines: readonly string[]): Promise<void>;
+  /** A replica's audit trail lines, oldest first (for `audit verify`). */
+  auditRead(replica: string): Promise<string[]>;
   /**
    * Whether the store keeps its data on disk: `aof` or `rdb`, `none` (a restart empties it),
    * `unknown` (the server would not say), `memory` (the process is the store).

@@ -20,6 +20,7 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   t.teardown(() => store.close());
   const deps: StageDeps = {
     generation: await watchGeneration({ store, clock: Date.now, intervalMs: 0, onLoss: () => {} }),
+    audit: null,
     store,
     limiters: createLimiters(store, config.rateLimits),
     clients: await createClientRegistry([], store, Date.now),

@@ -176,7 +176,7 @@ t.test('a store failure is STORE_UNAVAILABLE for every limiter, and is reported'
   const memory = createMemoryStore({ maxEntries: 100, clock: Date.now });
   t.teardown(() => memory.close());
   const boom = () => Promise.reject(new Error('store down'));
-  const broken: Store = { ...memory, limiter: () => ({ consume: boom, get: boom, keys: boom, delete: boom }) };
+  const broken: Store = { ...memory, limiter: () => ({ consume: boom, get: boom, keys: boom, delete: boom, reward: boom }) };
   const errors: unknown[] = [];
   const limiters = createLimiters(broken, config({}).rateLimits, { onStoreError: (err) => errors.push(err) });
   const calls: [string, () => Promise<unknown>][] = [
