@@ -21,26 +21,29 @@ import { writeWardenConfig } from './warden-config.js';
 import { postHeaders, TOOLS_CALL } from './workload.js';
 import { fiftyRules } from './policy-rules.js';
 
-async function main(): Promise<void> {
+/**
+ * Two mcp-warden processes (memory store) in front of the bench upstream, the second with `extra`
+ * merged into its config, measured with tools/call of `echo` in interleaved, rotated rounds like
+ * the throughput measurement. Prints req/s, p50/p99 and CPU µs/req per target and on / off.
+ */
+export async function compareConfigs(opts: { off: string; on: string; extra: Record<string, unknown>; target: number; durationSeconds: number; rounds: number }): Promise<void> {
   installCleanupHandlers();
-  const durationSeconds = Number(process.argv[2] ?? 3);
-  const rounds = Number(process.argv[3] ?? 4);
+  const { durationSeconds, rounds } = opts;
   const connections = 10;
-  const dir = await mkdtemp(path.join(tmpdir(), 'mcpw-bench-policy-'));
+  const dir = await mkdtemp(path.join(tmpdir(), 'mcpw-bench-compare-'));
   const [upstreamPort, offPort, onPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const upstreamOrigin = `http://${HOST}:${upstreamPort}`;
   const upstream = startScript('upstream', 'upstream.ts', [String(upstreamPort)], { leash: true });
   await waitHealthy(`${upstreamOrigin}/healthz`, upstream);
   const { file, client } = await writeWardenConfig(dir);
-  const withPolicy = path.join(dir, 'policy.config.json');
+  const withExtra = path.join(dir, 'on.config.json');
   const base = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  const rules = fiftyRules();
-  await writeFile(withPolicy, JSON.stringify({ ...base, policy: { default: 'deny', rules } }), { mode: 0o600 });
+  await writeFile(withExtra, JSON.stringify({ ...base, ...opts.extra }), { mode: 0o600 });
   const start = (name: string, port: number, config: string): Child =>
     startChild(name, process.execPath, ['dist/cli/index.js', 'serve', '--host', HOST, '--port', String(port), '--upstream', `${upstreamOrigin}/mcp`, '--config', config, '--log-level', 'warn']);
   const targets = [
-    { name: 'policy-off', port: offPort, child: start('policy-off', offPort, file) },
-    { name: `policy-on (${rules.length} rules)`, port: onPort, child: start('policy-on', onPort, withPolicy) },
+    { name: opts.off, port: offPort, child: start('off', offPort, file) },
+    { name: opts.on, port: onPort, child: start('on', onPort, withExtra) },
   ];
   await Promise.all(targets.map((t) => waitHealthy(`http://${HOST}:${t.port}/healthz`, t.child)));
   const credentials = new Map<string, Awaited<ReturnType<ReturnType<typeof tokenThenInitialize>>>>();
@@ -67,10 +70,15 @@ async function main(): Promise<void> {
     lines.push(`| ${t.name} | ${Math.round(value)} | ${r.load.map((l) => Math.round(l.requestsPerSecond)).join(', ')} | ${median(r.load.map((l) => l.p50Ms)).toFixed(2)} | ${median(r.load.map((l) => l.p99Ms)).toFixed(2)} | ${Math.round(median(r.cpu))} | ${r.load.reduce((s, l) => s + l.errors + l.non2xx, 0)} |`);
   }
   const [off, on] = targets.map((t) => rps.get(t.name) ?? 0);
-  lines.push('', `policy-on / policy-off: ${((on ?? 0) / Math.max(1, off ?? 0)).toFixed(3)}x (target >= 0.90x); ${rounds} rounds of ${durationSeconds} s, ${connections} connections, memory store`);
+  lines.push('', `${opts.on} / ${opts.off}: ${((on ?? 0) / Math.max(1, off ?? 0)).toFixed(3)}x (target >= ${opts.target.toFixed(2)}x); ${rounds} rounds of ${durationSeconds} s, ${connections} connections, memory store`);
   process.stdout.write(`${lines.join('\n')}\n`);
   await cleanup();
   await rm(dir, { recursive: true, force: true });
 }
 
-await main();
+
+const isMain = process.argv[1]?.endsWith('policy.ts') ?? false;
+if (isMain) {
+  const rules = fiftyRules();
+  await compareConfigs({ off: 'policy-off', on: `policy-on (${rules.length} rules)`, extra: { policy: { default: 'deny', rules } }, target: 0.9, durationSeconds: Number(process.argv[2] ?? 3), rounds: Number(process.argv[3] ?? 4) });
+}

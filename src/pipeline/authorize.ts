@@ -4,6 +4,7 @@ import { ERROR_CATALOG, WardenError } from '../errors.js';
 import { TARGET_PARAM } from '../http/jsonrpc.js';
 import type { RpcCall, RpcMessage } from '../http/jsonrpc.js';
 import { createHash } from 'node:crypto';
+import { canonical } from '../audit/chain.js';
 import type { Decision, Policy } from '../policy/decide.js';
 import { logEvent } from '../observability/events.js';
 import type { PolicyOutcome } from '../observability/metrics.js';
@@ -26,15 +27,6 @@ export interface AuthorizeDeps {
 }
 
 const ALLOWED: Decision = { allowed: true, rule: null, by: 'default' };
-
-/** JSON with object keys sorted, so equal arguments always give the same digest. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
 
 /** A short digest of tool arguments: correlates calls in an audit trail without logging what they carried. */
 export function argumentDigest(args: unknown): string {

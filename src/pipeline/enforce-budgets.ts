@@ -92,15 +92,14 @@ export function enforceBudgets(deps: BudgetDeps) {
           throw new WardenError('LOOP_BROKEN', { reason: 'loop', description: `The same call of ${tool.slice(0, 128)} was repeated more than ${loop.points} times in ${formatDuration(loop.windowMs)}; refused for ${formatDuration(loopBreaker.coolDown)}`, retryAfterMs: tripped.msBeforeNext });
         }
       }
-      for (const [c, key] of [[perSession, session], [perPrincipal, principal], [total, session]] as const) {
-        if (!c) continue;
-        const over = await take(c, key);
-        if (over) throw exceeded(c, over, tool);
-      }
+      // Independent counters, taken at once (one wait, not one per counter).
       const budget = tools.find((b) => b.globs.some((g) => g.test(tool)));
-      if (budget) {
-        const over = await take(budget.counter, principal);
-        if (over) throw exceeded(budget.counter, over, tool);
+      const counters = ([[perSession, session], [perPrincipal, principal], [total, session], [budget?.counter ?? null, principal]] as const).filter((e): e is readonly [Counter, string] => e[0] !== null);
+      const results = await Promise.all(counters.map(([c, key]) => take(c, key)));
+      const refused = results.findIndex((r) => r !== null);
+      if (refused !== -1) {
+        const [c] = counters[refused] as readonly [Counter, string];
+        throw exceeded(c, results[refused] as RateLimiterRes, tool);
       }
       if (inFlight) {
         const over = await take(inFlight, session);
