@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
-import { readBody } from '../http/jsonrpc.js';
+import { readJsonBody } from '../http/jsonrpc.js';
 import { sendJson } from '../http/reply.js';
 import { logEvent } from '../observability/events.js';
 import { parseBearer } from '../http/headers.js';
@@ -63,14 +63,7 @@ export function adminApi(deps: AdminApiDeps) {
   }
 
   async function bodyOf(ctx: RequestContext): Promise<Record<string, unknown>> {
-    const type = String(ctx.req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (type !== 'application/json') throw new WardenError('ADMIN_INVALID', { description: 'The body must be application/json' });
-    let raw: unknown;
-    try {
-      raw = JSON.parse((await readBody(ctx.req, MAX_BODY_BYTES)).toString('utf8'));
-    } catch {
-      throw new WardenError('ADMIN_INVALID', { description: 'The body must be a JSON object of at most 16 KiB' });
-    }
+    const raw = await readJsonBody(ctx.req, MAX_BODY_BYTES, 'ADMIN_INVALID');
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new WardenError('ADMIN_INVALID', { description: 'The body must be a JSON object' });
     return raw as Record<string, unknown>;
   }

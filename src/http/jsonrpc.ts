@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { WardenError } from '../errors.js';
+import type { WardenErrorCode } from '../errors.js';
 
 /**
  * One JSON-RPC message of a body, as policy sees it: what it asks for and of what. The target is
@@ -146,4 +147,18 @@ export function parseMessage(body: Buffer): { ok: true; value: RpcMessage } | { 
   // ever carries back: the proxy could neither map it nor end it.
   if (call.method === 'initialize' && (parsed.id === undefined || parsed.id === null)) return { ok: false, reason: 'initialize_without_id' };
   return { ok: true, value: { id: call.id, method: call.method, isInitialize: call.method === 'initialize', isBatch: false, calls: [call] } };
+}
+
+/**
+ * An `application/json` body of at most `maxBytes`, parsed; anything else is `code`'s refusal
+ * with a description that says what was wrong (the OAuth registration and admin endpoints).
+ */
+export async function readJsonBody(req: IncomingMessage, maxBytes: number, code: WardenErrorCode): Promise<unknown> {
+  const type = String(req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') throw new WardenError(code, { description: 'The body must be application/json' });
+  try {
+    return JSON.parse((await readBody(req, maxBytes)).toString('utf8'));
+  } catch {
+    throw new WardenError(code, { description: `The body must be JSON of at most ${Math.round(maxBytes / 1024)} KiB` });
+  }
 }

@@ -1,6 +1,6 @@
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
-import { readBody } from '../http/jsonrpc.js';
+import { readJsonBody } from '../http/jsonrpc.js';
 import { sendJson } from '../http/reply.js';
 import { logEvent } from '../observability/events.js';
 import { parseClientMetadata } from '../login/registration.js';
@@ -27,14 +27,7 @@ export function registerEndpoint(deps: RegisterDeps) {
   return async (ctx: RequestContext): Promise<void> => {
     const limit = await deps.limiters.register(ctx.clientAddress ?? '');
     if (!limit.allowed) throw new WardenError('RATE_LIMITED', { reason: 'register', limit: limit.limit, retryAfterMs: limit.limit.resetMs });
-    const type = String(ctx.req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (type !== 'application/json') throw new WardenError('REGISTRATION_INVALID', { description: 'The body must be application/json' });
-    let raw: unknown;
-    try {
-      raw = JSON.parse((await readBody(ctx.req, MAX_BODY_BYTES)).toString('utf8'));
-    } catch {
-      throw new WardenError('REGISTRATION_INVALID', { description: 'The body must be a JSON object of at most 16 KiB' });
-    }
+    const raw = await readJsonBody(ctx.req, MAX_BODY_BYTES, 'REGISTRATION_INVALID');
     const parsed = parseClientMetadata(raw, deps.policy, 'client_secret_basic');
     if (!parsed.ok) throw new WardenError(parsed.error === 'invalid_redirect_uri' ? 'REDIRECT_URI_REFUSED' : 'REGISTRATION_INVALID', { description: parsed.description });
     const m = parsed.value;

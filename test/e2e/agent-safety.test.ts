@@ -16,6 +16,7 @@ import { initialize, rpc } from '../fixtures/probe.js';
 import { startRedis } from '../fixtures/redis.js';
 import { startReplicas } from '../fixtures/replicas.js';
 import { startWarden } from '../fixtures/warden.js';
+import { runCli } from '../fixtures/admin-cli.js';
 import type { TestWarden } from '../fixtures/warden.js';
 
 const upstream: DemoServer = await startDemoServer();
@@ -136,4 +137,20 @@ t.test('with failClosed, a trail that cannot be written refuses requests (503) i
   t.match(refused.json, { error: { message: 'The audit trail cannot be written; try again later' } });
   t.equal(upstream.requests.length, seen, 'nothing went upstream unrecorded');
   t.ok(proxy.logs.events('audit.failed').length > 0, 'the loss is an event');
+});
+
+t.test('the Redis sink: one stream per replica, verified with mcp-warden audit verify --replica', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const proxy = await startWarden({ upstreams: [upstream.url], store: { type: 'redis', url: redis.url }, replica: { id: 'pod-a' }, audit: { sinks: ['redis'], key: 'audit-hmac-key-0123456789abcdef-012345' } });
+  const c = await connectClient(proxy.mcpUrl, { token: await proxy.token('alice') });
+  await call(c, 'echo', { message: 'to the stream' });
+  await c.close();
+  await proxy.close();
+  const cli = await runCli(['audit', 'verify', '--replica', 'pod-a', '--store', 'redis', '--redis-url', redis.url, '--json']);
+  t.equal(cli.error, null, cli.stderr);
+  const report = JSON.parse(cli.stdout) as { ok: boolean; records: number; replicas: string[] };
+  t.match(report, { ok: true, replicas: ['pod-a'] }, 'the stream verifies, ending with the stop checkpoint');
+  t.ok(report.records >= 2, 'initialize and the tool call (and what the client sent between) were recorded');
+  t.equal(Number(process.exitCode ?? 0), 0);
 });

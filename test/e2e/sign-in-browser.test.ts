@@ -7,29 +7,14 @@
 import { mkdirSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import t from 'tap';
-import { startDemoServer } from '../../demo/mcp-server.js';
 import { launchChromium } from '../fixtures/chromium.js';
-import { startIdp } from '../fixtures/oidc.js';
-import { freePort } from '../fixtures/redis.js';
-import { startWarden } from '../fixtures/warden.js';
+import { signInStack } from '../fixtures/sign-in.js';
 
 const ARTIFACTS = new URL('../artifacts/', import.meta.url);
 
 t.test('a person clicks through the provider and mcp-warden\'s consent page in Chromium', async (t) => {
-  const port = await freePort();
-  const origin = `http://127.0.0.1:${port}`;
-  const idp = await startIdp(t, `${origin}/oauth/callback`);
-  const upstream = await startDemoServer();
-  t.teardown(() => upstream.close());
-  const proxy = await startWarden({
-    listen: { host: '127.0.0.1', port },
-    upstreams: [upstream.url],
-    login: {
-      oidc: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret },
-      clients: [{ id: 'inspector', name: 'MCP Inspector', redirectUris: ['http://localhost:6274/oauth/callback'] }],
-    },
-  });
-  t.teardown(() => proxy.close());
+  const { proxy } = await signInStack(t, { clients: [{ id: 'inspector', name: 'MCP Inspector', redirectUris: ['http://localhost:6274/oauth/callback'] }] });
+  const origin = proxy.url;
 
   const browser = await launchChromium();
   t.teardown(() => browser.close());
