@@ -400,7 +400,10 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   let adminUrl: string | null = null;
   if (config.admin.listen) {
     const { reload } = options;
-    const api = adminApi({ config, store, keyRing, verify, limiters, clock, reload: reload ? async () => ({ ok: await reload() }) : null });
+    const api = adminApi({
+      config, store, keyRing, verify, limiters, clock, reload: reload ? async () => ({ ok: await reload() }) : null,
+      audit: audit && { replica: relay.replicaId, kid: audit.kid, publicKey: audit.publicKey },
+    });
     // The admin listener's own entry stages: its plain-HTTP listener, no browsers, the caller's
     // address. No address block: an operator must be able to lift one from the address it hit.
     const adminEntry = buildEntryStages({ ...config, security: { ...security, allowedOrigins: [], requireSecureTransport: false } }, deps).filter((s) => s.name !== 'rejectBlocked');

@@ -30,6 +30,8 @@ export interface AdminApiDeps {
   readonly verify: VerifyAccessToken;
   readonly limiters: Limiters;
   readonly clock: () => number;
+  /** This replica's audit trail, whose checkpoint key is published here; null without one. */
+  readonly audit: { readonly replica: string; readonly kid: string; readonly publicKey: { kty: 'OKP'; crv: 'Ed25519'; x: string } } | null;
   /** What SIGHUP does; null when the proxy was started without a config file. */
   readonly reload: (() => Promise<{ ok: boolean; problems?: readonly { path: string; message: string }[] }>) | null;
 }
@@ -115,6 +117,12 @@ export function adminApi(deps: AdminApiDeps) {
 
   return {
     openapi: (ctx: RequestContext) => sendJson(ctx.res, 200, ADMIN_OPENAPI, { 'cache-control': 'public, max-age=300' }),
+
+    /** The public key this replica signs audit checkpoints with (public: `audit verify --public-key` takes it). */
+    auditKey: (ctx: RequestContext) => {
+      if (!deps.audit) throw new WardenError('ADMIN_NOT_FOUND', { description: 'This proxy keeps no audit trail (audit.sinks)' });
+      sendJson(ctx.res, 200, { replica: deps.audit.replica, kid: deps.audit.kid, jwk: deps.audit.publicKey }, NO_STORE);
+    },
 
     revoke: action('revoke', async (ctx) => {
       const target = revokeTarget(await bodyOf(ctx));

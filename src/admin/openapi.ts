@@ -13,6 +13,7 @@ export const ADMIN_OPENAPI = {
   security: [{ bearer: [] }],
   paths: {
     '/admin/v1/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } } },
+    '/admin/v1/audit-key': { get: { summary: 'This replica\'s Ed25519 audit checkpoint key (public; keep it to verify the trail)', security: [], responses: ok('The key', { type: 'object', properties: { replica: { type: 'string' }, kid: { type: 'string' }, jwk: { type: 'object' } } }) } },
     '/admin/v1/revoke': {
       post: {
         summary: 'Revoke a token, a grant or jti of a client, everything of a client, or everything of a signed-in person (on every replica)',

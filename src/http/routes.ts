@@ -66,6 +66,7 @@ export function healthRoutes(h: Pick<RouteHandlers, 'healthz' | 'readyz'>): Rout
 /** The admin API's handlers (DESIGN §13). */
 export interface AdminHandlers {
   readonly openapi: Handler;
+  readonly auditKey: Handler;
   readonly revoke: Handler;
   readonly listSessions: Handler;
   readonly endSession: Handler;
@@ -83,6 +84,7 @@ export function adminRoutes(h: Pick<RouteHandlers, 'healthz' | 'readyz'> & { met
     ...healthRoutes(h),
     { path: '/metrics', template: '/metrics', kind: 'plain', methods: { GET: h.metrics } },
     api('/openapi.json', { GET: h.admin.openapi }),
+    api('/audit-key', { GET: h.admin.auditKey }),
     api('/revoke', { POST: h.admin.revoke }),
     api('/sessions', { GET: h.admin.listSessions, DELETE: h.admin.endSession }),
     api('/blocks', { GET: h.admin.listBlocks, DELETE: h.admin.liftBlock }),

@@ -123,8 +123,9 @@ t.test('signing keys rotate and retire; the signing key cannot be retired', asyn
   t.match(await admin('/keys/retire', { method: 'POST', body: { kid: 'nope' } }), { status: 404 });
 });
 
-t.test('reload without a config file is refused as such', async (t) => {
+t.test('reload without a config file is refused as such; no audit key without a trail', async (t) => {
   const { admin } = await setup(t);
+  t.match(await admin('/audit-key', { key: null }), { status: 404, body: { detail: /no audit trail/ } });
   t.match(await admin('/reload', { method: 'POST' }), { status: 409, body: { detail: /without a config file/ } });
 });
 

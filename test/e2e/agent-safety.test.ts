@@ -13,7 +13,7 @@ import type { DemoServer } from '../../demo/mcp-server.js';
 import { verifyTrail } from '../../src/audit/verify.js';
 import { connectClient } from '../fixtures/mcp-client.js';
 import { initialize, rpc } from '../fixtures/probe.js';
-import { startRedis } from '../fixtures/redis.js';
+import { freePort, startRedis } from '../fixtures/redis.js';
 import { startReplicas } from '../fixtures/replicas.js';
 import { startWarden } from '../fixtures/warden.js';
 import { runCli } from '../fixtures/admin-cli.js';
@@ -142,12 +142,15 @@ t.test('with failClosed, a trail that cannot be written refuses requests (503) i
 t.test('the Redis sink: one stream per replica, verified with mcp-warden audit verify --replica', async (t) => {
   const redis = await startRedis();
   t.teardown(() => redis.stop());
-  const proxy = await startWarden({ upstreams: [upstream.url], store: { type: 'redis', url: redis.url }, replica: { id: 'pod-a' }, audit: { sinks: ['redis'], key: 'audit-hmac-key-0123456789abcdef-012345' } });
+  const proxy = await startWarden({ upstreams: [upstream.url], store: { type: 'redis', url: redis.url }, replica: { id: 'pod-a' }, admin: { listen: `127.0.0.1:${await freePort()}` }, audit: { sinks: ['redis'], key: 'audit-hmac-key-0123456789abcdef-012345' } });
+  // The checkpoint key, as an operator keeps it: published on the admin listener.
+  const published = (await (await fetch(`${proxy.warden.adminUrl ?? ''}/admin/v1/audit-key`)).json()) as { replica: string; kid: string; jwk: { x: string } };
+  t.equal(published.replica, 'pod-a');
   const c = await connectClient(proxy.mcpUrl, { token: await proxy.token('alice') });
   await call(c, 'echo', { message: 'to the stream' });
   await c.close();
   await proxy.close();
-  const cli = await runCli(['audit', 'verify', '--replica', 'pod-a', '--store', 'redis', '--redis-url', redis.url, '--json']);
+  const cli = await runCli(['audit', 'verify', '--replica', 'pod-a', '--store', 'redis', '--redis-url', redis.url, '--public-key', published.jwk.x, '--json']);
   t.equal(cli.error, null, cli.stderr);
   const report = JSON.parse(cli.stdout) as { ok: boolean; records: number; replicas: string[] };
   t.match(report, { ok: true, replicas: ['pod-a'] }, 'the stream verifies, ending with the stop checkpoint');
