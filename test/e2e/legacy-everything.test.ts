@@ -12,6 +12,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectV2Client } from '../fixtures/mcp-v2.js';
 import { freePort } from '../fixtures/redis.js';
 import { startWarden } from '../fixtures/warden.js';
 import type { TestWarden } from '../fixtures/warden.js';
@@ -96,4 +97,16 @@ t.test('legacy client: the SDK\'s SSEClientTransport against server-everything t
   t.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'old' } })), 'Echo: old');
   await waitForTool(client, 'trigger-sampling-request');
   t.match(text(await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'p', maxTokens: 5 } })), /sampled:/, 'sampling over the legacy stream too');
+});
+
+t.test('bridge: the v2 SDK client, in both of its modes, against the legacy server', async (t) => {
+  const sse = await startEverythingSse(t);
+  const proxy: TestWarden = await startWarden({ legacySse: { upstream: sse, bridge: true } });
+  t.teardown(() => proxy.close());
+  for (const mode of ['auto', 'legacy'] as const) {
+    const { client, close } = await connectV2Client(proxy.mcpUrl, { token: await proxy.token('alice'), mode });
+    t.teardown(close);
+    t.ok((await client.listTools()).tools.some((tool) => tool.name === 'echo'), `${mode}: tools listed`);
+    t.equal(text(await client.callTool({ name: 'echo', arguments: { message: mode } })), `Echo: ${mode}`, `${mode}: a tool call`);
+  }
 });
