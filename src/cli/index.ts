@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -16,6 +16,11 @@ import { sessionCommand } from './session.js';
 import { addressCommand } from './address.js';
 import { auditCommand } from './audit.js';
 import { tokenCommand } from './token.js';
+
+// Our own package.json (two levels up from src/cli and dist/cli alike). yargs' default looks upward
+// from the running script, which through a bin link in node_modules/.bin finds the *installing*
+// project's package.json ("unknown" or someone else's version).
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Builds the CLI; exported so tests can parse argv strings with the real parser. */
 export function buildCli(argv: readonly string[]) {
@@ -36,7 +41,7 @@ export function buildCli(argv: readonly string[]) {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version()
+    .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((message, err, y) => {
       // Thrown, not exited: main() prints it, and tests can parse in-process.
