@@ -103,7 +103,7 @@ t.test('mcp-warden audit verify: exit 0 for a whole trail, 1 with the problems l
   writeFileSync(good, `${lines.join('\n')}\n`);
   const bad = join(dir, 'bad.jsonl');
   writeFileSync(bad, `${lines.filter((_, i) => i !== 4).join('\n')}\n`);
-  const ok = await runCli(['audit', 'verify', good, '--public-key', x]);
+  const ok = await runCli(['audit', 'verify', good, `--public-key=${x}`]);
   t.equal(ok.error, null);
   t.match(ok.stdout, /7 records, 3 checkpoints, replicas: r1\nOK: the trail is whole/);
   t.equal(Number(process.exitCode ?? 0), 0);

@@ -150,7 +150,7 @@ t.test('the Redis sink: one stream per replica, verified with mcp-warden audit v
   await call(c, 'echo', { message: 'to the stream' });
   await c.close();
   await proxy.close();
-  const cli = await runCli(['audit', 'verify', '--replica', 'pod-a', '--store', 'redis', '--redis-url', redis.url, '--public-key', published.jwk.x, '--json']);
+  const cli = await runCli(['audit', 'verify', '--replica', 'pod-a', '--store', 'redis', '--redis-url', redis.url, `--public-key=${published.jwk.x}`, '--json']);
   t.equal(cli.error, null, cli.stderr);
   const report = JSON.parse(cli.stdout) as { ok: boolean; records: number; replicas: string[] };
   t.match(report, { ok: true, replicas: ['pod-a'] }, 'the stream verifies, ending with the stop checkpoint');
