@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Context as TraceContext } from '@opentelemetry/api';
 import type { Logger } from './observability/logger.js';
 import type { RpcMessage } from './http/jsonrpc.js';
 import type { RequestState, SessionRecord } from './store/store.js';
@@ -110,6 +111,14 @@ export interface RequestContext {
   decisions: readonly { readonly outcome: 'allow' | 'deny' | 'step_up'; readonly rule: string | null }[] | null;
   /** The refusal this request was answered with (set as it is sent), for the audit trail. */
   refusal: string | null;
+  /** token endpoint: the `grant_type` asked for (metrics), or null. */
+  grantType: string | null;
+  /** tracing, when on: the request span's context (parent of the stage spans); null when off. */
+  trace: TraceContext | null;
+  /** tracing, when on: the trace id, added to every log line of the request. */
+  traceId: string | null;
+  /** tracing, when on: `traceparent` (and `tracestate`) of the upstream span, sent upstream instead of the caller's. */
+  traceHeaders: Readonly<Record<string, string>> | null;
 }
 
 export interface Timing {
@@ -177,6 +186,10 @@ class Context implements RequestContext {
   response: UpstreamResponse | null = null;
   decisions: RequestContext['decisions'] = null;
   refusal: string | null = null;
+  grantType: string | null = null;
+  trace: TraceContext | null = null;
+  traceId: string | null = null;
+  traceHeaders: Readonly<Record<string, string>> | null = null;
   #log: Logger | null = null;
   readonly #parentLog: Logger;
 
@@ -196,7 +209,7 @@ class Context implements RequestContext {
 
   /** The child logger is made on first use: most requests log nothing at the default levels. */
   get log(): Logger {
-    return (this.#log ??= this.#parentLog.child({ reqId: this.id }));
+    return (this.#log ??= this.#parentLog.child(this.traceId === null ? { reqId: this.id } : { reqId: this.id, traceId: this.traceId }));
   }
 }
 

@@ -20,7 +20,7 @@ import { adminApi } from './admin/api.js';
 import type { RouteTable } from './http/routes.js';
 import { createRequestHandler } from './http/server.js';
 import type { Handler, Outcome } from './http/server.js';
-import { logEvent } from './observability/events.js';
+import { logEvent, tapEvents } from './observability/events.js';
 import { createReadiness } from './observability/health.js';
 import { createLogger } from './observability/logger.js';
 import type { Logger } from './observability/logger.js';
@@ -53,6 +53,8 @@ import { createUpstreamPicker } from './session/upstreams.js';
 import { createUpstreamSweeper } from './session/sweep-upstreams.js';
 import { createAuditTrail, fileSink, redisSink, stdoutSink } from './audit/trail.js';
 import { watchGeneration } from './store/generation.js';
+import { createTracing } from './observability/tracing.js';
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { createLimiters } from './store/limiters.js';
 import { createStore } from './store/store.js';
 import type { Store } from './store/store.js';
@@ -69,6 +71,8 @@ export interface WardenOptions {
   readonly metadataCa?: string;
   /** What SIGHUP does (reload the config file), for the admin API; absent without a config file. */
   readonly reload?: () => Promise<boolean>;
+  /** Tracing on, with spans sent here rather than to tracing.otlpEndpoint (tests: an in-memory exporter). */
+  readonly spanExporter?: SpanExporter;
 }
 
 /** A running proxy. */
@@ -138,8 +142,22 @@ const SESSION_COUNT_TTL_MS = 30_000;
  * Composition root: builds everything from a validated config, listens, and returns the running
  * proxy. Bad settings throw here, at startup, never per request.
  */
+/** Whether the store answers a ping within `ms`. */
+async function answersWithin(store: Store, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([store.ping().then(() => true, () => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function createWarden(config: Config, options: WardenOptions = {}): Promise<Warden> {
-  const log = options.logger ?? createLogger(config.log.level);
+  // Security events also feed the metrics that count them (sessions created and ended).
+  const log = tapEvents(options.logger ?? createLogger(config.log.level), (event, fields) => metrics.securityEvent(event, fields));
   const clock = options.clock ?? Date.now;
   const stopwatch = (): number => performance.now();
   const { security, sessions, tokens } = config;
@@ -211,6 +229,12 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   }
   const relay = createRelay({ replicaId: config.replica.id, advertiseUrl: config.replica.advertiseUrl, mcpPath: config.mcpPath, secret: idSecret, store, clock });
   const upstreams = createUpstreamPicker(config.upstreams, clock);
+  // Metrics name an upstream by host and path (closed: from config; never its credentials).
+  const upstreamNames = config.upstreams.map((u) => {
+    const url = new URL(u);
+    return `${url.host}${url.pathname}`;
+  });
+  const upstreamLabel = (ctx: RequestContext): string => (ctx.relayTo !== null ? 'relay' : upstreamNames[ctx.upstreamIndex ?? -1] ?? 'legacy');
   const drain = createDrain();
   const agent = createUpstreamAgent(security.upstreamTimeout);
 
@@ -274,7 +298,9 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   });
   if (audit) log.info({ replica: relay.replicaId, kid: audit.kid, publicKey: audit.publicKey.x }, 'audit trail: checkpoints are signed with this Ed25519 key (keep it to verify the trail)');
+  const tracing = await createTracing(config, options.spanExporter ? { exporter: options.spanExporter } : {});
   const deps: StageDeps = {
+    tracing,
     generation,
     audit,
     onStoreError: () => metrics.storeError(),
@@ -341,6 +367,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   };
   const metricsHandler: Handler = async (ctx) => {
+    metrics.storeUp(await answersWithin(store, 1_000));
     const text = await metrics.registry.metrics();
     ctx.res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
     ctx.res.end(text);
@@ -377,6 +404,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     if (entry.event === 'auth.failed') metrics.authFailure(reason ?? 'unknown');
     const limiter = { RATE_LIMITED: reason ?? 'client', ADDRESS_BLOCKED: 'failed_attempts', SESSION_LIMIT: 'sessions', STREAM_LIMIT: 'streams' }[err.code as string];
     if (limiter) metrics.rateLimited(limiter);
+    if (err.code.startsWith('UPSTREAM_') && ctx.upstreamIndex !== null) metrics.upstreamError(upstreamLabel(ctx), reason ?? err.code.slice('UPSTREAM_'.length).toLowerCase());
     // A refused relay says the owner replica is down, not this replica's upstream.
     if (err.code === 'UPSTREAM_UNAVAILABLE' && reason === 'refused' && ctx.upstreamIndex !== null && ctx.relayTo === null) upstreams.markDown(ctx.upstreamIndex);
     if (countsAsFailedAttempt(err) && ctx.clientAddress && (await limiters.failedAttempt(ctx.clientAddress))) {
@@ -387,13 +415,20 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const onDone = ({ ctx, error }: Outcome): void => {
     const { timing } = ctx;
     metrics.request(ctx.route, ctx.req.method ?? '', ctx.res.statusCode);
+    if (ctx.message) for (const call of ctx.message.calls) metrics.mcpMessage(call.method);
+    if (ctx.route === '/oauth/token' && ctx.req.method === 'POST') metrics.tokenRequest(ctx.grantType, error?.code ?? null);
     if (timing.upstreamHead > 0) {
-      metrics.upstreamLatency((timing.upstreamHead - timing.forwarded) / 1000);
+      metrics.upstreamLatency((timing.upstreamHead - timing.forwarded) / 1000, upstreamLabel(ctx));
       metrics.overhead((timing.forwarded - timing.received + timing.clientHead - timing.upstreamHead) / 1000);
     }
     if (log.isLevelEnabled('info')) ctx.log.info({ method: ctx.req.method, route: ctx.route, status: ctx.res.statusCode, ms: Math.round(stopwatch() - timing.received), clientId: clientIdOf(ctx), code: error?.code }, 'request');
   };
-  const handlerFor = (table: RouteTable) => createRequestHandler({ routes: table, site, log, clock, stopwatch, drain, onRefusal, onDone });
+  const traceRequests = tracing ? { onStart: (ctx: RequestContext) => tracing.begin(ctx) } : {};
+  const finish = tracing ? (outcome: Outcome): void => {
+    tracing.end(outcome.ctx, outcome.error);
+    onDone(outcome);
+  } : onDone;
+  const handlerFor = (table: RouteTable) => createRequestHandler({ routes: table, site, log, clock, stopwatch, drain, onRefusal, onDone: finish, ...traceRequests });
   server.on('request', handlerFor(routes));
 
   let admin: http.Server | null = null;
@@ -448,6 +483,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       generation.close();
       sweeper.close();
       await audit?.close();
+      await tracing?.close();
       await closing;
       if (admin) {
         admin.closeAllConnections();

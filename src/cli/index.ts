@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -16,11 +16,7 @@ import { sessionCommand } from './session.js';
 import { addressCommand } from './address.js';
 import { auditCommand } from './audit.js';
 import { tokenCommand } from './token.js';
-
-// Our own package.json (two levels up from src/cli and dist/cli alike). yargs' default looks upward
-// from the running script, which through a bin link in node_modules/.bin finds the *installing*
-// project's package.json ("unknown" or someone else's version).
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+import { VERSION } from '../version.js';
 
 /** Builds the CLI; exported so tests can parse argv strings with the real parser. */
 export function buildCli(argv: readonly string[]) {

@@ -112,6 +112,15 @@ export function int(min: number, max: number, meta: Meta): Field<number> {
   return make(meta, intParser(min, max), asNumber);
 }
 
+/** A fraction from 0 to 1 (a sampling ratio). */
+export function ratio(meta: Meta): Field<number> {
+  return make(
+    meta,
+    (raw, path, problems) => (typeof raw === 'number' && Number.isFinite(raw) && raw >= 0 && raw <= 1 ? raw : problem(problems, path, 'must be a number from 0 to 1')),
+    (s) => (/^\s*(0|1|0?\.\d+|1\.0*)\s*$/.test(s) ? Number(s) : s),
+  );
+}
+
 export function bool(meta: Meta): Field<boolean> {
   return make(
     meta,

@@ -1,6 +1,6 @@
 import {
   bool, duration, enumList, headerMap, int, limit, MAX_TIMER_MS, oneOf, optionalHeaderName, optionalHostPort,
-  optionalHostPortList, optionalInt, optionalLimit, optionalText, optionalUrl, records, text, textList,
+  optionalHostPortList, optionalInt, optionalLimit, optionalText, optionalUrl, ratio, records, text, textList,
   trustProxy, urlList,
 } from './fields.js';
 import type { Resolved } from './fields.js';
@@ -171,6 +171,12 @@ export const schema = {
   replica: {
     id: optionalText({ doc: 'This replica\'s name in session records and logs (e.g. the pod name); a random one per process when null.', default: null, example: null, env: 'MCP_WARDEN_REPLICA_ID' }, { pattern: /^[A-Za-z0-9._-]{1,40}$/, message: 'must be 1-40 characters of A-Z a-z 0-9 . _ -' }),
     advertiseUrl: optionalUrl(HTTP, { doc: 'Sidecar layout: the URL other replicas reach this one at (e.g. http://$(POD_IP):8080). Sessions then stay with the replica whose upstream holds them, and other replicas relay to it.', default: null, example: null, env: 'MCP_WARDEN_REPLICA_ADVERTISE_URL' }),
+  },
+  tracing: {
+    otlpEndpoint: optionalUrl(HTTP, { doc: 'OpenTelemetry: where spans are sent (OTLP over HTTP, e.g. http://collector:4318/v1/traces). null: tracing is off and its SDK is never loaded.', default: null, example: null, env: 'MCP_WARDEN_TRACING_OTLP_ENDPOINT' }),
+    serviceName: text({ doc: 'service.name of the spans.', default: 'mcp-warden', env: 'MCP_WARDEN_TRACING_SERVICE_NAME' }),
+    sampleRatio: ratio({ doc: 'Share of new traces recorded (0 to 1); a trusted caller\'s sampled flag is followed.', default: 1, env: 'MCP_WARDEN_TRACING_SAMPLE_RATIO' }),
+    acceptParent: oneOf(['never', 'trusted-proxies', 'always'] as const, { doc: 'Whose W3C `traceparent` continues its trace: nobody\'s, only a peer in security.trustProxy\'s, or anyone\'s. Other callers start a new trace.', default: 'trusted-proxies', env: 'MCP_WARDEN_TRACING_ACCEPT_PARENT' }),
   },
   health: {
     checkUpstream: bool({ doc: '/readyz also requires the upstreams to accept a connection.', default: false }),

@@ -34,6 +34,8 @@ export interface RouterDeps {
   readonly drain: Drain;
   /** Called before a refusal is written: security event, metrics, failed-attempt budget. */
   readonly onRefusal: (ctx: RequestContext, err: WardenError) => Promise<void> | void;
+  /** Called as a request arrives, with its route known (tracing: the request span). */
+  readonly onStart?: (ctx: RequestContext) => void;
   /** Called once per request when it is over: access log, metrics. */
   readonly onDone: (outcome: Outcome) => void;
 }
@@ -60,6 +62,7 @@ export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, r
     const ctx = createContext(req, res, { id, startedAt: deps.clock(), receivedMark: deps.stopwatch(), log: deps.log, site: deps.site });
     ctx.route = route.template;
     ctx.kind = route.kind;
+    deps.onStart?.(ctx);
     deps.drain.begin();
     let error: WardenError | null = null;
     try {

@@ -65,7 +65,7 @@ export function peopleGrants(deps: PeopleGrantDeps) {
       await deps.store.putTransient(refreshName(refresh.hash), JSON.stringify(owner), deps.refreshTtlMs);
     }
     await deps.clients.used(client);
-    logEvent(ctx.log, refreshed ? 'token.refreshed' : 'token.issued', { clientId: client.id, jti: access.jti, grantId, address: ctx.clientAddress });
+    logEvent(ctx.log, refreshed ? 'token.refreshed' : 'token.issued', { clientId: client.id, jti: access.jti, grantId, address: ctx.clientAddress, grant: refreshed ? 'refresh_token' : 'authorization_code' });
     sendJson(ctx.res, 200, { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope, ...(refresh ? { refresh_token: refresh.token } : {}) }, NO_STORE);
   }
 

@@ -60,7 +60,7 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
       await deps.store.putRefreshToken(client.id, refresh.hash, { grantId, issuedAt: now, scope, audience: deps.resource, expiresAt: now + deps.refreshTtlMs }, now);
       body.refresh_token = refresh.token;
     }
-    logEvent(ctx.log, refreshed ? 'token.refreshed' : 'token.issued', { clientId: client.id, jti: access.jti, grantId, address: ctx.clientAddress });
+    logEvent(ctx.log, refreshed ? 'token.refreshed' : 'token.issued', { clientId: client.id, jti: access.jti, grantId, address: ctx.clientAddress, grant: refreshed ? 'refresh_token' : 'client_credentials' });
     sendJson(ctx.res, 200, body, NO_STORE);
   }
 
@@ -89,6 +89,7 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
 
   return async function token(ctx: RequestContext): Promise<void> {
     const form = await readForm(ctx);
+    ctx.grantType = form.get('grant_type') ?? null;
     if (deps.people) {
       const grant = form.get('grant_type');
       // People's clients are public apps or login clients, not machine clients: they authenticate

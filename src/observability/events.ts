@@ -80,6 +80,24 @@ export interface EventFields {
   readonly ms?: number;
   /** policy.reload_failed: every problem of the rejected policy. */
   readonly problems?: readonly string[];
+  /** token.issued, token.refreshed, token.refused: the OAuth grant type asked for. */
+  readonly grant?: string | null;
+}
+
+/** Something that sees every security event a logger writes (metrics). */
+export type EventTap = (event: SecurityEvent, fields: EventFields) => void;
+
+const TAP = Symbol('mcp-warden.eventTap');
+
+/**
+ * A logger whose security events, its own and its children's (pino children inherit from their
+ * parent), also reach `tap`: metrics count events where they are logged, with nothing threaded
+ * through every module that logs one.
+ */
+export function tapEvents(log: Logger, tap: EventTap): Logger {
+  const tapped = log.child({});
+  Object.defineProperty(tapped, TAP, { value: tap });
+  return tapped;
 }
 
 /**
@@ -93,4 +111,5 @@ export function logEvent(log: Logger, event: SecurityEvent, fields: EventFields 
   if (jti) line.jti = shortHash(jti);
   if (grantId) line.grant = shortHash(grantId);
   log[LEVELS[event]](line, event);
+  (log as unknown as { [TAP]?: EventTap })[TAP]?.(event, fields);
 }

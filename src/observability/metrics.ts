@@ -1,5 +1,7 @@
 import client from 'prom-client';
 import type { Registry } from 'prom-client';
+import type { EventFields, SecurityEvent } from './events.js';
+import { VERSION } from '../version.js';
 
 const METHODS = new Set(['GET', 'POST', 'DELETE', 'OPTIONS', 'PUT', 'PATCH', 'HEAD']);
 // MCP methods a client sends (2024-11-05 to 2026-07-28): any other method is counted as "other".
@@ -9,6 +11,13 @@ const MCP_METHODS = new Set([
   'logging/setLevel', 'subscriptions/listen', 'tasks/get', 'tasks/list', 'tasks/result', 'tasks/cancel',
   'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed',
 ]);
+
+const GRANTS = new Set(['client_credentials', 'refresh_token', 'authorization_code']);
+// session.ended reasons (code-defined; anything else would be a bug, counted as "other").
+const END_REASONS = new Set(['delete', 'upstream_gone', 'owner_gone', 'stream_closed', 'evicted']);
+
+/** An MCP method as a label: one a client may send, "response" for a client's answer, else "other". */
+const methodLabel = (method: string | null): string => (method === null ? 'response' : MCP_METHODS.has(method) ? method : 'other');
 
 /** What the policy decided about one message, as a metrics label. */
 export type PolicyOutcome = 'allow' | 'deny' | 'step_up';
@@ -21,8 +30,18 @@ export type PolicyOutcome = 'allow' | 'deny' | 'step_up';
 export interface Metrics {
   readonly registry: Registry;
   request(route: string, method: string, status: number): void;
-  /** Time to the upstream's response head, per request that reached the upstream. */
-  upstreamLatency(seconds: number): void;
+  /** Time to the upstream's response head, per request that reached the upstream (`upstream`: its host and path, from config). */
+  upstreamLatency(seconds: number, upstream: string): void;
+  /** An upstream that failed a request (refused, timed out, broke off), by refusal reason. */
+  upstreamError(upstream: string, reason: string): void;
+  /** One MCP message a client posted, by method (each member of a batch). */
+  mcpMessage(method: string | null): void;
+  /** A token endpoint answer: issued (200) or refused (the error code), by grant type asked for. */
+  tokenRequest(grant: string | null, refusal: string | null): void;
+  /** Counts what metrics count of a security event (sessions created and ended). */
+  securityEvent(event: SecurityEvent, fields: EventFields): void;
+  /** Whether the store answered its last check (1) or not (0). */
+  storeUp(up: boolean): void;
   /** Time mcp-warden itself added: before the upstream request and after its response head. */
   overhead(seconds: number): void;
   refusal(code: string, reason: string | undefined): void;
@@ -44,8 +63,17 @@ export interface Metrics {
 export function createMetrics(registry: Registry = new client.Registry(), options: { sessionsActive?: () => Promise<number> } = {}): Metrics {
   const prefix = 'mcp_warden_';
   client.collectDefaultMetrics({ register: registry, prefix });
+  new client.Gauge({ name: `${prefix}build_info`, help: 'Always 1: the version of mcp-warden and of Node.js it runs on.', labelNames: ['version', 'node'], registers: [registry] }).set({ version: VERSION, node: process.version }, 1);
+  const storeUp = new client.Gauge({ name: `${prefix}store_up`, help: '1 when the store answered its last check (every 5 s, and on every store error), else 0.', registers: [registry] });
+  storeUp.set(1);
+  const upstreamErrors = new client.Counter({ name: `${prefix}upstream_errors_total`, help: 'Requests an upstream failed, by upstream (host and path) and reason.', labelNames: ['upstream', 'reason'], registers: [registry] });
+  const mcpMessages = new client.Counter({ name: `${prefix}mcp_messages_total`, help: 'MCP messages clients posted, by method (each member of a batch; "response" for a client\'s answer).', labelNames: ['method'], registers: [registry] });
+  const tokensIssued = new client.Counter({ name: `${prefix}tokens_issued_total`, help: 'Tokens issued by the token endpoint, by grant type.', labelNames: ['grant'], registers: [registry] });
+  const tokensRefused = new client.Counter({ name: `${prefix}tokens_refused_total`, help: 'Token requests refused, by grant type asked for and error code.', labelNames: ['grant', 'code'], registers: [registry] });
+  const sessionsCreated = new client.Counter({ name: `${prefix}sessions_created_total`, help: 'Sessions created on this replica.', registers: [registry] });
+  const sessionsEnded = new client.Counter({ name: `${prefix}sessions_ended_total`, help: 'Sessions ended on this replica, by reason (idle and lifetime expiry happen in the store and are not counted).', labelNames: ['reason'], registers: [registry] });
   const requests = new client.Counter({ name: `${prefix}requests_total`, help: 'Requests by route template, method and status.', labelNames: ['route', 'method', 'status'], registers: [registry] });
-  const upstream = new client.Histogram({ name: `${prefix}upstream_latency_seconds`, help: 'Time until the upstream response head arrived.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] });
+  const upstream = new client.Histogram({ name: `${prefix}upstream_latency_seconds`, help: 'Time until the upstream response head arrived, by upstream (host and path).', labelNames: ['upstream'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] });
   const overhead = new client.Histogram({ name: `${prefix}proxy_overhead_seconds`, help: 'Time mcp-warden added to a proxied request (auth, state, session, header rewriting).', buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1], registers: [registry] });
   const refusals = new client.Counter({ name: `${prefix}refusals_total`, help: 'Refusals by error code and reason.', labelNames: ['code', 'reason'], registers: [registry] });
   const auth = new client.Counter({ name: `${prefix}auth_failures_total`, help: 'Authentication failures by reason.', labelNames: ['reason'], registers: [registry] });
@@ -78,7 +106,20 @@ export function createMetrics(registry: Registry = new client.Registry(), option
       if (!series) requestSeries.set(key, (series = requests.labels({ route, method: m, status: String(status) })));
       series.inc();
     },
-    upstreamLatency: (s) => upstream.observe(s),
+    upstreamLatency: (s, name) => upstream.observe({ upstream: name }, s),
+    upstreamError: (name, reason) => upstreamErrors.inc({ upstream: name, reason }),
+    mcpMessage: (method) => mcpMessages.inc({ method: methodLabel(method) }),
+    tokenRequest: (grant, refusal) => {
+      const g = grant === null ? 'none' : GRANTS.has(grant) ? grant : 'other';
+      if (refusal === null) tokensIssued.inc({ grant: g });
+      else tokensRefused.inc({ grant: g, code: refusal });
+    },
+    securityEvent: (event, fields) => {
+      if (event === 'session.created') sessionsCreated.inc();
+      else if (event === 'session.evicted') sessionsEnded.inc({ reason: 'evicted' });
+      else if (event === 'session.ended') sessionsEnded.inc({ reason: fields.reason && END_REASONS.has(fields.reason) ? fields.reason : 'other' });
+    },
+    storeUp: (up) => storeUp.set(up ? 1 : 0),
     overhead: (s) => overhead.observe(s),
     refusal: (code, reason) => refusals.inc({ code, reason: reason ?? 'none' }),
     authFailure: (reason) => auth.inc({ reason }),
@@ -87,6 +128,6 @@ export function createMetrics(registry: Registry = new client.Registry(), option
     storeDataLost: () => storeLosses.inc(),
     auditLost: (count) => auditLosses.inc(count),
     openStreams: (delta) => streams.inc(delta),
-    policyDecision: (method, outcome, tool) => decisions.inc({ method: method === null ? 'response' : MCP_METHODS.has(method) ? method : 'other', decision: outcome, tool }),
+    policyDecision: (method, outcome, tool) => decisions.inc({ method: methodLabel(method), decision: outcome, tool }),
   };
 }

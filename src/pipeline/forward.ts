@@ -387,6 +387,12 @@ export function forward(deps: ForwardDeps) {
     out['x-forwarded-for'] = ctx.clientAddress;
     out['x-forwarded-proto'] = ctx.site.origin.startsWith('https:') ? 'https' : 'http';
     for (const [name, value] of extra) out[name] = value;
+    // Traced: the upstream continues our trace, never one a caller made up.
+    if (ctx.traceHeaders) {
+      delete out.traceparent;
+      delete out.tracestate;
+      Object.assign(out, ctx.traceHeaders);
+    }
     if (ctx.body) out['content-length'] = String(ctx.body.length);
     return out;
   }

@@ -38,6 +38,7 @@ import { resolveSession } from './resolve-session.js';
 import { capStreams, endOnDelete, forgetGoneSession, swapSessionId } from './rewrite-response.js';
 import type { RewriteDeps } from './rewrite-response.js';
 import type { ResponseStage, Stage } from './stage.js';
+import type { Tracing } from '../observability/tracing.js';
 
 export { runStages } from './stage.js';
 export type { Stage, ResponseStage } from './stage.js';
@@ -71,6 +72,14 @@ export interface StageDeps {
   readonly policy?: () => Policy;
   /** Counts policy decisions (metrics). */
   readonly onPolicyDecision?: AuthorizeDeps['onDecision'];
+  /** Tracing, when configured: it wraps the traced stages in spans. */
+  readonly tracing?: Tracing | null;
+}
+
+/** The stages as built, or each traced one wrapped in its span when tracing is on. */
+function traced(deps: Pick<StageDeps, 'tracing'>, stages: Stage[]): Stage[] {
+  const { tracing } = deps;
+  return tracing ? stages.map((s) => tracing.stage(s)) : stages;
 }
 
 function loadStateStage(config: Config, deps: StageDeps): Stage {
@@ -116,7 +125,7 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
   // One message seam for every stage that needs the body: it is read and parsed at most once.
   const readMessage = messageReader(security.maxBodyBytes);
   const authorizeStage = authorizeStages(config, deps, readMessage);
-  return [
+  return traced(deps, [
     ...buildEntryStages(config, deps),
     acceptRelay({ relay: deps.relay }),
     authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
@@ -133,7 +142,7 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
         stopwatch: deps.stopwatch, onStreamStart: deps.onStreamStart,
       })
       : forwardStage(config, deps),
-  ];
+  ]);
 }
 
 /** The audit trail's stage when `audit.sinks` has any. */
@@ -179,7 +188,7 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
     enforceRateLimit(),
   ];
   return {
-    stream: [
+    stream: traced(deps, [
       ...buildEntryStages(config, deps),
       ...authenticated(),
       openLegacyStream({
@@ -188,8 +197,8 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
         maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock, onStreamStart: deps.onStreamStart,
         rewriteEvents: listFilterOf(config, deps),
       }),
-    ],
-    message: [
+    ]),
+    message: traced(deps, [
       ...buildEntryStages(config, deps),
       legacySessionFromQuery(),
       ...authenticated(),
@@ -198,7 +207,7 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
       ...authorizeStages(config, deps, readMessage, true),
       legacyMessageTarget({ sseUrl }),
       forwardStage(config, deps),
-    ],
+    ]),
   };
 }
 

@@ -8,8 +8,7 @@ export type ReadMessage = (ctx: RequestContext) => Promise<RpcMessage>;
 
 /**
  * The message seam: the one place a POST body on the MCP path is read (bounded by `maxBodyBytes`)
- * and parsed. Lazy: a stage that needs the message asks for it, so a request inside a session
- * that no stage inspects (no policy) still streams its body to the upstream unread.
+ * and parsed, once, by the first stage that asks (resolve-session reads every POST).
  * Not JSON → INVALID_JSON, not a JSON-RPC message or batch → INVALID_MESSAGE (nothing forwarded).
  */
 export function messageReader(maxBodyBytes: number): ReadMessage {

@@ -41,10 +41,6 @@ export function resolveSession(deps: ResolveSessionDeps) {
   const readMessage = deps.readMessage ?? messageReader(deps.maxBodyBytes);
   async function withoutSession(ctx: RequestContext): Promise<void> {
     const identity = need(ctx.identity, 'ctx.identity');
-    if (ctx.req.method === 'POST') {
-      // Only a session-less POST can be an initialize: read it (bounded) to know.
-      await readMessage(ctx);
-    }
     if (ctx.message?.isInitialize) {
       const created = await deps.limiters.sessionCreate(identity.principal);
       if (!created.allowed) throw new WardenError('RATE_LIMITED', { reason: 'session_create', limit: created.limit, retryAfterMs: created.limit.resetMs });
@@ -91,8 +87,18 @@ export function resolveSession(deps: ResolveSessionDeps) {
   }
 
   return async function resolveSession(ctx: RequestContext): Promise<void> {
-    if (ctx.presentedSessionId === null) await withoutSession(ctx);
-    else withSession(ctx);
+    // Every POST is read (bounded) and parsed here: a session-less one may be an initialize, and
+    // metrics, traces, policy and the audit trail all name the method. A session is checked before
+    // its body is read; a client that left while the store answered is not read (its body may be
+    // gone, and forward records 499).
+    const post = ctx.req.method === 'POST';
+    if (ctx.presentedSessionId === null) {
+      if (post) await readMessage(ctx);
+      await withoutSession(ctx);
+    } else {
+      withSession(ctx);
+      if (post && !ctx.res.closed) await readMessage(ctx);
+    }
     ctx.upstream = ctx.relayTo === null ? deps.upstreams.url(need(ctx.upstreamIndex, 'ctx.upstreamIndex')) : await ownerOf(ctx, ctx.relayTo);
     if (ctx.req.method === 'GET' && !deps.streams.admit(need(ctx.identity, 'ctx.identity').principal, ctx.res)) {
       throw new WardenError('STREAM_LIMIT', { reason: 'streams', retryAfterMs: 5_000 });

@@ -41,11 +41,14 @@ const CLOSED: Record<string, (v: string) => boolean> = {
   reason: (v) => /^[a-z_]{1,20}$/.test(v),
   limiter: (v) => ['client', 'session_create', 'token_endpoint', 'failed_attempts', 'sessions', 'streams'].includes(v),
   le: (v) => v === '+Inf' || Number.isFinite(Number(v)),
+  upstream: (v) => /^127\.0\.0\.1:\d+\/mcp$/.test(v),
+  grant: (v) => ['client_credentials', 'refresh_token', 'authorization_code', 'none', 'other'].includes(v),
 };
-const OWN = ['requests_total', 'refusals_total', 'auth_failures_total', 'rate_limited_total', 'upstream_latency_seconds_bucket', 'proxy_overhead_seconds_bucket'].map((n) => `mcp_warden_${n}`);
+const OWN = ['requests_total', 'refusals_total', 'auth_failures_total', 'rate_limited_total', 'upstream_latency_seconds_bucket', 'proxy_overhead_seconds_bucket',
+  'tokens_issued_total', 'tokens_refused_total', 'sessions_ended_total', 'upstream_errors_total'].map((n) => `mcp_warden_${n}`);
 
 t.test('a sequence of requests moves exactly the documented series', async (t) => {
-  const { proxy } = await setup(t);
+  const { proxy, upstream } = await setup(t);
   const metricsUrl = `${proxy.url}/metrics`;
   const before = await scrape(metricsUrl);
   const delta = (after: Scrape, name: string, labels: Record<string, string> = {}) => after.value(name, labels) - before.value(name, labels);
@@ -62,8 +65,26 @@ t.test('a sequence of requests moves exactly the documented series', async (t) =
   t.equal((await rpc(proxy.mcpUrl, { token: bob, body: initialize(4) })).status, 200);
   t.equal((await rpc(proxy.mcpUrl, { token: bob, body: initialize(5) })).status, 429);
   t.equal((await fetch(`${proxy.url}/secret-client-name-123`)).status, 404);
+  const tokenAt = async (form: Record<string, string>): Promise<number> => (await fetch(`${proxy.url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`bob:${TEST_CLIENTS.bob}`).toString('base64')}` },
+    body: new URLSearchParams(form).toString(),
+  })).status;
+  t.equal(await tokenAt({ grant_type: 'client_credentials' }), 200);
+  t.equal(await tokenAt({ grant_type: 'password' }), 400);
+  t.equal(await tokenAt({}), 400);
 
   const after = await scrape(metricsUrl);
+  const upstreamName = new URL(upstream.url).host + '/mcp';
+  t.equal(delta(after, 'mcp_warden_upstream_latency_seconds_count', { upstream: upstreamName }), 4, 'latency per upstream, named by host and path');
+  t.equal(delta(after, 'mcp_warden_mcp_messages_total', { method: 'initialize' }), 2, 'MCP messages by method (the rate-limited one was refused before its body was read)');
+  t.equal(delta(after, 'mcp_warden_mcp_messages_total', { method: 'tools/list' }), 2);
+  t.equal(delta(after, 'mcp_warden_tokens_issued_total', { grant: 'client_credentials' }), 1, 'tokens issued by grant');
+  t.equal(delta(after, 'mcp_warden_tokens_refused_total', { grant: 'other', code: 'OAUTH_UNSUPPORTED_GRANT_TYPE' }), 1, 'tokens refused by grant and code');
+  t.equal(delta(after, 'mcp_warden_tokens_refused_total', { grant: 'none', code: 'OAUTH_INVALID_REQUEST' }), 1);
+  t.equal(delta(after, 'mcp_warden_sessions_created_total'), 2, 'sessions created');
+  t.equal(after.value('mcp_warden_store_up'), 1, 'the store answered the scrape\'s ping');
+  t.equal(after.value('mcp_warden_build_info', { node: process.version }), 1, 'build info');
   t.equal(delta(after, 'mcp_warden_requests_total', { route: 'mcp', method: 'POST', status: '200' }), 4, 'requests by route, method and status');
   t.equal(delta(after, 'mcp_warden_requests_total', { route: 'mcp', status: '401' }), 2);
   t.equal(delta(after, 'mcp_warden_requests_total', { route: 'mcp', status: '429' }), 1);
@@ -84,7 +105,9 @@ t.test('a sequence of requests moves exactly the documented series', async (t) =
   t.equal(later.value('mcp_warden_sessions_active'), 2, 'recounted once the cache is older than 30 s');
   t.equal((await rpc(proxy.mcpUrl, { token: zebra, sessionId, method: 'DELETE' })).status, 200);
   proxy.advance(31_000);
-  t.equal((await scrape(metricsUrl)).value('mcp_warden_sessions_active'), 1, 'an ended session leaves the gauge');
+  const ended = await scrape(metricsUrl);
+  t.equal(ended.value('mcp_warden_sessions_active'), 1, 'an ended session leaves the gauge');
+  t.equal(ended.value('mcp_warden_sessions_ended_total', { reason: 'delete' }), 1, 'sessions ended by reason');
 
   for (const needle of [ZEBRA, 'bob', 'secret-client-name-123', sessionId, sessionId.slice(0, 16), zebra]) {
     t.notOk(later.text.includes(needle), `/metrics never names ${needle.slice(0, 24)}`);

@@ -1,5 +1,6 @@
 import t from 'tap';
 import client from 'prom-client';
+import { readFileSync } from 'node:fs';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { parseMetrics } from '../fixtures/probe.js';
 
@@ -28,6 +29,14 @@ t.test('every metric is prefixed and labelled from a closed set of label names',
     mcp_warden_open_streams: 'gauge',
     mcp_warden_sessions_active: 'gauge',
     mcp_warden_policy_decisions_total: 'counter',
+    mcp_warden_build_info: 'gauge',
+    mcp_warden_store_up: 'gauge',
+    mcp_warden_upstream_errors_total: 'counter',
+    mcp_warden_mcp_messages_total: 'counter',
+    mcp_warden_tokens_issued_total: 'counter',
+    mcp_warden_tokens_refused_total: 'counter',
+    mcp_warden_sessions_created_total: 'counter',
+    mcp_warden_sessions_ended_total: 'counter',
   });
 });
 
@@ -46,7 +55,20 @@ t.test('recorders feed the right series; unknown methods collapse to "other"', a
   const metrics = createMetrics(new client.Registry(), { sessionsActive: async () => 7 });
   metrics.request('mcp', 'POST', 200);
   metrics.request('mcp', 'BREW', 418);
-  metrics.upstreamLatency(0.02);
+  metrics.upstreamLatency(0.02, 'up:1/mcp');
+  metrics.upstreamError('up:1/mcp', 'timeout');
+  metrics.mcpMessage('tools/call');
+  metrics.mcpMessage('evil/'.repeat(30));
+  metrics.mcpMessage(null);
+  metrics.tokenRequest('client_credentials', null);
+  metrics.tokenRequest('x'.repeat(300), 'OAUTH_UNSUPPORTED_GRANT_TYPE');
+  metrics.tokenRequest(null, 'OAUTH_INVALID_REQUEST');
+  metrics.securityEvent('session.created', {});
+  metrics.securityEvent('session.ended', { reason: 'delete' });
+  metrics.securityEvent('session.ended', { reason: 'made-up' });
+  metrics.securityEvent('session.evicted', {});
+  metrics.securityEvent('token.issued', {});
+  metrics.storeUp(false);
   metrics.overhead(0.0003);
   metrics.refusal('TOKEN_MISSING', 'missing');
   metrics.refusal('NOT_FOUND', undefined);
@@ -61,7 +83,21 @@ t.test('recorders feed the right series; unknown methods collapse to "other"', a
     samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
   t.equal(value('mcp_warden_requests_total', { route: 'mcp', method: 'POST', status: '200' }), 1);
   t.equal(value('mcp_warden_requests_total', { method: 'other', status: '418' }), 1, 'a method a client invents is not a label');
-  t.equal(value('mcp_warden_upstream_latency_seconds_count'), 1);
+  t.equal(value('mcp_warden_upstream_latency_seconds_count', { upstream: 'up:1/mcp' }), 1, 'latency per upstream');
+  t.equal(value('mcp_warden_upstream_errors_total', { upstream: 'up:1/mcp', reason: 'timeout' }), 1);
+  t.equal(value('mcp_warden_mcp_messages_total', { method: 'tools/call' }), 1);
+  t.equal(value('mcp_warden_mcp_messages_total', { method: 'other' }), 1, 'a method a client invents is not a label');
+  t.equal(value('mcp_warden_mcp_messages_total', { method: 'response' }), 1);
+  t.equal(value('mcp_warden_tokens_issued_total', { grant: 'client_credentials' }), 1);
+  t.equal(value('mcp_warden_tokens_refused_total', { grant: 'other', code: 'OAUTH_UNSUPPORTED_GRANT_TYPE' }), 1, 'a grant a client invents is not a label');
+  t.equal(value('mcp_warden_tokens_refused_total', { grant: 'none', code: 'OAUTH_INVALID_REQUEST' }), 1);
+  t.equal(value('mcp_warden_sessions_created_total'), 1);
+  t.equal(value('mcp_warden_sessions_ended_total', { reason: 'delete' }), 1);
+  t.equal(value('mcp_warden_sessions_ended_total', { reason: 'other' }), 1);
+  t.equal(value('mcp_warden_sessions_ended_total', { reason: 'evicted' }), 1);
+  t.equal(value('mcp_warden_sessions_ended_total'), 3, 'token events count nothing here');
+  t.equal(value('mcp_warden_store_up'), 0);
+  t.equal(value('mcp_warden_build_info', { version: JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version, node: process.version }), 1);
   t.equal(value('mcp_warden_upstream_latency_seconds_bucket', { le: '0.025' }), 1);
   t.equal(value('mcp_warden_upstream_latency_seconds_bucket', { le: '0.01' }), 0);
   t.equal(value('mcp_warden_proxy_overhead_seconds_count'), 1);

@@ -51,7 +51,9 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
     const req = new IncomingMessage(new Socket());
     req.method = opts.method ?? 'POST';
     req.headers = { ...opts.headers };
-    if (opts.body !== undefined) req.push(typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body));
+    // A POST in a session is parsed too: give it a message unless the test brings its own body.
+    const body = opts.body ?? (req.method === 'POST' && opts.headers?.['mcp-session-id'] ? { jsonrpc: '2.0', id: 9, method: 'ping' } : undefined);
+    if (body !== undefined) req.push(typeof body === 'string' ? body : JSON.stringify(body));
     req.push(null);
     const res = new ServerResponse(req);
     const ctx = createContext(req, res, { id: 'r1', startedAt: now, receivedMark: 0, log: createLogger('silent'), site: { origin: 'http://p', resource: 'http://p/mcp', resourceMetadataUrl: 'http://p/.well-known/oauth-protected-resource/mcp', issuer: 'http://p', requiredScope: 'mcp' } });
@@ -142,11 +144,13 @@ t.test('a presented id is found only within the caller\'s identity, alive, bound
   const id = await h.session('alice', { fingerprint: fp });
   const headers = (sessionId: string, ua = 'ua/1') => ({ 'mcp-session-id': sessionId, 'user-agent': ua });
 
-  const found = await h.run(h.context({ headers: headers(id) }));
+  const found = await h.run(h.context({ headers: headers(id), body: { jsonrpc: '2.0', id: 7, method: 'tools/list' } }));
   t.equal(found.session?.principal, 'alice');
   t.match(found.upstreamSessionId, /^up-/);
   t.same([found.upstreamIndex, found.upstream], [1, 'http://u1/mcp'], 'pinned to the upstream it was created on');
-  t.equal(found.body, null, 'a request in a session is streamed, not read');
+  t.equal(found.message?.method, 'tools/list', 'a POST in a session is read and parsed once its session checks out');
+  await t.rejects(h.run(h.context({ headers: headers('made-up'), body: '{not json' })), { code: 'SESSION_NOT_FOUND' }, 'the session is judged before the body');
+  await t.rejects(h.run(h.context({ headers: headers(id), body: '{not json' })), { code: 'INVALID_JSON' }, 'a bad body in a good session');
 
   await t.rejects(h.run(h.context({ headers: headers(id), clientId: 'capped' })), { code: 'SESSION_NOT_FOUND', detail: { reason: 'forged' } }, 'another client');
   await t.rejects(h.run(h.context({ headers: headers('made-up') })), { code: 'SESSION_NOT_FOUND', detail: { reason: 'forged' } });
