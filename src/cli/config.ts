@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { loadConfig } from '../config/load.js';
+import { configJsonSchema, redactedConfig } from '../config/reference.js';
 import { EXIT, printProblems, withConfigOptions } from './options.js';
 import type { ConfigArgs } from './options.js';
 
@@ -19,10 +20,33 @@ const check: CommandModule<object, ConfigArgs> = {
   },
 };
 
-/** `mcp-warden config check`. */
+const print: CommandModule<object, ConfigArgs> = {
+  command: 'print',
+  describe: 'Print the effective configuration (file, environment and flags merged) as JSON, secrets redacted; durations in milliseconds',
+  builder: (yargs) => withConfigOptions(yargs).example('MCP_WARDEN_PORT=9000 $0 config print --config proxy.yaml', 'What the proxy would run with'),
+  handler: async (args) => {
+    const result = await loadConfig({ file: args.config ?? null, env: process.env, flags: args });
+    if (!result.ok) {
+      printProblems(result.problems);
+      process.exit(EXIT.usage);
+    }
+    process.stdout.write(`${JSON.stringify(redactedConfig(result.config), null, 2)}\n`);
+  },
+};
+
+const jsonSchema: CommandModule = {
+  command: 'schema',
+  describe: 'Print the JSON Schema of the config file (also shipped as mcp-warden.schema.json), for editors',
+  builder: (yargs) => yargs.example('$0 config schema > mcp-warden.schema.json', 'Then put "$schema": "./mcp-warden.schema.json" in the file'),
+  handler: () => {
+    process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+  },
+};
+
+/** `mcp-warden config check | print | schema`. */
 export const configCommand: CommandModule = {
   command: 'config <command>',
   describe: 'Inspect the configuration',
-  builder: (yargs) => yargs.command(check).demandCommand(1).example('$0 config check --config proxy.json', 'Validate a config file'),
+  builder: (yargs) => yargs.command(check).command(print).command(jsonSchema).demandCommand(1).example('$0 config check --config proxy.json', 'Validate a config file'),
   handler: () => {},
 };

@@ -10,6 +10,7 @@ import { doctorCommand } from './doctor.js';
 import { initCommand } from './init.js';
 import { keysCommand } from './keys.js';
 import { EXIT, UsageError } from './options.js';
+import { closest } from '../config/suggest.js';
 import { policyCommand } from './policy.js';
 import { serveCommand } from './serve.js';
 import { sessionCommand } from './session.js';
@@ -20,7 +21,8 @@ import { VERSION } from '../version.js';
 
 /** Builds the CLI; exported so tests can parse argv strings with the real parser. */
 export function buildCli(argv: readonly string[]) {
-  return yargs([...argv])
+  const cli = yargs([...argv]);
+  return cli
     .scriptName('mcp-warden')
     .command(serveCommand)
     .command(initCommand)
@@ -39,11 +41,33 @@ export function buildCli(argv: readonly string[]) {
     .alias('h', 'help')
     .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns || 110))
-    .fail((message, err, y) => {
-      // Thrown, not exited: main() prints it, and tests can parse in-process.
+    .fail((message, err) => {
+      // Thrown, not exited: main() prints it, and tests can parse in-process. The error comes
+      // first and alone (with a guess at what was meant), not after a page of help.
       if (err && !(err instanceof UsageError)) throw err;
-      throw new UsageError(`${y.help()}\n\n${err?.message ?? message}`);
+      const text = err?.message ?? message;
+      // getOptions is public at run time but missing from @types/yargs.
+      const flags = Object.keys((cli as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
+      throw new UsageError(`mcp-warden: ${explain(text, flags)}\nSee "mcp-warden --help", or "mcp-warden <command> --help".`);
     });
+}
+
+const COMMANDS = ['serve', 'init', 'client', 'token', 'keys', 'config', 'policy', 'session', 'address', 'audit', 'doctor'];
+
+/** yargs' message, and for "Unknown argument: prot" the flag or command probably meant. */
+function explain(message: string, flags: readonly string[]): string {
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message)?.[1];
+  if (!unknown) return message;
+  const names = unknown.split(', ');
+  // yargs names an unknown --some-flag twice: as typed and camel-cased.
+  const typed = names.filter((n) => !/[A-Z]/.test(n) || !names.includes(n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)));
+  const hints = typed.flatMap((name) => {
+    const command = closest(name, COMMANDS);
+    const flag = closest(name, flags.filter((f) => f.length > 1 && f !== '$0' && !/[A-Z]/.test(f)));
+    const near = command ?? (flag === null ? null : `--${flag}`);
+    return near === null ? [] : [`"${name}": did you mean ${near}?`];
+  });
+  return [`unknown argument${typed.length > 1 ? 's' : ''}: ${typed.join(', ')}`, ...hints].join('\n');
 }
 
 /** Runs the CLI on an argv and exits with 0 / 1 (runtime failure) / 2 (usage or configuration). */

@@ -29,7 +29,7 @@ export function withConfigOptions<T>(yargs: Argv<T>) {
     const env = field.env ? ` (env ${field.env})` : '';
     yargs.option(field.flag, { type: 'string', array: path === 'upstreams', describe: `${field.doc} [${path}]${env}`, group: 'Configuration:' });
   });
-  return yargs.option('config', { type: 'string', describe: 'JSON config file (env MCP_WARDEN_CONFIG)' });
+  return yargs.option('config', { type: 'string', describe: 'Config file, JSON or YAML (env MCP_WARDEN_CONFIG)' });
 }
 
 /**

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseDuration } from './duration.js';
+import { didYouMean } from './suggest.js';
 
 /** One configuration problem: the key path and what is wrong with it. */
 export interface Problem {
@@ -26,7 +27,12 @@ export interface Field<T> {
   readonly parse: Parse<T>;
   /** Turns an environment variable or flag string into a raw value. */
   readonly fromString: (text: string) => unknown;
+  /** The key's value in JSON Schema (generated `mcp-warden.schema.json`, for editors). */
+  readonly json: JsonSchema;
 }
+
+/** A JSON Schema (draft 2020-12) fragment. */
+export type JsonSchema = Readonly<Record<string, unknown>>;
 
 /** A nested group of keys: plain objects whose leaves are fields. */
 export interface Group {
@@ -49,9 +55,22 @@ export function isField(node: Field<unknown> | Group): node is Field<unknown> {
   return node.kind === 'field' && typeof node.parse === 'function';
 }
 
-function make<T>(meta: Meta, parse: Parse<T>, fromString: (text: string) => unknown = (s) => s): Field<T> {
-  return { kind: 'field', ...meta, parse, fromString };
+function make<T>(meta: Meta, json: JsonSchema, parse: Parse<T>, fromString: (text: string) => unknown = (s) => s): Field<T> {
+  return { kind: 'field', ...meta, json: { description: meta.doc, ...json }, parse, fromString };
 }
+
+/** `json` that also admits null. */
+const orNull = (json: JsonSchema): JsonSchema => ({ anyOf: [json, { type: 'null' }] });
+const STRING = (rule?: { pattern: RegExp }): JsonSchema => ({ type: 'string', minLength: 1, ...(rule ? { pattern: rule.pattern.source } : {}) });
+const DURATION_JSON = (minMs: number): JsonSchema => ({ anyOf: [{ type: 'string', pattern: '^(\\d{1,15}|\\d{1,9}(ms|s|m|h|d))$' }, { type: 'integer', minimum: minMs }] });
+const URL_JSON: JsonSchema = { type: 'string', format: 'uri' };
+const HOST_PORT_JSON: JsonSchema = { type: 'string', pattern: '^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$' };
+const limitJson = (withBlock: boolean): JsonSchema => ({
+  type: 'object',
+  properties: { points: { type: 'integer', minimum: 1 }, duration: DURATION_JSON(1000), ...(withBlock ? { block: DURATION_JSON(1000) } : {}) },
+  required: withBlock ? ['points', 'duration', 'block'] : ['points', 'duration'],
+  additionalProperties: false,
+});
 
 /**
  * `path.key` for a key found in the file. A key that would print as nothing or break the line
@@ -86,15 +105,15 @@ const stringParser =
   };
 
 export function text(meta: Meta, rule?: { pattern: RegExp; message: string }): Field<string> {
-  return make(meta, stringParser(rule));
+  return make(meta, STRING(rule), stringParser(rule));
 }
 
 export function optionalText(meta: Meta, rule?: { pattern: RegExp; message: string }): Field<string | null> {
-  return make(meta, nullable(stringParser(rule)), asNullable);
+  return make(meta, orNull(STRING(rule)), nullable(stringParser(rule)), asNullable);
 }
 
 export function oneOf<const V extends string>(values: readonly V[], meta: Meta): Field<V> {
-  return make(meta, (raw, path, problems) =>
+  return make(meta, { enum: values }, (raw, path, problems) =>
     typeof raw === 'string' && (values as readonly string[]).includes(raw)
       ? (raw as V)
       : problem(problems, path, `must be one of ${values.map((v) => `"${v}"`).join(', ')}`),
@@ -109,13 +128,14 @@ const intParser =
       : problem(problems, path, `must be a whole number from ${min} to ${max}`);
 
 export function int(min: number, max: number, meta: Meta): Field<number> {
-  return make(meta, intParser(min, max), asNumber);
+  return make(meta, { type: 'integer', minimum: min, maximum: max }, intParser(min, max), asNumber);
 }
 
 /** A fraction from 0 to 1 (a sampling ratio). */
 export function ratio(meta: Meta): Field<number> {
   return make(
     meta,
+    { type: 'number', minimum: 0, maximum: 1 },
     (raw, path, problems) => (typeof raw === 'number' && Number.isFinite(raw) && raw >= 0 && raw <= 1 ? raw : problem(problems, path, 'must be a number from 0 to 1')),
     (s) => (/^\s*(0|1|0?\.\d+|1\.0*)\s*$/.test(s) ? Number(s) : s),
   );
@@ -124,6 +144,7 @@ export function ratio(meta: Meta): Field<number> {
 export function bool(meta: Meta): Field<boolean> {
   return make(
     meta,
+    { type: 'boolean' },
     (raw, path, problems) => (typeof raw === 'boolean' ? raw : problem(problems, path, 'must be true or false')),
     asBoolean,
   );
@@ -144,7 +165,7 @@ const durationParser =
 
 /** A duration in the file (`"15m"`); milliseconds once parsed. Set `maxMs` to `MAX_TIMER_MS` for timers. */
 export function duration(meta: Meta, minMs = 1, maxMs?: number): Field<number> {
-  return make(meta, durationParser(minMs, maxMs), asNumber);
+  return make(meta, DURATION_JSON(minMs), durationParser(minMs, maxMs), asNumber);
 }
 
 const urlParser =
@@ -167,7 +188,7 @@ const urlParser =
   };
 
 export function optionalUrl(protocols: readonly string[], meta: Meta): Field<string | null> {
-  return make(meta, nullable(urlParser(protocols)), asNullable);
+  return make(meta, orNull(URL_JSON), nullable(urlParser(protocols)), asNullable);
 }
 
 function listParser<T>(item: Parse<T>, minItems: number): Parse<readonly T[]> {
@@ -181,11 +202,11 @@ function listParser<T>(item: Parse<T>, minItems: number): Parse<readonly T[]> {
 }
 
 export function urlList(protocols: readonly string[], minItems: number, meta: Meta): Field<readonly string[]> {
-  return make(meta, listParser(urlParser(protocols), minItems), asList);
+  return make(meta, { type: 'array', items: URL_JSON, minItems }, listParser(urlParser(protocols), minItems), asList);
 }
 
 export function textList(meta: Meta, rule?: { pattern: RegExp; message: string }): Field<readonly string[]> {
-  return make(meta, listParser(stringParser(rule), 0), asList);
+  return make(meta, { type: 'array', items: STRING(rule) }, listParser(stringParser(rule), 0), asList);
 }
 
 export function enumList<const V extends string>(values: readonly V[], meta: Meta): Field<readonly V[]> {
@@ -193,7 +214,7 @@ export function enumList<const V extends string>(values: readonly V[], meta: Met
     typeof raw === 'string' && (values as readonly string[]).includes(raw)
       ? (raw as V)
       : problem(problems, path, `must be one of ${values.map((v) => `"${v}"`).join(', ')}`);
-  return make(meta, listParser(item, 0), asList);
+  return make(meta, { type: 'array', items: { enum: values } }, listParser(item, 0), asList);
 }
 
 /** `host:port` pairs, as Redis Sentinel and Cluster node lists take them. */
@@ -210,11 +231,11 @@ const hostPortParser: Parse<HostPort> = (raw, path, problems) => {
 };
 
 export function optionalHostPortList(meta: Meta): Field<readonly HostPort[] | null> {
-  return make(meta, nullable(listParser(hostPortParser, 1)), (s) => (s === '' ? null : asList(s)));
+  return make(meta, orNull({ type: 'array', items: HOST_PORT_JSON, minItems: 1 }), nullable(listParser(hostPortParser, 1)), (s) => (s === '' ? null : asList(s)));
 }
 
 export function optionalHostPort(meta: Meta): Field<HostPort | null> {
-  return make(meta, nullable(hostPortParser), asNullable);
+  return make(meta, orNull(HOST_PORT_JSON), nullable(hostPortParser), asNullable);
 }
 
 // RFC 9110 §5.1 field-name token.
@@ -223,11 +244,11 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 
 export function optionalHeaderName(meta: Meta): Field<string | null> {
-  return make(meta, nullable(stringParser({ pattern: HEADER_NAME, message: 'must be an HTTP header name' })), asNullable);
+  return make(meta, orNull(STRING({ pattern: HEADER_NAME })), nullable(stringParser({ pattern: HEADER_NAME, message: 'must be an HTTP header name' })), asNullable);
 }
 
 export function headerMap(meta: Meta): Field<Readonly<Record<string, string>>> {
-  return make(meta, (raw, path, problems) => {
+  return make(meta, { type: 'object', propertyNames: { pattern: HEADER_NAME.source }, additionalProperties: { type: 'string', pattern: HEADER_VALUE.source } }, (raw, path, problems) => {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return problem(problems, path, 'must be an object of header names to values');
     const before = problems.length;
     for (const [name, value] of Object.entries(raw)) {
@@ -251,7 +272,7 @@ const limitParser =
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return problem(problems, path, 'must be an object { "points", "duration" }');
     const obj = raw as Record<string, unknown>;
     const allowed = withBlock ? ['points', 'duration', 'block'] : ['points', 'duration'];
-    for (const key of Object.keys(obj)) if (!allowed.includes(key)) problem(problems, keyPath(path, key), 'is not a known key');
+    for (const key of Object.keys(obj)) if (!allowed.includes(key)) problem(problems, keyPath(path, key), `is not a known key${didYouMean(key, allowed)}`);
     const points = intParser(1, 1_000_000_000)(obj.points, `${path}.points`, problems);
     const durationMs = durationParser(1000)(obj.duration, `${path}.duration`, problems);
     const blockMs = withBlock ? durationParser(1000)(obj.block, `${path}.block`, problems) : 0;
@@ -260,11 +281,11 @@ const limitParser =
   };
 
 export function limit(meta: Meta, withBlock = false): Field<Limit> {
-  return make(meta, limitParser(withBlock));
+  return make(meta, limitJson(withBlock), limitParser(withBlock));
 }
 
 export function optionalLimit(meta: Meta): Field<Limit | null> {
-  return make(meta, nullable(limitParser(false)));
+  return make(meta, orNull(limitJson(false)), nullable(limitParser(false)));
 }
 
 /** Which `X-Forwarded-For` hops to believe: none, the nearest N, or hops from these networks. */
@@ -275,6 +296,7 @@ const CIDR = /^([0-9a-fA-F:.]+)(?:\/(\d{1,3}))?$/;
 export function trustProxy(meta: Meta): Field<TrustProxy> {
   return make(
     meta,
+    { anyOf: [{ const: false }, { type: 'integer', minimum: 1, maximum: 32 }, { type: 'array', items: { type: 'string' }, minItems: 1 }] },
     (raw, path, problems) => {
       if (raw === false) return { kind: 'none' };
       if (typeof raw === 'number') {
@@ -308,7 +330,7 @@ export function parseGroup<G extends Group>(group: G, raw: unknown, path: string
   const value = raw === undefined ? {} : raw;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return problem(problems, path || '(root)', 'must be an object');
   const obj = value as Record<string, unknown>;
-  for (const key of Object.keys(obj)) if (!Object.hasOwn(group, key)) problem(problems, keyPath(path, key), 'is not a known key');
+  for (const key of Object.keys(obj)) if (!Object.hasOwn(group, key)) problem(problems, keyPath(path, key), `is not a known key${didYouMean(key, Object.keys(group))}`);
   const before = problems.length;
   const out: Record<string, unknown> = {};
   for (const [key, node] of Object.entries(group)) {
@@ -324,16 +346,17 @@ export function parseGroup<G extends Group>(group: G, raw: unknown, path: string
 
 /** A list of objects (clients, issuers), each parsed against its own group of fields. */
 export function records<G extends Group>(shape: G, meta: Meta): Field<readonly Resolved<G>[]> & { readonly shape: G } {
-  return { ...make(meta, listParser((raw, path, problems) => parseGroup(shape, raw, path, problems), 0)), shape };
+  return { ...make(meta, { type: 'array', items: groupJson(shape) }, listParser((raw, path, problems) => parseGroup(shape, raw, path, problems), 0)), shape };
 }
 
 export function optionalInt(min: number, max: number, meta: Meta): Field<number | null> {
-  return make(meta, nullable(intParser(min, max)), (s) => (s === '' || s === 'null' ? null : asNumber(s)));
+  return make(meta, orNull({ type: 'integer', minimum: min, maximum: max }), nullable(intParser(min, max)), (s) => (s === '' || s === 'null' ? null : asNumber(s)));
 }
 
 /** A key whose value has a shape of its own (the policy section): parsed by `parse`, which reports every problem. */
-export function custom<T>(meta: Meta, parse: (raw: unknown, path: string, problems: Problem[]) => T | undefined): Field<T> {
-  return make(meta, parse);
+export function custom<T>(meta: Meta & { json: JsonSchema }, parse: (raw: unknown, path: string, problems: Problem[]) => T | undefined): Field<T> {
+  const { json, ...rest } = meta;
+  return make(rest, json, parse);
 }
 
 /** Visits every field of a group with its dotted key path (records are visited as one field). */
@@ -343,4 +366,11 @@ export function forEachField(group: Group, visit: (path: string, field: Field<un
     if (isField(node)) visit(path, node);
     else forEachField(node, visit, path);
   }
+}
+
+/** A group of keys as a JSON Schema object: every key optional (defaults), no other key allowed. */
+export function groupJson(group: Group): JsonSchema {
+  const properties: Record<string, JsonSchema> = {};
+  for (const [key, node] of Object.entries(group)) properties[key] = isField(node) ? node.json : groupJson(node);
+  return { type: 'object', properties, additionalProperties: false };
 }

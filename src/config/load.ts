@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { didYouMean } from './suggest.js';
 import { forEachField } from './fields.js';
 import type { Problem } from './fields.js';
 import { schema } from './schema.js';
@@ -8,7 +10,7 @@ import type { ValidationResult } from './validate.js';
 
 /** Where configuration comes from; every layer is optional. */
 export interface ConfigSources {
-  /** Path of a JSON config file (`--config`, or `MCP_WARDEN_CONFIG`). */
+  /** Path of a JSON or YAML config file (`--config`, or `MCP_WARDEN_CONFIG`). */
   readonly file?: string | null;
   /** Environment variables; only `MCP_WARDEN_*` names from the schema are read. */
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -26,7 +28,8 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Validatio
   const env = sources.env ?? {};
   const problems: Problem[] = [];
   const file = sources.file ?? env.MCP_WARDEN_CONFIG ?? null;
-  const raw: Raw = file ? await readJsonFile(file, problems) : {};
+  const raw: Raw = file ? await readConfigFile(file, problems) : {};
+  unknownVariables(env, problems);
   forEachField(schema, (path, field) => {
     const fromEnv = field.env ? env[field.env] : undefined;
     if (fromEnv !== undefined) setPath(raw, path, field.fromString(fromEnv));
@@ -39,7 +42,28 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Validatio
   return result.ok ? readSecretFiles(result.config) : result;
 }
 
-async function readJsonFile(path: string, problems: Problem[]): Promise<Raw> {
+/** Variables mcp-warden reads outside the schema (the file, the CLI's admin API and doctor). */
+export const OTHER_VARIABLES: readonly string[] = ['MCP_WARDEN_CONFIG', 'MCP_WARDEN_ADMIN_URL', 'MCP_WARDEN_DOCTOR_SECRET'];
+
+/** Every `MCP_WARDEN_*` variable mcp-warden reads. */
+export function knownVariables(): Set<string> {
+  const names = new Set(OTHER_VARIABLES);
+  forEachField(schema, (_path, field) => {
+    if (field.env) names.add(field.env);
+  });
+  return names;
+}
+
+/** An `MCP_WARDEN_*` variable nothing reads is a typo of one that is (a setting silently not applied): a problem, like an unknown key. */
+function unknownVariables(env: Readonly<Record<string, string | undefined>>, problems: Problem[]): void {
+  const known = knownVariables();
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('MCP_WARDEN_') && !known.has(name)) problems.push({ path: `(env) ${name}`, message: `is not a variable mcp-warden reads${didYouMean(name, known)}` });
+  }
+}
+
+/** A JSON file, or YAML (`.yaml`, `.yml`; YAML 1.2, so `no` and `0440` are what they look like). */
+export async function readConfigFile(path: string, problems: Problem[]): Promise<Raw> {
   let textContent: string;
   try {
     textContent = await readFile(path, 'utf8');
@@ -47,13 +71,26 @@ async function readJsonFile(path: string, problems: Problem[]): Promise<Raw> {
     problems.push({ path: '(file)', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` });
     return {};
   }
-  try {
-    const parsed: unknown = JSON.parse(textContent);
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as Raw;
-    problems.push({ path: '(file)', message: `${path} must hold a JSON object` });
-  } catch (err) {
-    problems.push({ path: '(file)', message: `${path} is not valid JSON: ${(err as Error).message}` });
+  const yaml = /\.ya?ml$/i.test(path);
+  let parsed: unknown;
+  if (yaml) {
+    const doc = parseDocument(textContent, { version: '1.2', uniqueKeys: true });
+    const [first] = doc.errors;
+    if (first) {
+      problems.push({ path: '(file)', message: `${path} is not valid YAML: ${first.message.split('\n')[0] ?? ''}` });
+      return {};
+    }
+    parsed = doc.toJS({ maxAliasCount: 100 });
+  } else {
+    try {
+      parsed = JSON.parse(textContent);
+    } catch (err) {
+      problems.push({ path: '(file)', message: `${path} is not valid JSON: ${(err as Error).message}` });
+      return {};
+    }
   }
+  if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as Raw;
+  problems.push({ path: '(file)', message: `${path} must hold ${yaml ? 'a YAML mapping' : 'a JSON object'}` });
   return {};
 }
 

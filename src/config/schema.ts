@@ -9,6 +9,31 @@ import { parsePolicy } from '../policy/config.js';
 import type { PolicyConfig } from '../policy/config.js';
 
 const HTTP = ['http:', 'https:'] as const;
+
+// The policy section's shape for editors; src/policy/config.ts checks the rest (globs, conditions).
+const NAMES = { type: 'array', items: { type: 'string' } };
+const POLICY_JSON = {
+  anyOf: [{ type: 'null' }, {
+    type: 'object',
+    properties: {
+      default: { enum: ['allow', 'deny'] },
+      rules: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['id', 'effect'],
+          additionalProperties: false,
+          properties: {
+            id: { type: 'string' }, effect: { enum: ['allow', 'deny'] }, methods: NAMES, tools: NAMES, prompts: NAMES, resources: NAMES, unlessScopes: NAMES,
+            arguments: { type: 'object' },
+            when: { type: 'object', additionalProperties: false, properties: { clients: NAMES, users: NAMES, issuers: NAMES, groups: NAMES, scopes: NAMES, claims: { type: 'object' } } },
+          },
+        },
+      },
+    },
+    additionalProperties: false,
+  }],
+};
 const PATH = { pattern: /^\/[A-Za-z0-9._~\/-]*$/, message: 'must be a path starting with "/"' };
 const SCOPE = { pattern: /^[\x21\x23-\x5b\x5d-\x7e]+$/, message: 'must be an OAuth scope token (RFC 6749 §3.3)' };
 // No "~": external identities are namespaced as "idp<n>~<subject>" and must never match a client.
@@ -182,6 +207,7 @@ export const schema = {
     checkUpstream: bool({ doc: '/readyz also requires the upstreams to accept a connection.', default: false }),
   },
   policy: custom<PolicyConfig | null>({
+    json: POLICY_JSON,
     doc: 'Per-tool authorization (docs/policy.md): `default` ("allow" or "deny") and `rules`; null: no policy, nothing checked or filtered.',
     default: null,
     example: {

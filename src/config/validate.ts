@@ -18,7 +18,7 @@ const PLACEHOLDER_MESSAGE = 'is a placeholder (like the example file\'s): anyone
  */
 export function validateConfig(raw: unknown): ValidationResult {
   const problems: Problem[] = [];
-  const config = parseGroup(schema, raw, '', problems, { partial: true });
+  const config = parseGroup(schema, withoutSchemaKey(raw, problems), '', problems, { partial: true });
   if (!config) return { ok: false, problems };
   // Each area's cross-key rules run when that area parsed cleanly, so one run lists every problem.
   const structural = [...problems];
@@ -30,6 +30,14 @@ export function validateConfig(raw: unknown): ValidationResult {
   if (clean('legacySse') && clean('mcpPath')) checkLegacyPaths(config, problems);
   if (clean('login') && clean('clients')) checkLogin(config, problems);
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) };
+}
+
+/** A file may name its JSON Schema (`"$schema"`, for editors); it is not configuration. */
+function withoutSchemaKey(raw: unknown, problems: Problem[]): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.hasOwn(raw, '$schema')) return raw;
+  const { $schema, ...rest } = raw as Record<string, unknown>;
+  if (typeof $schema !== 'string') problems.push({ path: '$schema', message: 'must be a string (the URL or path of mcp-warden.schema.json)' });
+  return rest;
 }
 
 function checkAdmin({ admin }: Config, problems: Problem[]): void {

@@ -1,4 +1,5 @@
 import type { Problem } from '../config/fields.js';
+import { didYouMean } from '../config/suggest.js';
 import { keyPath } from '../config/fields.js';
 import { globProblem } from './glob.js';
 import { parsePointer } from './pointer.js';
@@ -51,7 +52,7 @@ type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function unknownKeys(obj: Obj, known: readonly string[], path: string, problems: Problem[]): void {
-  for (const key of Object.keys(obj)) if (!known.includes(key)) problems.push({ path: keyPath(path, key), message: 'is not a known key' });
+  for (const key of Object.keys(obj)) if (!known.includes(key)) problems.push({ path: keyPath(path, key), message: `is not a known key${didYouMean(key, known)}` });
 }
 
 /** A non-empty list of strings, each checked by `check` (returns a message or null). */

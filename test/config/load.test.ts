@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { parseDuration } from '../../src/config/duration.js';
-import { exampleConfig, referenceTable } from '../../src/config/reference.js';
+import { configJsonSchema, exampleConfig, referenceTable } from '../../src/config/reference.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import formats from 'ajv-formats';
+
+// ajv-formats is CommonJS with a `default` export: what the import gives differs by loader.
+const addFormats = (formats as unknown as { default?: typeof formats.default }).default ?? (formats as unknown as typeof formats.default);
 
 const dir = mkdtempSync(join(tmpdir(), 'mcpw-config-'));
 function file(name: string, content: unknown): string {
@@ -171,4 +176,78 @@ t.test('proxy.config.example.json holds exactly the schema keys, and is valid bu
 t.test('README configuration reference is generated from the schema', async (t) => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   t.ok(readme.includes(referenceTable()), 'regenerate with `npm run docs`');
+});
+
+t.test('mcp-warden.schema.json: generated from the schema; editors validate the example with it and catch typos', async (t) => {
+  const published = JSON.parse(readFileSync(new URL('../../mcp-warden.schema.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  t.same(published, configJsonSchema(), 'regenerate with `npm run docs`');
+  // ajv (the validator editors and CI linters use) compiles it in strict mode: no keyword it does not know.
+  const ajv = new Ajv2020({ strict: true, allErrors: true });
+  addFormats(ajv);
+  const validate = ajv.compile(published);
+  const example = JSON.parse(readFileSync(new URL('../../proxy.config.example.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  t.ok(validate(example), `the example validates: ${ajv.errorsText(validate.errors)}`);
+  t.equal(example.$schema, './mcp-warden.schema.json', 'the example points editors at the schema');
+  const typo = { ...example, sesions: {}, listen: { host: '127.0.0.1', prot: 1 }, tracing: { sampleRatio: 2 }, sessions: { idleTimeout: 'soon' } };
+  t.notOk(validate(typo), 'typos and bad values are flagged');
+  const flagged = (validate.errors ?? []).map((e) => `${e.instancePath} ${e.keyword} ${JSON.stringify(e.params)}`).join('\n');
+  for (const hit of ['additionalProperty":"sesions', 'additionalProperty":"prot', '/tracing/sampleRatio maximum', '/sessions/idleTimeout']) t.match(flagged, hit, `schema flags ${hit}`);
+});
+
+t.test('"$schema" in a file is accepted and ignored; anything but a string there is a problem', async (t) => {
+  const ok = await loadConfig({ file: file('with-schema.json', { $schema: './mcp-warden.schema.json', listen: { port: 9123 } }) });
+  t.ok(ok.ok && ok.config.listen.port === 9123);
+  t.notOk(ok.ok && '$schema' in ok.config, 'not part of the config');
+  const bad = validateConfig({ $schema: 42 });
+  t.same(!bad.ok && bad.problems.map((p) => p.path), ['$schema']);
+});
+
+t.test('YAML config files: the same config as JSON, YAML 1.2 semantics, clear errors', async (t) => {
+  const yaml = [
+    '# a comment',
+    'listen:',
+    '  port: 9124',
+    'upstreams:',
+    '  - http://127.0.0.1:3000/mcp',
+    'sessions:',
+    '  idleTimeout: 10m',
+    'health:',
+    '  checkUpstream: true',
+    'mcpPath: /mcp',
+  ].join('\n');
+  const fromYaml = await loadConfig({ file: file('proxy.yaml', yaml) });
+  const fromJson = await loadConfig({ file: file('proxy.json', { listen: { port: 9124 }, upstreams: ['http://127.0.0.1:3000/mcp'], sessions: { idleTimeout: '10m' }, health: { checkUpstream: true }, mcpPath: '/mcp' }) });
+  t.ok(fromYaml.ok && fromJson.ok);
+  if (fromYaml.ok && fromJson.ok) t.same(fromYaml.config, fromJson.config, '.yaml and .json give the same config');
+  // YAML 1.1 would read `no` as false: 1.2 keeps it a string, which the schema then refuses clearly.
+  const norway = await loadConfig({ file: file('bool.yml', 'health:\n  checkUpstream: no\n') });
+  t.same(!norway.ok && norway.problems.map((p) => `${p.path}: ${p.message}`), ['health.checkUpstream: must be true or false']);
+  const broken = await loadConfig({ file: file('broken.yaml', 'listen:\n  port: [1,\n') });
+  t.match(!broken.ok && broken.problems[0], { path: '(file)', message: /broken\.yaml is not valid YAML/ });
+  const dup = await loadConfig({ file: file('dup.yaml', 'listen:\n  port: 1\nlisten:\n  port: 2\n') });
+  t.match(!dup.ok && dup.problems[0]?.message, /not valid YAML/, 'a key given twice is an error, not a silent override');
+  const list = await loadConfig({ file: file('list.yaml', '- a\n- b\n') });
+  t.match(!list.ok && list.problems[0]?.message, /must hold a YAML mapping/);
+  const typo = await loadConfig({ file: file('typo.yaml', 'listen:\n  prot: 1\n') });
+  t.same(!typo.ok && typo.problems.map((p) => `${p.path}: ${p.message}`), ['listen.prot: is not a known key; did you mean "port"?']);
+});
+
+t.test('did you mean: unknown keys name the nearest known key; unknown MCP_WARDEN_* variables are problems too', async (t) => {
+  const result = validateConfig({ sesions: {}, sessions: { maxConcurent: 3 }, rateLimits: { client: { points: 1, duraton: '1m' } }, zzzzzz: 1 });
+  t.same(!result.ok && result.problems.map((p) => `${p.path}: ${p.message}`).sort(), [
+    'rateLimits.client.duration: must be a duration such as "90s", "15m", "1h", "30d" or milliseconds',
+    'rateLimits.client.duraton: is not a known key; did you mean "duration"?',
+    'sesions: is not a known key; did you mean "sessions"?',
+    'sessions.maxConcurent: is not a known key; did you mean "maxConcurrent"?',
+    'zzzzzz: is not a known key',
+  ].sort(), 'nothing suggested when nothing is near');
+  const env = await loadConfig({ env: { MCP_WARDEN_PROT: '1', MCP_WARDEN_UPSTREAM: 'http://x/mcp', MCP_WARDEN_TOTALLY_MADE_UP_THING: 'x', MCP_WARDEN_PORT: '9000', OTHER_PROGRAM_SETTING: 'x' } });
+  t.same(!env.ok && env.problems.map((p) => `${p.path}: ${p.message}`).sort(), [
+    '(env) MCP_WARDEN_PROT: is not a variable mcp-warden reads; did you mean "MCP_WARDEN_PORT"?',
+    '(env) MCP_WARDEN_TOTALLY_MADE_UP_THING: is not a variable mcp-warden reads',
+    '(env) MCP_WARDEN_UPSTREAM: is not a variable mcp-warden reads; did you mean "MCP_WARDEN_UPSTREAMS"?',
+  ].sort(), 'other programs\' variables are not ours to judge');
+  const fine = await loadConfig({ env: { MCP_WARDEN_CONFIG: '', MCP_WARDEN_ADMIN_URL: 'http://127.0.0.1:9090', MCP_WARDEN_DOCTOR_SECRET: 's', MCP_WARDEN_TRACING_SAMPLE_RATIO: '0.25' } });
+  t.ok(fine.ok, fine.ok ? 'the variables the CLI reads outside the schema are known' : JSON.stringify(fine.problems));
+  t.equal(fine.ok && fine.config.tracing.sampleRatio, 0.25, 'a ratio from the environment');
 });
