@@ -160,10 +160,25 @@ interface Layout {
   readonly redis: boolean;
 }
 
+/**
+ * The served API version of each kind (Kubernetes 1.25 removed policy/v1beta1, among others), so
+ * a render the API server would refuse fails here; the ServiceMonitor's is the Prometheus
+ * Operator's CRD.
+ */
+const API_VERSIONS: Readonly<Record<string, string>> = {
+  ConfigMap: 'v1', Secret: 'v1', Service: 'v1', Deployment: 'apps/v1', StatefulSet: 'apps/v1',
+  PodDisruptionBudget: 'policy/v1', NetworkPolicy: 'networking.k8s.io/v1', Ingress: 'networking.k8s.io/v1',
+  ServiceMonitor: 'monitoring.coreos.com/v1',
+};
+
+/** Fields of a container in core/v1 (a misspelt probe or mount would otherwise vanish unnoticed). */
+const CONTAINER_FIELDS = new Set(['name', 'image', 'imagePullPolicy', 'command', 'args', 'workingDir', 'env', 'envFrom', 'ports', 'resources', 'readinessProbe', 'livenessProbe', 'startupProbe', 'lifecycle', 'securityContext', 'volumeMounts', 'volumeDevices', 'terminationMessagePath', 'terminationMessagePolicy', 'stdin', 'stdinOnce', 'tty', 'resizePolicy', 'restartPolicy']);
+
 async function checkRender(t: Test, layout: Layout): Promise<void> {
   const { docs } = layout;
   const keys = docs.map((d) => `${String(d.kind)}/${nameOf(d)}`);
   t.same(keys.filter((k, i) => keys.indexOf(k) !== i), [], 'no two objects of a kind share a name');
+  for (const d of docs) t.equal(d.apiVersion, API_VERSIONS[String(d.kind)], `${String(d.kind)} ${nameOf(d)}: apiVersion ${String(d.apiVersion)}`);
   const all = workloads(docs);
   const byKind = (kind: string): Obj[] => docs.filter((d) => d.kind === kind);
   const named = (kind: string, name: unknown): Obj => obj(docs.find((d) => d.kind === kind && nameOf(d) === name), `${kind} ${String(name)} in the render`);
@@ -230,6 +245,7 @@ async function checkRender(t: Test, layout: Layout): Promise<void> {
   for (const w of all) {
     for (const c of w.containers) {
       const what = `${w.name}/${String(c.name)}`;
+      t.same(Object.keys(c).filter((k) => !CONTAINER_FIELDS.has(k)), [], `${what}: only container fields`);
       const resources = obj(c.resources, `${what} resources`);
       for (const kind of ['requests', 'limits']) t.ok(['cpu', 'memory'].every((r) => obj(resources[kind], `${what} ${kind}`)[r] !== undefined), `${what}: ${kind} cpu and memory`);
       t.ok(bytes(obj(resources.requests, 'requests').memory) <= bytes(obj(resources.limits, 'limits').memory), `${what}: memory request within the limit`);
