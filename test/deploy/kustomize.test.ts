@@ -275,6 +275,7 @@ async function checkRender(t: Test, layout: Layout): Promise<void> {
   const warden = obj(wardenW.containers.find((c) => c.name === 'mcp-warden'), 'mcp-warden container');
   t.equal(wardenW.pod.enableServiceLinks, false, 'no service-link variables (the Service named mcp-warden would set MCP_WARDEN_PORT)');
   t.ok(wardenW.replicas > 1, `replicated (${wardenW.replicas})`);
+  t.equal(byKind('PodDisruptionBudget').filter((pdb) => selects(obj(pdb.spec, 'spec').selector, wardenW.labels)).length, 1, 'a PodDisruptionBudget covers mcp-warden');
 
   const volumes = new Map(list(wardenW.pod.volumes, 'volumes').map((v) => [str(obj(v, 'volume').name, 'volume name'), obj(v, 'volume')]));
   const secretVolumes = new Set([...volumes].filter(([, v]) => isObj(v.secret)).map(([k]) => k));
