@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.js';
@@ -40,7 +40,10 @@ await new Promise<void>((resolve) => idpServer.listen(idpPort, '127.0.0.1', reso
 // A throwaway config: one machine client and one app people sign in through, fresh secrets;
 // nothing is written into the repository.
 const clientSecret = randomBytes(24).toString('base64url');
-const configFile = join(mkdtempSync(join(tmpdir(), 'mcp-warden-demo-')), 'config.json');
+const secretsDir = mkdtempSync(join(tmpdir(), 'mcp-warden-demo-'));
+const configFile = join(secretsDir, 'config.json');
+// The config holds fresh secrets: gone when the demo ends, however it ends.
+process.once('exit', () => rmSync(secretsDir, { recursive: true, force: true }));
 writeFileSync(configFile, JSON.stringify({
   tokens: { secret: randomBytes(32).toString('base64url') },
   clients: [{ id: 'demo', secret: clientSecret, scopes: ['mcp'] }],
@@ -60,7 +63,18 @@ if (!loaded.ok) {
   for (const p of loaded.problems) console.error(`  ${p.path}: ${p.message}`);
   process.exit(2);
 }
-const warden = await createWarden(loaded.config);
+const warden = await createWarden(loaded.config).catch(async (err: unknown) => {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'EADDRINUSE' && code !== 'EACCES') throw err;
+  console.error(`mcp-warden demo: port ${port} is ${code === 'EADDRINUSE' ? 'taken by another program' : 'not allowed here'}.
+Pick another one with MCP_WARDEN_PORT, for example:
+  MCP_WARDEN_PORT=${port + 1} npm run demo
+(MCP_WARDEN_PORT=0 takes any free port.)`);
+  await upstream.close();
+  idpServer.closeAllConnections();
+  idpServer.close();
+  process.exit(1);
+});
 const token = await warden.issueToken('demo', 'mcp');
 // A ready sign-in link (PKCE S256 with a verifier printed for the code exchange).
 const verifier = randomBytes(32).toString('base64url');

@@ -152,10 +152,25 @@ export async function runDoctor(options: DoctorOptions): Promise<StepResult[]> {
     try {
       results.push({ step, ok: true, detail: await run() });
     } catch (err) {
-      const failure = err instanceof StepFailure ? err : new StepFailure('an answer', (err as Error).message);
+      const failure = err instanceof StepFailure ? err : new StepFailure('an answer', describeFailure(err));
       results.push({ step, ok: false, detail: failure.message, expected: failure.expected, got: failure.got });
       break;
     }
   }
   return results;
+}
+
+/**
+ * What went wrong, down to the cause: fetch says only "fetch failed", the reason (ECONNREFUSED
+ * 127.0.0.1:9, ENOTFOUND, a certificate error) is in its `cause` chain.
+ */
+export function describeFailure(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const { code, address, port, hostname } = e as NodeJS.ErrnoException & { address?: string; port?: number; hostname?: string };
+    const where = address ? ` ${address}${port ? `:${port}` : ''}` : hostname ? ` ${hostname}` : '';
+    const text = `${e.message}${code && !e.message.includes(code) ? ` (${code}${where})` : ''}`;
+    if (!parts.includes(text)) parts.push(text);
+  }
+  return parts.length ? parts.join(': ') : String(err);
 }

@@ -6,6 +6,10 @@
  */
 import t from 'tap';
 import { spawn, execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Browser } from './fixtures/oidc.js';
@@ -16,8 +20,12 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TSX = fileURLToPath(new URL('../node_modules/.bin/tsx', import.meta.url));
 const run = promisify(execFile);
 
+/** The demo's temporary secret directories that exist now. */
+const demoDirs = (): string[] => readdirSync(tmpdir()).filter((d) => d.startsWith('mcp-warden-demo-'));
+
 t.test('npm run demo: everything it prints works', async (t) => {
   const port = await freePort();
+  const before = demoDirs();
   const demo = spawn(TSX, ['demo/run.ts'], { cwd: ROOT, env: { ...process.env, MCP_WARDEN_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   demo.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
@@ -55,6 +63,26 @@ t.test('npm run demo: everything it prints works', async (t) => {
   const metadata = (await (await fetch(`http://127.0.0.1:${port}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
   t.equal(metadata.registration_endpoint, `http://127.0.0.1:${port}/oauth/register`, 'clients that register themselves can (mcp-remote, the Inspector)');
 
+  const made = demoDirs().filter((d) => !before.includes(d));
+  t.equal(made.length, 1, 'its secrets live in one temporary directory while it runs');
   demo.kill('SIGTERM');
   t.equal(await exited, 0, 'Ctrl-C (SIGTERM) stops it cleanly');
+  t.same(demoDirs().filter((d) => made.includes(d)), [], 'and removes its temporary secrets');
+});
+
+t.test('npm run demo on a port that is taken says which variable to set, without a stack trace', async (t) => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const { port } = taken.address() as AddressInfo;
+  const before = demoDirs();
+  const result = await run(TSX, ['demo/run.ts'], { cwd: ROOT, env: { ...process.env, MCP_WARDEN_PORT: String(port) }, timeout: 60_000 }).then(
+    () => ({ code: 0, stderr: '' }),
+    (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+  );
+  t.equal(result.code, 1);
+  t.match(result.stderr, `port ${port} is taken by another program`);
+  t.match(result.stderr, `MCP_WARDEN_PORT=${port + 1} npm run demo`);
+  t.notMatch(result.stderr, /\n\s+at /, 'no stack trace');
+  t.same(demoDirs().filter((d) => !before.includes(d)), [], 'nothing left behind');
 });

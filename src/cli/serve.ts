@@ -7,6 +7,8 @@ import { readPolicySection } from '../policy/file.js';
 import { loadConfig } from '../config/load.js';
 import { configFromArgs, EXIT, withConfigOptions } from './options.js';
 import type { ConfigArgs } from './options.js';
+import type { Config } from '../config/schema.js';
+import { VERSION } from '../version.js';
 
 /** `mcp-warden [serve]`: run the proxy until SIGTERM/SIGINT, then shut down gracefully. */
 export const serveCommand: CommandModule<object, ConfigArgs> = {
@@ -29,7 +31,9 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
     let running: Warden | null = null;
     const warden = await createWarden(config, file === null ? {} : { reload: async () => running !== null && reloadFrom(file, running) });
     running = warden;
-    warden.logger.info({ url: warden.url, mcp: warden.mcpUrl, upstreams: config.upstreams, store: config.store.type }, 'mcp-warden listening');
+    warden.logger.info({ version: VERSION, node: process.version, url: warden.url, mcp: warden.mcpUrl, admin: warden.adminUrl, store: config.store.type, upstreams: config.upstreams.map(withoutCredentials) }, 'mcp-warden listening');
+    const nobody = await nobodyCanAuthenticate(config, warden);
+    if (nobody) warden.logger.warn(nobody);
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
@@ -50,6 +54,26 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
     process.once('SIGINT', () => stop('SIGINT'));
   },
 };
+
+/** An upstream URL as logged: never its user info. */
+function withoutCredentials(url: string): string {
+  const parsed = new URL(url);
+  parsed.username = '';
+  parsed.password = '';
+  return parsed.href;
+}
+
+/**
+ * A proxy nobody can get a token from serves nothing: say so at start, and how to add someone.
+ * Null when a client (config or store), a trusted issuer or sign-in exists.
+ */
+export async function nobodyCanAuthenticate(config: Config, warden: Pick<Warden, 'store'>): Promise<string | null> {
+  if (config.clients.length > 0 || config.tokens.trustedIssuers.length > 0 || config.login.oidc.issuer !== null) return null;
+  if (config.store.type === 'redis' && (await warden.store.listClients().catch(() => [])).length > 0) return null;
+  return 'nobody can authenticate: no client, trusted issuer or sign-in is configured, so every MCP request gets 401. '
+    + 'Add a client (mcp-warden init --out proxy.json, then --config proxy.json; or mcp-warden client add with the Redis store), '
+    + 'an identity provider whose tokens to accept (tokens.trustedIssuers), or sign-in for people (login.oidc, docs/sign-in.md)';
+}
 
 /**
  * SIGHUP: the config file's clients (validated with the whole file, env included, as at start)

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { startDemoServer } from '../../demo/mcp-server.js';
 import { runDoctor } from '../../src/doctor.js';
 import { startWarden, TEST_CLIENTS } from '../fixtures/warden.js';
+import { freePort } from '../fixtures/redis.js';
 
 const bin = new URL('../../dist/cli/index.js', import.meta.url).pathname;
 
@@ -46,6 +47,13 @@ t.test('doctor reports the first failing step with expected and got', async (t) 
   const badUrl = await runDoctor({ url: `${proxy.url}/not-mcp`, clientId: 'alice', clientSecret: TEST_CLIENTS.alice });
   t.same(badUrl.map((r) => r.ok), [false]);
   t.match(badUrl[0], { expected: '401', got: /^HTTP 404/ });
+
+  // Nothing listens there: the cause, not fetch's bare "fetch failed".
+  const closed = await freePort();
+  const refused = await runDoctor({ url: `http://127.0.0.1:${closed}/mcp`, clientId: 'alice', clientSecret: TEST_CLIENTS.alice });
+  t.match(refused[0], { ok: false, got: new RegExp(`^fetch failed: .*ECONNREFUSED 127\\.0\\.0\\.1:${closed}`) });
+  const unknownHost = await runDoctor({ url: 'http://no-such-host.invalid/mcp', clientId: 'alice', clientSecret: TEST_CLIENTS.alice });
+  t.match(unknownHost[0]?.got, /ENOTFOUND no-such-host\.invalid/);
 
   const cli = await runCli(['doctor', '--url', proxy.mcpUrl, '--client', 'alice', '--secret', 'nope']);
   t.equal(cli.code, 1);
