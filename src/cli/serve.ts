@@ -31,7 +31,7 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
     let running: Warden | null = null;
     const warden = await createWarden(config, file === null ? {} : { reload: async () => running !== null && reloadFrom(file, running) });
     running = warden;
-    warden.logger.info({ version: VERSION, node: process.version, url: warden.url, mcp: warden.mcpUrl, admin: warden.adminUrl, store: config.store.type, upstreams: config.upstreams.map(withoutCredentials) }, 'mcp-warden listening');
+    warden.logger.info({ version: VERSION, node: process.version, pid: process.pid, url: warden.url, mcp: warden.mcpUrl, admin: warden.adminUrl, store: config.store.type, upstreams: config.upstreams.map(withoutCredentials) }, 'mcp-warden listening');
     const nobody = await nobodyCanAuthenticate(config, warden);
     if (nobody) warden.logger.warn(nobody);
     let stopping = false;
@@ -52,6 +52,15 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
     process.on('SIGHUP', () => void reloadFrom(file, warden));
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Started through npx or `npm exec`, a SIGTERM reaches npm, which exits without passing it
+    // on: the proxy would run on, orphaned. Such a proxy watches its parent and stops as if
+    // signalled when it is gone. (Containers and services start `node dist/cli/index.js` directly.)
+    if (process.env.npm_command !== undefined) {
+      const parent = process.ppid;
+      setInterval(() => {
+        if (process.ppid !== parent) stop('parent exited');
+      }, 500).unref();
+    }
   },
 };
 

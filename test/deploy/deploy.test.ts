@@ -58,7 +58,18 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
   });
 }
 
-const NODE_20 = /^node:20-(bookworm-slim|alpine)$/;
+// The image's Node: a current LTS line (Node 20 reached end of life in April 2026), pinned by digest.
+const NODE_LTS = /^node:(22|24)-(bookworm-slim|alpine)@sha256:[0-9a-f]{64}$/;
+
+/** The major lines an `engines` range such as "^20.19.0 || ^22.12.0 || >=24" admits (up to 30). */
+function semverRange(range: string): number[] {
+  return range.split('||').flatMap((part) => {
+    const m = /^\s*(\^|>=)?(\d+)/.exec(part);
+    if (!m) return [];
+    const major = Number(m[2]);
+    return m[1] === '>=' ? Array.from({ length: 31 - major }, (_, i) => major + i) : [major];
+  });
+}
 
 // ---------- the checks ----------
 
@@ -96,10 +107,14 @@ t.test('every MCP_WARDEN_* name in deploy/ is one the program reads', async (t) 
   t.ok(seen > 10, `${seen} uses checked`);
 });
 
-t.test('Dockerfile: node 20, production deps only, non-root, port, entrypoint', async (t) => {
+t.test('Dockerfile: Node LTS pinned by digest, production deps only, non-root, port, entrypoint', async (t) => {
   const stages = parseDockerfile('deploy/Dockerfile');
   const pkg = obj(JSON.parse(read('package.json')), 'package.json');
-  for (const s of stages) t.match(s.image, NODE_20, `stage ${s.name ?? '?'} is an official Node 20 image`);
+  for (const s of stages) t.match(s.image, NODE_LTS, `stage ${s.name ?? '?'} is an official Node LTS image, pinned by digest`);
+  t.equal(new Set(stages.map((s) => s.image)).size, 1, 'every stage on the same image (dist/ built where it runs)');
+  const engines = String(obj(pkg.engines, 'engines').node);
+  const line = /^node:(\d+)-/.exec(stages[0]?.image ?? '')?.[1] ?? '';
+  t.ok(semverRange(engines).includes(Number(line)), `package.json engines (${engines}) admit the image's Node ${line}`);
 
   // A `prepare` script runs the TypeScript build: every install must skip scripts, which is
   // only safe while no production dependency needs an install script.
@@ -179,7 +194,7 @@ t.test('HEALTHCHECK calls /healthz on MCP_WARDEN_PORT and passes against a runni
 t.test('demo upstream image: its entry runs, honours HOST/PORT and stops on SIGTERM', async (t) => {
   const stage = finalStage('deploy/Dockerfile.demo-upstream');
   const env = stageEnv(stage);
-  t.match(stage.image, NODE_20, 'an official Node 20 image');
+  t.match(stage.image, NODE_LTS, 'an official Node LTS image, pinned by digest');
   t.same(argsOf(stage, 'EXPOSE'), [env.PORT], 'EXPOSE is PORT');
   const user = argsOf(stage, 'USER').at(-1)?.split(':')[0];
   t.ok(user !== undefined && user !== 'root' && user !== '0', 'non-root');

@@ -5,7 +5,7 @@
  * `bin` that is not executable, and a tarball without its legal and security documents.
  */
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,16 @@ t.teardown(() => rmSync(work, { recursive: true, force: true }));
 
 // Offline-capable: npm's cache answers when it can; no audit or funding round trips.
 const NPM_FLAGS = ['--prefer-offline', '--no-audit', '--no-fund'];
+
+/** Polls `check` until it returns something, or null after `ms`. */
+async function until<T>(check: () => T | null, ms: number): Promise<T | null> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value !== null || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 function npm(args: string[], cwd: string): SpawnSyncReturns<string> {
   const r = spawnSync('npm', args, { cwd, encoding: 'utf8', timeout: 90_000, env: { ...process.env, npm_config_update_notifier: 'false' } });
@@ -37,7 +47,7 @@ const packedFiles = new Set(info.files.map((f) => f.path));
 
 t.test('the tarball carries the program, the example config and the documents', async (t) => {
   t.equal(info.filename, `${pkg.name}-${pkg.version}.tgz`);
-  for (const file of ['package.json', 'README.md', 'LICENSE', 'SECURITY.md', 'CHANGELOG.md', 'proxy.config.example.json', 'dist/cli/index.js', 'dist/index.js', 'dist/index.d.ts']) {
+  for (const file of ['package.json', 'README.md', 'LICENSE', 'SECURITY.md', 'CHANGELOG.md', 'proxy.config.example.json', 'mcp-warden.schema.json', 'dist/cli/index.js', 'dist/index.js', 'dist/index.d.ts']) {
     t.ok(packedFiles.has(file), `${file} is in the tarball`);
   }
   const stray = [...packedFiles].filter((f) => /^(src|test|bench|demo|deploy|node_modules|\.ci)\//.test(f));
@@ -66,6 +76,27 @@ t.test('installed into an empty project, the binary runs', async (t) => {
 
   const version = spawnSync('npx', ['--no-install', 'mcp-warden', '--version'], { cwd: project, encoding: 'utf8', timeout: 30_000 });
   t.equal(version.stdout.trim(), pkg.version, '--version is the package version');
+
+  // A SIGTERM to npx stops the proxy too: npm exits without passing it on, the proxy sees its
+  // parent gone and shuts down as if signalled (before, it ran on, orphaned).
+  const served = spawn('npx', ['--no-install', 'mcp-warden', '--upstream', 'http://127.0.0.1:9/mcp', '--port', '0'], { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  served.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const start = await until(() => /"pid":(\d+)/.exec(out), 30_000);
+  const pid = Number(start?.[1]);
+  t.ok(pid > 0 && pid !== served.pid, 'the proxy runs in a process of its own, below npm');
+  served.kill('SIGTERM');
+  const gone = await until(() => {
+    try {
+      process.kill(pid, 0);
+      return null;
+    } catch {
+      return true;
+    }
+  }, 10_000);
+  t.ok(gone, 'the proxy exited after npx was sent SIGTERM');
+  if (!gone) process.kill(pid, 'SIGKILL');
+  t.match(out, /"signal":"parent exited","msg":"shutting down"/, 'a graceful shutdown, not a kill');
 
   // The library entry point (package.json `main`) loads from the installed copy too.
   const lib = spawnSync(process.execPath, ['--input-type=module', '-e', "const m = await import('mcp-warden'); console.log(typeof m.createWarden)"], { cwd: project, encoding: 'utf8', timeout: 30_000 });
