@@ -23,10 +23,10 @@ import { fiftyRules } from './policy-rules.js';
 
 /**
  * Two mcp-warden processes (memory store) in front of the bench upstream, the second with `extra`
- * merged into its config, measured with tools/call of `echo` in interleaved, rotated rounds like
+ * merged into its config (the first may be another build: `offCli`), measured with tools/call of `echo` in interleaved, rotated rounds like
  * the throughput measurement. Prints req/s, p50/p99 and CPU µs/req per target and on / off.
  */
-export async function compareConfigs(opts: { off: string; on: string; extra: Record<string, unknown>; target: number; durationSeconds: number; rounds: number }): Promise<void> {
+export async function compareConfigs(opts: { off: string; on: string; extra: Record<string, unknown>; target: number; durationSeconds: number; rounds: number; offCli?: string }): Promise<void> {
   installCleanupHandlers();
   const { durationSeconds, rounds } = opts;
   const connections = 10;
@@ -39,10 +39,10 @@ export async function compareConfigs(opts: { off: string; on: string; extra: Rec
   const withExtra = path.join(dir, 'on.config.json');
   const base = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
   await writeFile(withExtra, JSON.stringify({ ...base, ...opts.extra }), { mode: 0o600 });
-  const start = (name: string, port: number, config: string): Child =>
-    startChild(name, process.execPath, ['dist/cli/index.js', 'serve', '--host', HOST, '--port', String(port), '--upstream', `${upstreamOrigin}/mcp`, '--config', config, '--log-level', 'warn']);
+  const start = (name: string, port: number, config: string, cli = 'dist/cli/index.js'): Child =>
+    startChild(name, process.execPath, [cli, 'serve', '--host', HOST, '--port', String(port), '--upstream', `${upstreamOrigin}/mcp`, '--config', config, '--log-level', 'warn']);
   const targets = [
-    { name: opts.off, port: offPort, child: start('off', offPort, file) },
+    { name: opts.off, port: offPort, child: start('off', offPort, file, opts.offCli) },
     { name: opts.on, port: onPort, child: start('on', onPort, withExtra) },
   ];
   await Promise.all(targets.map((t) => waitHealthy(`http://${HOST}:${t.port}/healthz`, t.child)));

@@ -33,7 +33,6 @@ export interface TracingOptions {
 const TRACED: Readonly<Record<string, { readonly name: string; readonly kind: SpanKind }>> = {
   authenticate: { name: 'authenticate', kind: SpanKind.INTERNAL },
   loadState: { name: 'store.load', kind: SpanKind.CLIENT },
-  resolveSession: { name: 'session.resolve', kind: SpanKind.INTERNAL },
   authorize: { name: 'policy.authorize', kind: SpanKind.INTERNAL },
   enforceBudgets: { name: 'budgets', kind: SpanKind.CLIENT },
   forward: { name: 'upstream', kind: SpanKind.CLIENT },
@@ -66,6 +65,12 @@ export async function createTracing(config: Config, options: TracingOptions = {}
     return propagator.extract(ROOT_CONTEXT, ctx.req.headers, defaultTextMapGetter);
   };
 
+  const headersOf = (context: Context): Record<string, string> => {
+    const carrier: Record<string, string> = {};
+    propagator.inject(context, carrier, defaultTextMapSetter);
+    return carrier;
+  };
+
   const fail = (span: Span, err: unknown): void => {
     const code = err instanceof WardenError ? err.code : 'INTERNAL';
     span.setAttribute('mcp_warden.refusal', code);
@@ -86,23 +91,43 @@ export async function createTracing(config: Config, options: TracingOptions = {}
     stage(stage) {
       const traced = TRACED[stage.name];
       if (!traced) return stage;
-      const wrapped = async (ctx: RequestContext): Promise<void | 'done'> => {
+      const upstream = traced.name === 'upstream';
+      const wrapped = (ctx: RequestContext): ReturnType<Stage> => {
+        // Not sampled: no child spans (the cost stays near zero); the upstream still learns the
+        // trace and that it is not sampled.
+        if (ctx.traceId === null) {
+          if (upstream && ctx.trace) ctx.traceHeaders = headersOf(ctx.trace);
+          return stage(ctx);
+        }
         const span = tracer.startSpan(traced.name, { kind: traced.kind }, ctx.trace ?? ROOT_CONTEXT);
-        if (traced.name === 'upstream') {
-          const carrier: Record<string, string> = {};
-          propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, defaultTextMapSetter);
-          ctx.traceHeaders = carrier;
+        if (upstream) {
+          ctx.traceHeaders = headersOf(trace.setSpan(ROOT_CONTEXT, span));
           if (ctx.upstreamIndex !== null) span.setAttribute('mcp_warden.upstream', ctx.upstreamIndex);
         }
-        try {
-          return await stage(ctx);
-        } catch (err) {
-          fail(span, err);
-          throw err;
-        } finally {
-          if (traced.name === 'upstream' && ctx.response) span.setAttribute('http.response.status_code', ctx.response.status);
+        const finish = (): void => {
+          if (upstream && ctx.response) span.setAttribute('http.response.status_code', ctx.response.status);
           span.end();
+        };
+        const failed = (err: unknown): never => {
+          fail(span, err);
+          span.end();
+          throw err;
+        };
+        let result: ReturnType<Stage>;
+        try {
+          result = stage(ctx);
+        } catch (err) {
+          return failed(err);
         }
+        // A sync stage ends its span at once: wrapping must not add a promise to its path.
+        if (!(result instanceof Promise)) {
+          finish();
+          return result;
+        }
+        return result.then((value) => {
+          finish();
+          return value;
+        }, failed);
       };
       // The stage order test reads names: a wrapped stage keeps its own.
       Object.defineProperty(wrapped, 'name', { value: stage.name });
