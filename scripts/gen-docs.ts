@@ -1,6 +1,7 @@
 /**
- * `npm run docs`: regenerates `proxy.config.example.json` and the README's configuration
- * reference from the schema (tests fail when either is out of step).
+ * `npm run docs`: regenerates `proxy.config.example.json`, `mcp-warden.schema.json`, the
+ * configuration reference and the error table from the schema and the error catalog (tests fail
+ * when any is out of step).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { configJsonSchema, exampleConfig, referenceTable } from '../src/config/reference.js';
@@ -13,12 +14,11 @@ function replaceBetween(text: string, name: string, content: string): string {
   const end = `<!-- ${name}:end -->`;
   const start = text.indexOf(begin);
   const stop = text.indexOf(end);
-  if (start === -1 || stop === -1) throw new Error(`README.md lacks the ${name} markers`);
+  if (start === -1 || stop === -1) throw new Error(`the ${name} markers are missing`);
   return `${text.slice(0, start + begin.length)}\n${content}\n${text.slice(stop)}`;
 }
 
-let readme = readFileSync('README.md', 'utf8');
-readme = replaceBetween(readme, 'config-reference', referenceTable());
-readme = replaceBetween(readme, 'error-table', errorTable());
-writeFileSync('README.md', readme);
-console.log('wrote proxy.config.example.json, mcp-warden.schema.json, the README configuration reference and error table');
+const generate = (file: string, name: string, content: string): void => writeFileSync(file, replaceBetween(readFileSync(file, 'utf8'), name, content));
+generate('docs/configuration.md', 'config-reference', referenceTable());
+generate('docs/troubleshooting.md', 'error-table', errorTable());
+console.log('wrote proxy.config.example.json, mcp-warden.schema.json, the configuration reference (docs/configuration.md) and the error table (docs/troubleshooting.md)');

@@ -22,7 +22,7 @@ interface CatalogEntry {
 
 /**
  * Every refusal mcp-warden can answer with. Stages throw a code; `sendError` turns it into HTTP.
- * The README's error table lists exactly these codes (a test keeps them in step).
+ * The error table of docs/troubleshooting.md lists exactly these codes (a test keeps them in step).
  */
 export const ERROR_CATALOG = {
   BODY_TOO_LARGE: { status: 413, rpcCode: RPC.transport, oauthError: 'invalid_request', message: 'Request body too large', event: 'request.refused', failedAttempt: false },
@@ -153,7 +153,7 @@ export function asWardenError(err: unknown): WardenError {
   return err instanceof WardenError ? err : new WardenError('INTERNAL', { cause: err });
 }
 
-/** The README's error-code table, generated from the catalog (a test keeps the README in step). */
+/** The error-code table of docs/troubleshooting.md, generated from the catalog (a test keeps it in step). */
 export function errorTable(): string {
   const rows = ['| code | HTTP | JSON-RPC (MCP path) | OAuth `error` | message | counts as failed attempt |', '|---|---|---|---|---|---|'];
   for (const [code, e] of Object.entries(ERROR_CATALOG)) {

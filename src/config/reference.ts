@@ -24,7 +24,7 @@ function shown(value: unknown, secret: boolean | undefined): string {
   return `\`${JSON.stringify(value)}\``;
 }
 
-/** The README's configuration reference: one Markdown row per key, generated from the schema. */
+/** The configuration reference (docs/configuration.md): one Markdown row per key, generated from the schema. */
 export function referenceTable(): string {
   const rows = ['| key | default | env | flag | meaning |', '|---|---|---|---|---|'];
   forEachField(schema, (path, field) => {

@@ -86,7 +86,7 @@ const scopeMapShape = {
 
 /**
  * Every configuration key, once: its type, default, environment variable, CLI flag and doc line.
- * The CLI flags, `proxy.config.example.json` and the README reference are derived from it.
+ * The CLI flags, `proxy.config.example.json` and the reference in docs/configuration.md are derived from it.
  */
 export const schema = {
   listen: {

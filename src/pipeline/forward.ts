@@ -360,8 +360,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
  * on the upstream head, then streams the response back unbuffered. Resolves when the client's
  * response is over; rejects with a refusal when the upstream fails before answering.
  * Forwarding uses undici's dispatcher (a handler per request, no Node http.ClientRequest): it
- * costs about 40% less CPU per request than http-proxy on Node's http client (see the README's
- * Performance section).
+ * costs about 40% less CPU per request than http-proxy on Node's http client (see docs/performance.md).
  */
 export function forward(deps: ForwardDeps) {
   const agent = deps.agent ?? createUpstreamAgent(deps.upstreamTimeoutMs);

@@ -5,7 +5,7 @@
  * the same render, every named port exists, the config the mcp-warden pod gets passes loadConfig
  * with exactly the files it mounts, its secrets come from a Secret as files, the probe and scrape
  * paths answer on the listener their port names against a running warden, and the memory
- * guidance follows the benchmark numbers in README.md.
+ * guidance follows the benchmark numbers in docs/performance.md.
  */
 import t from 'tap';
 import type { Test } from 'tap';
@@ -499,8 +499,8 @@ t.test('probe and scrape paths answer on the listener their port names, against 
   t.equal((await fetch(`${base.main}/no-such-probe`)).status, 404, 'and a wrong path would fail');
 });
 
-t.test('memory guidance follows the bench (README.md Performance: idle streams)', async (t) => {
-  const row = read('README.md').split('\n').find((l) => l.startsWith('| warden-memory |') && /\| [\d,]+ \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/.test(l));
+t.test('memory guidance follows the bench (docs/performance.md: idle streams)', async (t) => {
+  const row = read('docs/performance.md').split('\n').find((l) => l.startsWith('| warden-memory |') && /\| [\d,]+ \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/.test(l));
   const cells = row?.split('|').map((c) => c.trim()) ?? [];
   // | target | streams held | failed | RSS before (MB) | RSS holding (MB) | per stream (KB) | ...
   const before = Number(cells[4]);

@@ -91,8 +91,8 @@ t.test('limits, Allow, and what never leaks', async (t) => {
   t.equal(described.body.error_description, 'grant_type is required', 'refusals may carry a safe description');
 });
 
-t.test('the README error table lists exactly the catalog', async (t) => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+t.test('the error table (docs/troubleshooting.md) lists exactly the catalog', async (t) => {
+  const readme = readFileSync(new URL('../../docs/troubleshooting.md', import.meta.url), 'utf8');
   t.ok(readme.includes(errorTable()), 'regenerate with `npm run docs`');
   const listed = [...readme.matchAll(/^\| `([A-Z_]+)` \| \d{3} \|/gm)].map((m) => m[1]);
   t.same(listed.sort(), Object.keys(ERROR_CATALOG).sort());

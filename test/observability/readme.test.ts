@@ -4,24 +4,23 @@ import client from 'prom-client';
 import { SECURITY_EVENTS } from '../../src/observability/events.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const start = readme.indexOf('## Observability');
-const section = start === -1 ? '' : readme.slice(start, readme.indexOf('\n## ', start + 1) === -1 ? undefined : readme.indexOf('\n## ', start + 1));
+const section = readFileSync(new URL('../../docs/observability.md', import.meta.url), 'utf8');
+const troubleshooting = readFileSync(new URL('../../docs/troubleshooting.md', import.meta.url), 'utf8');
 
-/** First-column backticked names of the markdown table rows under a `### heading`. */
+/** First-column backticked names of the markdown table rows under a `## heading`. */
 function tableNames(heading: string): string[] {
-  const at = section.indexOf(`### ${heading}`);
-  const next = section.indexOf('\n### ', at + 1);
+  const at = section.indexOf(`## ${heading}`);
+  const next = section.indexOf('\n## ', at + 1);
   const body = section.slice(at, next === -1 ? undefined : next);
   return [...body.matchAll(/^\| `([a-z_.]+)(?:\{[a-z,]*\})?` \|/gm)].map((m) => m[1] ?? '');
 }
 
-t.test('the README Observability section lists exactly the security events', async (t) => {
-  t.ok(section.length > 0, 'README has an Observability section');
+t.test('docs/observability.md lists exactly the security events', async (t) => {
+  t.ok(section.length > 0, 'docs/observability.md exists');
   t.same(tableNames('Logs and security events').sort(), [...SECURITY_EVENTS].sort());
 });
 
-t.test('the README Observability section lists exactly our metrics', async (t) => {
+t.test('docs/observability.md lists exactly our metrics', async (t) => {
   const defaults = new client.Registry();
   client.collectDefaultMetrics({ register: defaults, prefix: 'mcp_warden_' });
   const skip = new Set(defaults.getMetricsAsArray().map((m) => m.name));
@@ -29,7 +28,7 @@ t.test('the README Observability section lists exactly our metrics', async (t) =
   t.same(tableNames('Metrics').sort(), names.sort());
 });
 
-t.test('the README says what each refusal status means to a client', async (t) => {
-  for (const status of ['401', '403', '404', '429', '503']) t.match(section, new RegExp(`^\\| ${status} \\|`, 'm'), status);
+t.test('docs/troubleshooting.md says what each refusal status means to a client', async (t) => {
+  for (const status of ['401', '403', '404', '429', '503']) t.match(troubleshooting, new RegExp(`^\\| ${status} \\|`, 'm'), status);
   t.match(section, /only\*\* on the admin listener/, 'where /metrics is served');
 });

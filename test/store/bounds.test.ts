@@ -72,7 +72,7 @@ t.test('failed-attempts limiter (memory store): 100k source addresses, at most m
   for (let i = 0; i < limits.failedAttempts.points - 1; i++) await limiters.failedAttempt(address(LIMITER_FLOOD - 1));
   t.ok((await limiters.blockedFor(address(LIMITER_FLOOD - 1))) > 0, 'recent addresses are still counted (the newest key survived)');
   t.equal(await limiters.blockedFor(address(0)), 0, 'the oldest flood keys were dropped to stay within the bound');
-  // The price of the bound (see README "Operations"): a flood of more than maxEntries distinct
+  // The price of the bound (see docs/operations.md): a flood of more than maxEntries distinct
   // addresses within the block window also drops an older block.
   t.equal(await limiters.blockedFor('192.0.2.1'), 0, 'an older block is forgotten under such a flood');
 });
