@@ -114,6 +114,16 @@ export async function runDoctor(options: DoctorOptions): Promise<StepResult[]> {
       state.token = body.access_token;
       return `token for "${body.scope ?? ''}", expires in ${body.expires_in ?? '?'} s`;
     }],
+    ['upstream transports, as the proxy probed them (/readyz)', async () => {
+      const res = await http(`${new URL(options.url).origin}/readyz`);
+      const body = (await res.json().catch(() => ({}))) as { transports?: Record<string, string> };
+      const found = Object.entries(body.transports ?? {});
+      if (found.length === 0) return `not reported (HTTP ${res.status})`;
+      const wrong = found.filter(([key, kind]) => (key === 'legacySse.upstream' ? kind === 'streamable-http' : kind === 'legacy-sse'));
+      const listed = found.map(([key, kind]) => `${key}: ${kind}`).join(', ');
+      expect(wrong.length === 0, 'each upstream configured as the transport it speaks', `${listed} (${wrong.map(([key]) => key).join(', ')} configured as the other transport)`);
+      return listed;
+    }],
     ['initialize with the token', async () => {
       const res = await rpc(1, 'initialize', { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'mcp-warden-doctor', version: '1' } }, { authorization: `Bearer ${state.token}` });
       expect(res.ok, '200 with an InitializeResult', await describe(res.clone()));

@@ -22,6 +22,8 @@ import { createRequestHandler } from './http/server.js';
 import type { Handler, Outcome } from './http/server.js';
 import { logEvent, tapEvents } from './observability/events.js';
 import { createReadiness } from './observability/health.js';
+import { probeTransport } from './session/probe-transport.js';
+import type { TransportKind } from './session/probe-transport.js';
 import { createLogger } from './observability/logger.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
@@ -142,6 +144,29 @@ const SESSION_COUNT_TTL_MS = 30_000;
  * Composition root: builds everything from a validated config, listens, and returns the running
  * proxy. Bad settings throw here, at startup, never per request.
  */
+/**
+ * Asks each upstream which transport it speaks (in the background: start-up does not wait), logs
+ * what it found, and warns where the config says otherwise: a legacy server among `upstreams`, or a
+ * Streamable HTTP one as `legacySse.upstream`. Returns what is known so far (for /readyz).
+ */
+function probeUpstreams(config: Config, log: Logger): () => Readonly<Record<string, TransportKind>> {
+  const found: Record<string, TransportKind> = {};
+  const targets: [string, string, TransportKind][] = config.upstreams.map((url, i) => [`upstreams[${i}]`, url, 'streamable-http']);
+  if (config.legacySse.upstream !== null) targets.push(['legacySse.upstream', config.legacySse.upstream, 'legacy-sse']);
+  for (const [key, url, expected] of targets) {
+    void probeTransport(url, config.upstreamHeaders, Math.min(config.security.upstreamTimeout, 5_000)).then(({ kind, detail }) => {
+      found[key] = kind;
+      log.info({ upstream: key, transport: kind, detail }, 'upstream transport');
+      if (kind === 'legacy-sse' && expected !== 'legacy-sse') {
+        log.warn({ upstream: key }, `${key} speaks legacy HTTP+SSE (2024-11-05), not Streamable HTTP: its clients will fail. Set legacySse.upstream to it, with legacySse.bridge: true to serve Streamable HTTP clients (docs/legacy-sse.md)`);
+      } else if (kind === 'streamable-http' && expected === 'legacy-sse') {
+        log.warn({ upstream: key }, `${key} speaks Streamable HTTP, not legacy HTTP+SSE (${detail}): list it in upstreams instead`);
+      }
+    });
+  }
+  return () => found;
+}
+
 /** Whether the store answers a ping within `ms`. */
 async function answersWithin(store: Store, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -358,7 +383,8 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const pageEntry = buildEntryStages({ ...config, security: { ...config.security, allowedOrigins: [site.origin] } }, deps);
   const people = signIn === null ? null : peopleGrants({ clients: loginClients, store, sign, resource: site.resource, refreshTtlMs: tokens.refreshTtl, clock });
   const metadata = metadataHandlers({ site, scopes: [...new Set([...scopes, ...config.login.scopes.filter(() => signIn !== null)])], keyRing, login: signInOn ? { dynamic: registrations !== null, metadataDocuments: metadataDocuments !== null } : null });
-  const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream });
+  const transports = probeUpstreams(config, log);
+  const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream, transports });
   const health = {
     healthz: (ctx: RequestContext) => sendJson(ctx.res, 200, { status: 'ok' }),
     readyz: async (ctx: RequestContext) => {

@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import type { Persistence, Store } from '../store/store.js';
+import type { TransportKind } from '../session/probe-transport.js';
 
 export interface Readiness {
   readonly ready: boolean;
@@ -7,6 +8,8 @@ export interface Readiness {
   /** Whether the store keeps its data across a restart (asked once a minute). Never affects `ready`. */
   readonly persistence: Persistence | 'unchecked';
   readonly upstream: 'ok' | 'unreachable' | 'unchecked';
+  /** The transport each upstream speaks, as probed at start (`upstreams[0]`, `legacySse.upstream`); empty until known. */
+  readonly transports: Readonly<Record<string, TransportKind>>;
   readonly warning?: string;
 }
 
@@ -30,7 +33,7 @@ function reachable(url: string, timeoutMs: number): Promise<boolean> {
  * `/readyz`: the store answers and, when `health.checkUpstream` is on, at least one upstream
  * accepts a TCP connection. Cheap enough to poll: one PING and a connect at most.
  */
-export function createReadiness(deps: { store: Store; upstreams: readonly string[]; checkUpstream: boolean; clock?: () => number }): () => Promise<Readiness> {
+export function createReadiness(deps: { store: Store; upstreams: readonly string[]; checkUpstream: boolean; clock?: () => number; transports?: () => Readonly<Record<string, TransportKind>> }): () => Promise<Readiness> {
   const clock = deps.clock ?? Date.now;
   let persistence: { value: Persistence; at: number } | null = null;
   async function persistenceOf(): Promise<Persistence | 'unchecked'> {
@@ -50,6 +53,6 @@ export function createReadiness(deps: { store: Store; upstreams: readonly string
         : Promise.resolve('unchecked' as const),
     ]);
     const kept = store === 'ok' ? await persistenceOf() : 'unchecked';
-    return { ready: store === 'ok' && upstream !== 'unreachable', store, persistence: kept, upstream, ...(kept === 'none' ? { warning: NOT_PERSISTENT } : {}) };
+    return { ready: store === 'ok' && upstream !== 'unreachable', store, persistence: kept, upstream, transports: deps.transports?.() ?? {}, ...(kept === 'none' ? { warning: NOT_PERSISTENT } : {}) };
   };
 }

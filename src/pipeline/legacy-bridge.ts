@@ -15,9 +15,11 @@ import type { ResponseStage } from './stage.js';
  * Streamable HTTP clients in front of a legacy HTTP+SSE (2024-11-05) upstream (DESIGN §16). Per
  * proxy session this replica holds the upstream's event stream and posts each client message to
  * the upstream's message URL; answers come back on that stream and are routed by JSON-RPC id to
- * the client request waiting for them, as an SSE response that also carries the server's requests
- * and notifications while it is open. Anything else goes to the client's GET stream. The bridge
- * is the upstream session: when the upstream stream ends, the session ends (404 -32001).
+ * the client request waiting for them, as an SSE response. Progress notifications go to the request
+ * that set their progress token; other server requests and notifications go to the one open
+ * request, or, with several open (the legacy transport does not say which one caused them), to the
+ * client's GET stream when it has one, else the newest request. The bridge is the upstream
+ * session: when the upstream stream ends, the session ends (404 -32001).
  */
 
 export interface LegacyBridgeDeps {
@@ -36,12 +38,21 @@ type Json = Record<string, unknown>;
 /** A client request waiting for its answers on the upstream stream. */
 interface Waiter {
   readonly ids: Set<string>;
+  /** `params._meta.progressToken` of the requests: their progress notifications belong here. */
+  readonly progressTokens: ReadonlySet<string>;
   /** Takes every message while the waiter is the newest one (server requests, notifications). */
   write(message: Json): void;
   end(): void;
 }
 
 const idKey = (id: unknown): string => JSON.stringify(id);
+
+/** `params.progressToken` of a progress notification, or `params._meta.progressToken` of a request, as a key. */
+function progressTokenOf(message: Json): string | null {
+  const params = message.params as Json | undefined;
+  const token = message.method === 'notifications/progress' ? params?.progressToken : (params?._meta as Json | undefined)?.progressToken;
+  return typeof token === 'string' || typeof token === 'number' ? idKey(token) : null;
+}
 const SSE_HEAD = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' };
 
 /** One upstream legacy session, held by this replica. */
@@ -92,9 +103,19 @@ class Bridge {
       }
       return;
     }
-    const newest = [...this.waiters].at(-1);
-    if (newest) newest.write(message);
+    const token = message.method === 'notifications/progress' ? progressTokenOf(message) : null;
+    if (token !== null) {
+      for (const waiter of this.waiters) {
+        if (!waiter.progressTokens.has(token)) continue;
+        waiter.write(message);
+        return;
+      }
+    }
+    const open = [...this.waiters];
+    const only = open.length === 1 ? open[0] : undefined;
+    if (only) only.write(message);
     else if (this.standalone) this.standalone.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    else open.at(-1)?.write(message);
   }
 
   close(): void {
@@ -174,7 +195,7 @@ export function bridgeToLegacy(deps: LegacyBridgeDeps) {
    * A waiter that streams to the client's response. Messages that arrive before the head is sent
    * (the upstream may answer before its 202 reaches us) wait for `start()`.
    */
-  function streamTo(ctx: RequestContext, bridge: Bridge, ids: Set<string>): { done: Promise<void>; start: () => void; cancel: () => void } {
+  function streamTo(ctx: RequestContext, bridge: Bridge, ids: Set<string>, progressTokens: ReadonlySet<string>): { done: Promise<void>; start: () => void; cancel: () => void } {
     const { res } = ctx;
     const early: string[] = [];
     let open = false;
@@ -185,6 +206,7 @@ export function bridgeToLegacy(deps: LegacyBridgeDeps) {
     });
     const waiter: Waiter = {
       ids,
+      progressTokens,
       write: (message) => {
         const event = `event: message\ndata: ${JSON.stringify(message)}\n\n`;
         if (open) res.write(event);
@@ -210,11 +232,14 @@ export function bridgeToLegacy(deps: LegacyBridgeDeps) {
     };
   }
 
-  /** The ids of the requests in a posted body, as the upstream will echo them. */
-  function requestIds(body: Buffer): Set<string> {
+  /** The ids of the requests in a posted body, as the upstream will echo them, and their progress tokens. */
+  function requestsOf(body: Buffer): { ids: Set<string>; progressTokens: Set<string> } {
     const parsed: unknown = JSON.parse(body.toString('utf8'));
-    const messages = (Array.isArray(parsed) ? parsed : [parsed]) as Json[];
-    return new Set(messages.filter((m) => typeof m.method === 'string' && m.id !== undefined && m.id !== null).map((m) => idKey(m.id)));
+    const requests = ((Array.isArray(parsed) ? parsed : [parsed]) as Json[]).filter((m) => typeof m.method === 'string' && m.id !== undefined && m.id !== null);
+    return {
+      ids: new Set(requests.map((m) => idKey(m.id))),
+      progressTokens: new Set(requests.map(progressTokenOf).filter((token) => token !== null)),
+    };
   }
 
   return async function bridgeToLegacy(ctx: RequestContext): Promise<void> {
@@ -227,7 +252,8 @@ export function bridgeToLegacy(deps: LegacyBridgeDeps) {
       let reply: Json | null = null;
       const waiting = new Promise<void>((resolve) => {
         const waiter: Waiter = {
-          ids: requestIds(body),
+          ids: requestsOf(body).ids,
+          progressTokens: new Set(),
           // Only the answer: a notification sent while initializing has no request to ride on yet.
           write: (m) => {
             if (m.method === undefined) reply = m;
@@ -289,12 +315,12 @@ export function bridgeToLegacy(deps: LegacyBridgeDeps) {
     }
     await deps.readMessage(ctx);
     const body = need(ctx.body, 'ctx.body');
-    const ids = requestIds(body);
+    const { ids, progressTokens } = requestsOf(body);
     if (ids.size === 0) {
       await post(ctx, bridge.messageUrl, body);
       return answer(ctx, 202, {}, Buffer.alloc(0));
     }
-    const waiter = streamTo(ctx, bridge, ids);
+    const waiter = streamTo(ctx, bridge, ids, progressTokens);
     try {
       await post(ctx, bridge.messageUrl, body);
     } catch (err) {

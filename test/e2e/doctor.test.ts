@@ -24,9 +24,10 @@ t.test('doctor walks a healthy deployment end to end', async (t) => {
     await upstream.close();
   });
   const results = await runDoctor({ url: proxy.mcpUrl, clientId: 'alice', clientSecret: TEST_CLIENTS.alice });
-  t.same(results.map((r) => r.ok), [true, true, true, true, true, true, true], JSON.stringify(results, null, 1));
-  t.match(results[4]?.detail, /echo/);
-  t.equal(results[6]?.detail, 'memory', 'it says where state lives and whether it survives a restart');
+  t.same(results.map((r) => r.ok), [true, true, true, true, true, true, true, true], JSON.stringify(results, null, 1));
+  t.equal(results[3]?.detail, 'upstreams[0]: streamable-http', 'it says which transport the proxy found the upstream speaking');
+  t.match(results[5]?.detail, /echo/);
+  t.equal(results[7]?.detail, 'memory', 'it says where state lives and whether it survives a restart');
   t.equal(upstream.sessionIds().length, 0, 'the session it made is gone');
 
   const cli = await runCli(['doctor', '--url', proxy.mcpUrl, '--client', 'alice', '--secret', TEST_CLIENTS.alice]);

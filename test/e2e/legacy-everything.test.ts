@@ -17,8 +17,12 @@ import { freePort } from '../fixtures/redis.js';
 import { startWarden } from '../fixtures/warden.js';
 import type { TestWarden } from '../fixtures/warden.js';
 
-async function startEverythingSse(t: Test): Promise<string> {
-  const port = await freePort();
+async function startEverythingSse(t: Test, port?: number): Promise<string> {
+  return (await spawnEverythingSse(t, port ?? (await freePort()))).url;
+}
+
+/** server-everything in `sse` mode on `port`; `stop()` kills it (an upstream that goes away). */
+async function spawnEverythingSse(t: Test, port: number): Promise<{ url: string; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, [new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url).pathname, 'sse'], { env: { PATH: process.env.PATH ?? '', PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => void child.kill());
   await new Promise<void>((resolve, reject) => {
@@ -27,7 +31,11 @@ async function startEverythingSse(t: Test): Promise<string> {
     });
     child.once('exit', (code) => reject(new Error(`server-everything exited (${code})`)));
   });
-  return `http://127.0.0.1:${port}/sse`;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { url: `http://127.0.0.1:${port}/sse`, stop: async () => {
+    child.kill('SIGKILL');
+    await exited;
+  } };
 }
 
 /** A client that can be asked for sampling and elicitation, answering like a person and a model would. */
@@ -109,4 +117,101 @@ t.test('bridge: the v2 SDK client, in both of its modes, against the legacy serv
     t.ok((await client.listTools()).tools.some((tool) => tool.name === 'echo'), `${mode}: tools listed`);
     t.equal(text(await client.callTool({ name: 'echo', arguments: { message: mode } })), `Echo: ${mode}`, `${mode}: a tool call`);
   }
+});
+
+/** Raw Streamable HTTP through the bridge: one POST, its SSE (or JSON) body as text. */
+async function post(proxy: TestWarden, token: string, sessionId: string | null, body: unknown): Promise<{ status: number; sessionId: string | null; text: string }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  if (sessionId) headers['mcp-session-id'] = sessionId;
+  const res = await fetch(proxy.mcpUrl, { method: 'POST', headers, body: JSON.stringify(body) });
+  return { status: res.status, sessionId: res.headers.get('mcp-session-id'), text: await res.text() };
+}
+
+/** Progress tokens of the progress notifications in an SSE body. */
+const progressTokens = (sse: string): string[] =>
+  [...sse.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1] ?? '{}') as { method?: string; params?: { progressToken?: string } })
+    .filter((m) => m.method === 'notifications/progress').map((m) => String(m.params?.progressToken));
+
+t.test('bridge: two calls at once each get their own progress notifications, routed by progress token', async (t) => {
+  const sse = await startEverythingSse(t);
+  const proxy: TestWarden = await startWarden({ legacySse: { upstream: sse, bridge: true } });
+  t.teardown(() => proxy.close());
+  const token = await proxy.token('alice');
+  const init = await post(proxy, token, null, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+  t.equal(init.status, 200);
+  const sessionId = init.sessionId;
+  t.equal((await post(proxy, token, sessionId, { jsonrpc: '2.0', method: 'notifications/initialized' })).status, 202);
+  const call = (id: number, progressToken: string, duration: number, steps: number) =>
+    post(proxy, token, sessionId, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration, steps }, _meta: { progressToken } } });
+  // The first call runs longest: while the second is open (the newest request), the first's
+  // progress must still reach the first.
+  const first = call(1, 'first', 1.5, 3);
+  await new Promise((r) => setTimeout(r, 100));
+  const second = call(2, 'second', 1, 2);
+  const [a, b] = await Promise.all([first, second]);
+  t.same(progressTokens(a.text), ['first', 'first', 'first'], 'the first call got exactly its own progress');
+  t.same(progressTokens(b.text), ['second', 'second'], 'the second call got exactly its own');
+  t.match(a.text, /"id":1/, 'and its answer');
+  t.match(b.text, /"id":2/);
+});
+
+const INIT = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+const ECHO = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: `m${id}` } } });
+
+async function openStreams(proxy: TestWarden): Promise<number> {
+  const text = await (await fetch(`${proxy.url}/metrics`)).text();
+  return Number(/^mcp_warden_open_streams (\d+)/m.exec(text)?.[1] ?? NaN);
+}
+
+t.test('bridge: a client that aborts a call mid-stream leaves the session working and nothing open', async (t) => {
+  const sse = await startEverythingSse(t);
+  const proxy: TestWarden = await startWarden({ legacySse: { upstream: sse, bridge: true } });
+  t.teardown(() => proxy.close());
+  const token = await proxy.token();
+  const { sessionId } = await post(proxy, token, null, INIT);
+  await post(proxy, token, sessionId, { jsonrpc: '2.0', method: 'notifications/initialized' });
+
+  const abort = new AbortController();
+  const res = await fetch(proxy.mcpUrl, {
+    method: 'POST', signal: abort.signal,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId ?? '' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 }, _meta: { progressToken: 'p' } } }),
+  });
+  const reader = res.body?.getReader();
+  const first = await reader?.read();
+  t.match(Buffer.from(first?.value ?? new Uint8Array()).toString('utf8'), /notifications\/progress/, 'the call was streaming');
+  t.equal(await openStreams(proxy), 1, 'one stream open');
+  abort.abort();
+  await reader?.cancel().catch(() => {});
+  for (let i = 0; i < 50 && (await openStreams(proxy)) !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(await openStreams(proxy), 0, 'the aborted stream is closed on the proxy');
+  const after = await post(proxy, token, sessionId, ECHO(2));
+  t.equal(after.status, 200);
+  t.match(after.text, /Echo: m2/, 'the session goes on: the next call is answered');
+  // The long operation's late answer (for the aborted request) must not land on the new one.
+  t.notMatch(after.text, /"id":1/);
+});
+
+t.test('bridge: the upstream restarts: the session ends (404 -32001), a new one works on the new upstream', async (t) => {
+  const port = await freePort();
+  const first = await spawnEverythingSse(t, port);
+  const proxy: TestWarden = await startWarden({ legacySse: { upstream: first.url, bridge: true } });
+  t.teardown(() => proxy.close());
+  const token = await proxy.token();
+  const { sessionId } = await post(proxy, token, null, INIT);
+  await post(proxy, token, sessionId, { jsonrpc: '2.0', method: 'notifications/initialized' });
+  t.match((await post(proxy, token, sessionId, ECHO(1))).text, /Echo: m1/);
+
+  await first.stop();
+  const gone = await post(proxy, token, sessionId, ECHO(2));
+  t.equal(gone.status, 404, 'the session went with the upstream');
+  t.match(gone.text, /-32001/);
+
+  const second = await spawnEverythingSse(t, port);
+  t.teardown(() => second.stop());
+  const again = await post(proxy, token, null, INIT);
+  t.equal(again.status, 200, 'a new initialize reaches the restarted upstream');
+  t.not(again.sessionId, sessionId, 'under a new proxy session id');
+  await post(proxy, token, again.sessionId, { jsonrpc: '2.0', method: 'notifications/initialized' });
+  t.match((await post(proxy, token, again.sessionId, ECHO(3))).text, /Echo: m3/);
 });

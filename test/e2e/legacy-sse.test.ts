@@ -16,7 +16,9 @@ import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { connectClient } from '../fixtures/mcp-client.js';
 import { rawUpstream, send, PROXY_ID } from '../fixtures/session-http.js';
-import { startWarden } from '../fixtures/warden.js';
+import { startWarden, TEST_CLIENTS } from '../fixtures/warden.js';
+import { startDemoServer } from '../../demo/mcp-server.js';
+import { runDoctor } from '../../src/doctor.js';
 import type { TestWarden } from '../fixtures/warden.js';
 
 interface LegacyUpstream {
@@ -193,6 +195,40 @@ t.test('an upstream whose path looks like a legacy endpoint gets a warning at st
   const proxy = await startWarden({ upstreams: ['http://127.0.0.1:9/sse'] });
   t.teardown(() => proxy.close());
   t.ok(proxy.logs.lines.some((l) => /legacy HTTP\+SSE endpoint/.test(String(l.msg))), 'warned');
+});
+
+t.test('the proxy probes each upstream\'s transport: a legacy server among upstreams, or a Streamable HTTP one as legacySse.upstream, is named at start, in /readyz and by doctor', async (t) => {
+  const legacy = await legacyUpstream(t);
+  const modern = await startDemoServer();
+  t.teardown(() => modern.close());
+  const transportOf = (proxy: TestWarden, key: string) => proxy.logs.lines.find((l) => l.msg === 'upstream transport' && l.upstream === key)?.transport;
+
+  // A legacy server configured as Streamable HTTP (at a path that does not give it away).
+  const wrong = await startWarden({ upstreams: [legacy.url.replace(/\/sse$/, '/sse?x=1')] });
+  t.teardown(() => wrong.close());
+  await waitFor(() => transportOf(wrong, 'upstreams[0]') !== undefined);
+  t.equal(transportOf(wrong, 'upstreams[0]'), 'legacy-sse', 'found by asking, not from the path');
+  t.ok(wrong.logs.lines.some((l) => l.level === 'warn' && /upstreams\[0\] speaks legacy HTTP\+SSE .* Set legacySse.upstream/.test(String(l.msg))), 'warned, with the fix');
+  const ready = (await (await fetch(`${wrong.url}/readyz`)).json()) as { transports: Record<string, string> };
+  t.same(ready.transports, { 'upstreams[0]': 'legacy-sse' }, '/readyz says what was found');
+  await waitFor(() => legacy.open.size === 0);
+  t.equal(legacy.open.size, 0, 'the probe closed the legacy stream it opened');
+  const doctor = await runDoctor({ url: wrong.mcpUrl, clientId: 'alice', clientSecret: TEST_CLIENTS.alice });
+  t.match(doctor.at(-1), { ok: false, step: /upstream transports/, got: /upstreams\[0\]: legacy-sse .*configured as the other transport/ }, 'doctor stops there, saying why');
+
+  // A Streamable HTTP server configured as the legacy upstream.
+  const backwards = await startWarden({ legacySse: { upstream: modern.url } });
+  t.teardown(() => backwards.close());
+  await waitFor(() => transportOf(backwards, 'legacySse.upstream') !== undefined);
+  t.equal(transportOf(backwards, 'legacySse.upstream'), 'streamable-http');
+  t.ok(backwards.logs.lines.some((l) => l.level === 'warn' && /legacySse.upstream speaks Streamable HTTP/.test(String(l.msg))), 'warned');
+
+  // Configured right: no warning.
+  const right = await startWarden({ upstreams: [modern.url], legacySse: { upstream: legacy.url } });
+  t.teardown(() => right.close());
+  await waitFor(() => transportOf(right, 'upstreams[0]') !== undefined && transportOf(right, 'legacySse.upstream') !== undefined);
+  t.same([transportOf(right, 'upstreams[0]'), transportOf(right, 'legacySse.upstream')], ['streamable-http', 'legacy-sse']);
+  t.notOk(right.logs.lines.some((l) => l.level === 'warn' && /speaks/.test(String(l.msg))), 'no warning');
 });
 
 async function waitFor(check: () => boolean, timeoutMs = 3_000): Promise<void> {
