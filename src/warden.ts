@@ -145,16 +145,18 @@ const SESSION_COUNT_TTL_MS = 30_000;
  * proxy. Bad settings throw here, at startup, never per request.
  */
 /**
- * Asks each upstream which transport it speaks (in the background: start-up does not wait), logs
- * what it found, and warns where the config says otherwise: a legacy server among `upstreams`, or a
- * Streamable HTTP one as `legacySse.upstream`. Returns what is known so far (for /readyz).
+ * Asks each upstream which transport it speaks, logs what it found, and warns where the config
+ * says otherwise: a legacy server among `upstreams`, or a Streamable HTTP one as
+ * `legacySse.upstream`. `settled` resolves when every probe answered; `found` is what is known so
+ * far (for /readyz).
  */
-function probeUpstreams(config: Config, log: Logger): () => Readonly<Record<string, TransportKind>> {
+function probeUpstreams(config: Config, log: Logger): { found: () => Readonly<Record<string, TransportKind>>; settled: Promise<void> } {
   const found: Record<string, TransportKind> = {};
   const targets: [string, string, TransportKind][] = config.upstreams.map((url, i) => [`upstreams[${i}]`, url, 'streamable-http']);
   if (config.legacySse.upstream !== null) targets.push(['legacySse.upstream', config.legacySse.upstream, 'legacy-sse']);
-  for (const [key, url, expected] of targets) {
-    void probeTransport(url, config.upstreamHeaders, Math.min(config.security.upstreamTimeout, 5_000)).then(({ kind, detail }) => {
+  if (!config.health.probeTransports) targets.length = 0;
+  const probes = targets.map(([key, url, expected]) =>
+    probeTransport(url, config.upstreamHeaders, PROBE_TIMEOUT_MS).then(({ kind, detail }) => {
       found[key] = kind;
       log.info({ upstream: key, transport: kind, detail }, 'upstream transport');
       if (kind === 'legacy-sse' && expected !== 'legacy-sse') {
@@ -162,10 +164,13 @@ function probeUpstreams(config: Config, log: Logger): () => Readonly<Record<stri
       } else if (kind === 'streamable-http' && expected === 'legacy-sse') {
         log.warn({ upstream: key }, `${key} speaks Streamable HTTP, not legacy HTTP+SSE (${detail}): list it in upstreams instead`);
       }
-    });
-  }
-  return () => found;
+    }));
+  return { found: () => found, settled: Promise.all(probes).then(() => undefined) };
 }
+
+// How long a start-up probe may take: an upstream that is up answers at once; one that is not yet
+// up is reported as such, and start-up goes on.
+const PROBE_TIMEOUT_MS = 2_000;
 
 /** Whether the store answers a ping within `ms`. */
 async function answersWithin(store: Store, ms: number): Promise<boolean> {
@@ -383,8 +388,8 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const pageEntry = buildEntryStages({ ...config, security: { ...config.security, allowedOrigins: [site.origin] } }, deps);
   const people = signIn === null ? null : peopleGrants({ clients: loginClients, store, sign, resource: site.resource, refreshTtlMs: tokens.refreshTtl, clock });
   const metadata = metadataHandlers({ site, scopes: [...new Set([...scopes, ...config.login.scopes.filter(() => signIn !== null)])], keyRing, login: signInOn ? { dynamic: registrations !== null, metadataDocuments: metadataDocuments !== null } : null });
-  const transports = probeUpstreams(config, log);
-  const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream, transports });
+  const probed = probeUpstreams(config, log);
+  const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream, transports: probed.found });
   const health = {
     healthz: (ctx: RequestContext) => sendJson(ctx.res, 200, { status: 'ok' }),
     readyz: async (ctx: RequestContext) => {
@@ -473,6 +478,9 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     const a = await listen(admin, config.admin.listen.host, config.admin.listen.port).catch((err: unknown) => abandon(err, [server]));
     adminUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
+
+  // Start-up reports what each upstream speaks (bounded by PROBE_TIMEOUT_MS).
+  await probed.settled;
 
   // Announced once listening: other replicas may relay to this one from then on.
   await relay.start((err) => {

@@ -205,6 +205,7 @@ export const schema = {
   },
   health: {
     checkUpstream: bool({ doc: '/readyz also requires the upstreams to accept a connection.', default: false }),
+    probeTransports: bool({ doc: 'At start, ask each upstream which transport it speaks (a GET) and warn when the config says otherwise (a legacy HTTP+SSE server among upstreams, or the reverse); /readyz and doctor report it.', default: true }),
   },
   policy: custom<PolicyConfig | null>({
     json: POLICY_JSON,

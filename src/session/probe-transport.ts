@@ -1,3 +1,5 @@
+import http from 'node:http';
+import https from 'node:https';
 /**
  * Which MCP transport an upstream speaks, found by asking it (DESIGN §16): a GET that asks for an
  * event stream. A legacy HTTP+SSE (2024-11-05) server answers with a stream whose first event is
@@ -13,36 +15,35 @@ export interface ProbeResult {
   readonly detail: string;
 }
 
-export async function probeTransport(url: string, headers: Readonly<Record<string, string>>, timeoutMs: number): Promise<ProbeResult> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), timeoutMs);
-  try {
-    const res = await fetch(url, { method: 'GET', headers: { ...headers, accept: 'text/event-stream' }, signal: abort.signal, redirect: 'manual' });
-    const type = res.headers.get('content-type') ?? '';
-    if (res.status !== 200 || !type.startsWith('text/event-stream') || !res.body) {
-      await res.body?.cancel().catch(() => {});
-      if ([400, 404, 405, 406].includes(res.status)) return { kind: 'streamable-http', detail: `GET without a session answered ${res.status}` };
-      return { kind: 'unknown', detail: `GET answered ${res.status} ${type}`.trim() };
-    }
-    // A stream: legacy servers name their message endpoint first.
-    const reader = res.body.getReader();
-    let text = '';
-    try {
-      while (text.length < 4096 && !/\n\r?\n/.test(text)) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += Buffer.from(value).toString('utf8');
+export function probeTransport(url: string, headers: Readonly<Record<string, string>>, timeoutMs: number): Promise<ProbeResult> {
+  const target = new URL(url);
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (result: ProbeResult): void => {
+      if (settled) return;
+      settled = true;
+      req.destroy();
+      resolve(result);
+    };
+    // Its own connection, closed after: a probe must not leave a pooled socket at the upstream.
+    const req = (target.protocol === 'https:' ? https : http).get(target, { headers: { ...headers, accept: 'text/event-stream', connection: 'close' }, agent: false }, (res) => {
+      const type = String(res.headers['content-type'] ?? '');
+      const status = res.statusCode ?? 0;
+      if (status !== 200 || !type.startsWith('text/event-stream')) {
+        if ([400, 404, 405, 406].includes(status)) return done({ kind: 'streamable-http', detail: `GET without a session answered ${status}` });
+        return done({ kind: 'unknown', detail: `GET answered ${status} ${type}`.trim() });
       }
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
-    return /^event:\s*endpoint\s*$/m.test(text)
-      ? { kind: 'legacy-sse', detail: 'GET opened an event stream that named a message endpoint' }
-      : { kind: 'streamable-http', detail: 'GET opened an event stream without an endpoint event' };
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code;
-    return abort.signal.aborted ? { kind: 'unknown', detail: `no answer within ${timeoutMs} ms` } : { kind: 'unreachable', detail: cause ?? (err as Error).message };
-  } finally {
-    clearTimeout(timer);
-  }
+      // A stream: legacy servers name their message endpoint first.
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+        if (/^event:\s*endpoint\s*$/m.test(text)) done({ kind: 'legacy-sse', detail: 'GET opened an event stream that named a message endpoint' });
+        else if (/\n\r?\n/.test(text) || text.length > 4096) done({ kind: 'streamable-http', detail: 'GET opened an event stream without an endpoint event' });
+      });
+      res.once('end', () => done({ kind: 'unknown', detail: 'GET opened an event stream that ended at once' }));
+    });
+    req.setTimeout(timeoutMs, () => done({ kind: 'unknown', detail: `no answer within ${timeoutMs} ms` }));
+    req.once('error', (err: NodeJS.ErrnoException) => done({ kind: 'unreachable', detail: err.code ?? err.message }));
+  });
 }

@@ -102,6 +102,7 @@ const BAD: [string, unknown, string[]][] = [
   ['admin key twice', { admin: { listen: '127.0.0.1:9090', key: 'k'.repeat(40), keyFile: '/run/secrets/admin' } }, ['admin.key']],
   ['audit sinks without what they need', { audit: { sinks: ['file', 'redis'] } }, ['audit.key', 'audit.file', 'audit.sinks']],
   ['bad budgets', { budgets: { session: { points: 0, duration: '1m' }, concurrent: 0, tools: [{ tools: ['x'], points: 1 }] }, loopBreaker: { maxRepeats: 1 } }, ['budgets.session.points', 'budgets.concurrent', 'budgets.tools[0].duration', 'loopBreaker.maxRepeats']],
+  ['bad health settings', { health: { probeTransports: 'yes', checkUpstream: 1 } }, ['health.probeTransports', 'health.checkUpstream']],
   ['bad tracing settings', { tracing: { otlpEndpoint: 'grpc://collector:4317', sampleRatio: 1.5, acceptParent: 'everyone', serviceName: '' } }, ['tracing.otlpEndpoint', 'tracing.sampleRatio', 'tracing.acceptParent', 'tracing.serviceName']],
   ['registration without a provider', { login: { registration: { dynamic: true } } }, ['login.registration.dynamic']],
   ['bad registration settings', { login: { oidc: { issuer: 'https://idp.example', clientId: 'w' }, registration: { redirectUris: ['javascript:*', 'no scheme', 'https://*'], unusedTtl: '1s', allowPrivateMetadataHosts: 'yes' } }, rateLimits: { register: { points: 0, duration: '1h' } } },

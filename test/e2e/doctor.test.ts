@@ -18,7 +18,7 @@ function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
 
 t.test('doctor walks a healthy deployment end to end', async (t) => {
   const upstream = await startDemoServer();
-  const proxy = await startWarden({ upstreams: [upstream.url] });
+  const proxy = await startWarden({ upstreams: [upstream.url], health: { probeTransports: true } });
   t.teardown(async () => {
     await proxy.close();
     await upstream.close();

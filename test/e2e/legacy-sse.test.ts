@@ -204,7 +204,7 @@ t.test('the proxy probes each upstream\'s transport: a legacy server among upstr
   const transportOf = (proxy: TestWarden, key: string) => proxy.logs.lines.find((l) => l.msg === 'upstream transport' && l.upstream === key)?.transport;
 
   // A legacy server configured as Streamable HTTP (at a path that does not give it away).
-  const wrong = await startWarden({ upstreams: [legacy.url.replace(/\/sse$/, '/sse?x=1')] });
+  const wrong = await startWarden({ upstreams: [legacy.url.replace(/\/sse$/, '/sse?x=1')], health: { probeTransports: true } });
   t.teardown(() => wrong.close());
   await waitFor(() => transportOf(wrong, 'upstreams[0]') !== undefined);
   t.equal(transportOf(wrong, 'upstreams[0]'), 'legacy-sse', 'found by asking, not from the path');
@@ -217,18 +217,21 @@ t.test('the proxy probes each upstream\'s transport: a legacy server among upstr
   t.match(doctor.at(-1), { ok: false, step: /upstream transports/, got: /upstreams\[0\]: legacy-sse .*configured as the other transport/ }, 'doctor stops there, saying why');
 
   // A Streamable HTTP server configured as the legacy upstream.
-  const backwards = await startWarden({ legacySse: { upstream: modern.url } });
+  const backwards = await startWarden({ legacySse: { upstream: modern.url }, health: { probeTransports: true } });
   t.teardown(() => backwards.close());
   await waitFor(() => transportOf(backwards, 'legacySse.upstream') !== undefined);
   t.equal(transportOf(backwards, 'legacySse.upstream'), 'streamable-http');
   t.ok(backwards.logs.lines.some((l) => l.level === 'warn' && /legacySse.upstream speaks Streamable HTTP/.test(String(l.msg))), 'warned');
 
-  // Configured right: no warning.
-  const right = await startWarden({ upstreams: [modern.url], legacySse: { upstream: legacy.url } });
+  // Configured right: no warning. Turned off: no probe at all.
+  const right = await startWarden({ upstreams: [modern.url], legacySse: { upstream: legacy.url }, health: { probeTransports: true } });
   t.teardown(() => right.close());
   await waitFor(() => transportOf(right, 'upstreams[0]') !== undefined && transportOf(right, 'legacySse.upstream') !== undefined);
   t.same([transportOf(right, 'upstreams[0]'), transportOf(right, 'legacySse.upstream')], ['streamable-http', 'legacy-sse']);
   t.notOk(right.logs.lines.some((l) => l.level === 'warn' && /speaks/.test(String(l.msg))), 'no warning');
+  const quiet = await startWarden({ upstreams: [legacy.url], health: { probeTransports: false } });
+  t.teardown(() => quiet.close());
+  t.notOk(quiet.logs.lines.some((l) => l.msg === 'upstream transport'), 'health.probeTransports: false asks nothing');
 });
 
 async function waitFor(check: () => boolean, timeoutMs = 3_000): Promise<void> {

@@ -147,7 +147,8 @@ t.test('reset while a response stage reads a 404 body → 502, not a truncated 4
     const res = await post(proxy, token, { jsonrpc: '2.0', id: i, method: 'tools/list' }, { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' });
     outcomes.push(await res.text().then((text) => `${res.status} ${text}`, () => `cut ${res.status}`));
   });
-  t.same([...new Set(outcomes)], ['502 {"jsonrpc":"2.0","error":{"code":-32000,"message":"Upstream MCP server unavailable"},"id":null}'], 'a cut upstream body becomes 502 Upstream unavailable');
+  // The refusal names the request it answers (every POST is parsed, so its id is known).
+  t.same([...new Set(outcomes.map((o) => o.replace(/"id":\d+\}$/, '"id":<n>}')))], ['502 {"jsonrpc":"2.0","error":{"code":-32000,"message":"Upstream MCP server unavailable"},"id":<n>}'], 'a cut upstream body becomes 502 Upstream unavailable');
 });
 
 t.test('reset mid-SSE-stream: the client stream ends', async (t) => {
@@ -191,7 +192,7 @@ t.test('headers slower than upstreamTimeout → 504 at the timeout; the upstream
   t.same([...new Set(seen)], ['504 in time']);
 });
 
-t.test('an upstream that never reads a large streamed body → 504 within the timeout, not a hang', async (t) => {
+t.test('an upstream that never reads a large body → 504 within the timeout, not a hang', async (t) => {
   // Requests the upstream left unread. A socket nobody reads cannot notice its peer closed, so after
   // each round the upstream reads them again: only then does its connection count tell whether the
   // proxy really closed its side.
@@ -214,40 +215,32 @@ t.test('an upstream that never reads a large streamed body → 504 within the ti
   const init = await post(proxy, token, INIT);
   const sessionId = init.headers.get('mcp-session-id') ?? '';
   await init.text();
-  const chunk = Buffer.alloc(64 * 1024, 'x');
+  // 8 MiB of valid JSON-RPC: far more than socket buffers hold, so an upstream that does not read
+  // leaves the proxy's upload stuck. (The proxy reads the body first, bounded by maxBodyBytes.)
+  const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x'.repeat(8 * 1024 * 1024) } } }));
   const seen: string[] = [];
   await rounds(t, upstream, proxy, async () => {
     const started = Date.now();
-    // Offers up to 32 MiB as fast as the connection takes it: far more than socket buffers hold.
     const outcome = await new Promise<string>((resolve) => {
-      let sent = 0;
       const req = http.request(proxy.mcpUrl, {
         method: 'POST',
         agent: false,
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: ACCEPT, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
       }, (res) => {
-        const when = sent < 512 ? 'while sending' : 'after sending';
         res.resume();
-        res.once('end', () => resolve(`${res.statusCode} ${when}`));
-        res.once('error', () => resolve(`${res.statusCode} ${when}`));
+        res.once('end', () => resolve(String(res.statusCode)));
+        res.once('error', () => resolve(String(res.statusCode)));
       });
       req.on('error', (err: NodeJS.ErrnoException) => resolve(`client error ${err.code}`));
       req.setTimeout(5_000, () => req.destroy(new Error('hang')));
-      const pump = (): void => {
-        while (sent < 512 && !req.destroyed) {
-          sent++;
-          if (!req.write(chunk)) return void req.once('drain', pump);
-        }
-        if (!req.destroyed) req.end();
-      };
-      pump();
+      req.end(body);
     });
     const ms = Date.now() - started;
     seen.push(`${outcome} ${ms < 3_000 ? 'in time' : `${ms} ms`}`);
   }, () => {
     for (const req of unread.splice(0)) req.resume();
   });
-  t.same([...new Set(seen)], ['504 while sending in time'], 'the client got 504 while most of its body was still unsent');
+  t.same([...new Set(seen)], ['504 in time'], 'the client got 504 within the timeout, not a hang');
 });
 
 t.test('upstream cuts an initialize response while the proxy stores the session (Redis round trip) → 502, not a hang', async (t) => {

@@ -720,9 +720,10 @@ t.test('validateConfig', async (t) => {
     const raw = clone();
     const target = at(raw, group);
     if (Object.hasOwn(target, key)) return true; // a known key: not the case under test
+    if (group.length === 0 && key === '$schema' && typeof value === 'string') return true; // the file's JSON Schema reference: accepted at the root
     define(target, key, value);
     const result = validateConfig(raw);
-    return !result.ok && problemsAreWellFormed(result) && result.problems.some((p) => p.message === 'is not a known key');
+    return !result.ok && problemsAreWellFormed(result) && result.problems.some((p) => p.message.startsWith('is not a known key'));
   }), { seed: 0xc0f3, numRuns: 2_500 });
 });
 
