@@ -29,7 +29,7 @@ import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
 import { createUpstreamAgent } from './pipeline/forward.js';
-import { buildEntryStages, buildLegacyStages, buildRequestStages, runStages } from './pipeline/index.js';
+import { buildEntryStages, buildLegacyStages, buildRequestStages, createUpstreamTransport, runStages } from './pipeline/index.js';
 import type { Stage, StageDeps } from './pipeline/index.js';
 import { createTokenSigner, createTokenVerifier } from './auth/access-token.js';
 import { createClientRegistry } from './auth/clients.js';
@@ -375,6 +375,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const run = (stages: readonly Stage[]): Handler => (ctx) => runStages(stages, ctx);
   const entry = buildEntryStages(config, deps);
   const legacy = buildLegacyStages(config, deps);
+  const upstreamTransport = createUpstreamTransport(config, deps);
   // A Streamable HTTP upstream at a path that reads like a legacy SSE endpoint is most likely one.
   for (const url of config.upstreams) {
     if (/\/sse\/?$/.test(new URL(url).pathname)) log.warn({ upstream: url }, 'this upstream looks like a legacy HTTP+SSE endpoint (path /sse); it is forwarded as Streamable HTTP. For a legacy server set legacySse.upstream instead');
@@ -406,7 +407,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   const routes = mainRoutes(
     { mcpPath: config.mcpPath, issuerPath: new URL(site.issuer).pathname.replace(/\/$/, '') },
     {
-      mcp: run(buildRequestStages(config, deps)),
+      mcp: run(buildRequestStages(config, { ...deps, upstreamTransport })),
       token: run([...entry, tokenEndpoint({ people, clients, limiters, store, sign, resource: site.resource, accessTtlMs: tokens.accessTtl, refreshTtlMs: tokens.refreshTtl, issueRefreshTokens: tokens.issueRefreshTokens, clock })]),
       revoke: run([...entry, revokeEndpoint({ clients, limiters, store, verify, refreshTtlMs: tokens.refreshTtl, clock })]),
       authorize: signIn ? run([...pageEntry, signIn.authorize]) : metadata.authorize,
@@ -511,6 +512,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       const cut = await drain.drain(config.shutdownGrace);
       if (cut > 0) log.warn({ cut }, 'requests still running at the end of the shutdown grace were cut');
       server.closeAllConnections();
+      upstreamTransport.close();
       // Idle keep-alive connections to the upstreams would otherwise outlive the proxy.
       await agent.destroy();
       await metadataDocuments?.close();

@@ -10,6 +10,7 @@ import { RELAY_HEADER } from '../session/relay.js';
 import type { Relay } from '../session/relay.js';
 import { runResponseStages } from './stage.js';
 import { createSseRewriter } from './sse-rewrite.js';
+import type { UpstreamTransport } from './upstream-transport.js';
 import type { EventTransform, SseRewriter } from './sse-rewrite.js';
 import { logEvent } from '../observability/events.js';
 import type { ResponseStage } from './stage.js';
@@ -362,6 +363,12 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
  * Forwarding uses undici's dispatcher (a handler per request, no Node http.ClientRequest): it
  * costs about 40% less CPU per request than http-proxy on Node's http client (see docs/performance.md).
  */
+export function streamableHttp(deps: ForwardDeps): UpstreamTransport {
+  // Pooled connections belong to the agent, which the composition root destroys.
+  return { kind: 'streamable-http', forward: forward(deps), close: () => {} };
+}
+
+/** The Streamable HTTP transport's stage (see {@link streamableHttp}). */
 export function forward(deps: ForwardDeps) {
   const agent = deps.agent ?? createUpstreamAgent(deps.upstreamTimeoutMs);
   // The default identity header names are stripped even when turned off (null): an upstream that

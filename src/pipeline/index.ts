@@ -14,7 +14,8 @@ import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import type { Relay } from '../session/relay.js';
 import { acceptRelay } from './accept-relay.js';
-import { bridgeToLegacy } from './legacy-bridge.js';
+import { legacySseBridge } from './legacy-bridge.js';
+import type { UpstreamTransport } from './upstream-transport.js';
 import { legacyMessageTarget, legacySessionFromQuery, openLegacyStream } from './legacy-sse.js';
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
@@ -27,7 +28,7 @@ import { compilePolicy } from '../policy/decide.js';
 import type { Policy } from '../policy/decide.js';
 import { checkTransport } from './check-transport.js';
 import { enforceRateLimit } from './enforce-rate-limit.js';
-import { createUpstreamAgent, forward } from './forward.js';
+import { createUpstreamAgent, forward, streamableHttp } from './forward.js';
 import type { ForwardDeps } from './forward.js';
 import { loadState } from './load-state.js';
 import { rejectBlocked } from './reject-blocked.js';
@@ -72,6 +73,8 @@ export interface StageDeps {
   readonly policy?: () => Policy;
   /** Counts policy decisions (metrics). */
   readonly onPolicyDecision?: AuthorizeDeps['onDecision'];
+  /** The MCP path's upstream transport, made by the composition root (which closes it); built here when absent. */
+  readonly upstreamTransport?: UpstreamTransport;
   /** Tracing, when configured: it wraps the traced stages in spans. */
   readonly tracing?: Tracing | null;
 }
@@ -135,14 +138,19 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
     ...auditStages(config, deps, readMessage),
     ...authorizeStage,
     ...budgetStages(config, deps, readMessage),
-    config.legacySse.bridge && config.legacySse.upstream !== null
-      ? bridgeToLegacy({
-        sseUrl: config.legacySse.upstream, agent: deps.agent ?? createUpstreamAgent(security.upstreamTimeout), upstreamHeaders: config.upstreamHeaders,
-        upstreamTimeoutMs: security.upstreamTimeout, responseStages: buildResponseStages(config, deps), readMessage,
-        stopwatch: deps.stopwatch, onStreamStart: deps.onStreamStart,
-      })
-      : forwardStage(config, deps),
+    (deps.upstreamTransport ?? createUpstreamTransport(config, deps)).forward,
   ]);
+}
+
+/** The MCP path's way to its upstream: the legacy bridge when `legacySse.bridge` is on, else Streamable HTTP. */
+export function createUpstreamTransport(config: Config, deps: StageDeps): UpstreamTransport {
+  const { security, legacySse } = config;
+  if (!legacySse.bridge || legacySse.upstream === null) return streamableHttp(forwardDeps(config, deps));
+  return legacySseBridge({
+    sseUrl: legacySse.upstream, agent: deps.agent ?? createUpstreamAgent(security.upstreamTimeout), upstreamHeaders: config.upstreamHeaders,
+    upstreamTimeoutMs: security.upstreamTimeout, responseStages: buildResponseStages(config, deps), readMessage: messageReader(security.maxBodyBytes),
+    stopwatch: deps.stopwatch, onStreamStart: deps.onStreamStart,
+  });
 }
 
 /** The audit trail's stage when `audit.sinks` has any. */
@@ -206,14 +214,14 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
       // The legacy message endpoint is another way in: the same policy judges its messages.
       ...authorizeStages(config, deps, readMessage, true),
       legacyMessageTarget({ sseUrl }),
-      forwardStage(config, deps),
+      forward(forwardDeps(config, deps)),
     ]),
   };
 }
 
-function forwardStage(config: Config, deps: StageDeps): Stage {
+function forwardDeps(config: Config, deps: StageDeps): ForwardDeps {
   const { security } = config;
-  return forward({
+  return {
     upstreamTimeoutMs: security.upstreamTimeout,
     maxBodyBytes: security.maxBodyBytes,
     upstreamHeaders: config.upstreamHeaders,
@@ -224,5 +232,5 @@ function forwardStage(config: Config, deps: StageDeps): Stage {
     agent: deps.agent,
     relay: deps.relay,
     endUpstreamSession: deps.endUpstreamSession,
-  });
+  };
 }

@@ -10,6 +10,7 @@ import type { ForwardDeps } from './forward.js';
 import type { ReadMessage } from './read-message.js';
 import { runResponseStages } from './stage.js';
 import type { ResponseStage } from './stage.js';
+import type { UpstreamTransport } from './upstream-transport.js';
 
 /**
  * Streamable HTTP clients in front of a legacy HTTP+SSE (2024-11-05) upstream (DESIGN §16). Per
@@ -129,8 +130,8 @@ class Bridge {
   }
 }
 
-/** The forward stage's place on the MCP path when it bridges to a legacy upstream. */
-export function bridgeToLegacy(deps: LegacyBridgeDeps) {
+/** The upstream transport of the MCP path when it bridges to a legacy upstream. */
+export function legacySseBridge(deps: LegacyBridgeDeps): UpstreamTransport {
   const upstream = new URL(deps.sseUrl);
   const bridges = new Map<string, Bridge>();
 
@@ -242,7 +243,16 @@ export function bridgeToLegacy(deps: LegacyBridgeDeps) {
     };
   }
 
-  return async function bridgeToLegacy(ctx: RequestContext): Promise<void> {
+  return {
+    kind: 'legacy-sse',
+    forward: bridgeToLegacy,
+    // Each upstream stream closed is an upstream session ended, not left to time out.
+    close: () => {
+      for (const bridge of [...bridges.values()]) bridge.close();
+    },
+  };
+
+  async function bridgeToLegacy(ctx: RequestContext): Promise<void> {
     const method = ctx.req.method;
     ctx.timing.forwarded = deps.stopwatch();
     if (method === 'POST' && ctx.creating) {
@@ -331,5 +341,5 @@ export function bridgeToLegacy(deps: LegacyBridgeDeps) {
     deps.onStreamStart?.(ctx, () => ctx.res.end());
     waiter.start();
     await waiter.done;
-  };
+  }
 }

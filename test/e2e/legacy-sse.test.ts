@@ -191,6 +191,16 @@ t.test('bridge: DELETE ends the upstream stream', async (t) => {
   t.same(await proxy.warden.store.listSessions('alice', Date.now()), []);
 });
 
+t.test('bridge: shutting the proxy down ends the upstream streams it holds', async (t) => {
+  const upstream = await legacyUpstream(t);
+  const proxy = await startWarden({ legacySse: { upstream: upstream.url, bridge: true } });
+  const { close } = await connectClient(proxy.mcpUrl, { token: await proxy.token() });
+  t.equal(upstream.open.size, 1);
+  await proxy.close();
+  await t.resolves(waitFor(() => upstream.open.size === 0), 'no upstream session outlives the proxy');
+  await close();
+});
+
 t.test('an upstream whose path looks like a legacy endpoint gets a warning at startup', async (t) => {
   const proxy = await startWarden({ upstreams: ['http://127.0.0.1:9/sse'] });
   t.teardown(() => proxy.close());

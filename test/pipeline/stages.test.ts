@@ -1,6 +1,7 @@
 import t from 'tap';
 import { validateConfig } from '../../src/config/validate.js';
-import { buildLegacyStages, buildRequestStages, buildResponseStages } from '../../src/pipeline/index.js';
+import { buildLegacyStages, buildRequestStages, buildResponseStages, createUpstreamTransport } from '../../src/pipeline/index.js';
+import type { UpstreamTransport } from '../../src/pipeline/upstream-transport.js';
 import type { StageDeps } from '../../src/pipeline/index.js';
 import { watchGeneration } from '../../src/store/generation.js';
 import { createMemoryStore } from '../../src/store/memory.js';
@@ -52,4 +53,18 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   const legacy = validateConfig({ legacySse: { upstream: 'http://127.0.0.1:9/sse' }, policy: { default: 'deny', rules: [] } });
   if (!legacy.ok) throw new Error(`legacy config must be valid: ${JSON.stringify(legacy.problems)}`);
   t.ok(buildLegacyStages(legacy.config, deps)?.message.map((s) => s.name).includes('authorize'), 'legacy messages are authorized');
+
+  // The last stage is the upstream transport: Streamable HTTP, or the legacy bridge; either is one
+  // implementation of the same seam, and the rest of the path does not change with it.
+  const http = createUpstreamTransport(config, deps);
+  t.same([http.kind, http.forward.name], ['streamable-http', 'forward']);
+  const bridged = validateConfig({ legacySse: { upstream: 'http://127.0.0.1:9/sse', bridge: true } });
+  if (!bridged.ok) throw new Error('bridge config must be valid');
+  const bridge = createUpstreamTransport(bridged.config, deps);
+  t.same([bridge.kind, bridge.forward.name], ['legacy-sse', 'bridgeToLegacy']);
+  const names = buildRequestStages(bridged.config, deps).map((s) => s.name);
+  t.same(names, [...names.slice(0, -1), 'bridgeToLegacy'], 'the bridge takes forward\'s place, and only that');
+  t.same(names.slice(0, -1), buildRequestStages(config, deps).map((s) => s.name).slice(0, -1), 'every stage before it is the same');
+  const mine: UpstreamTransport = { kind: 'streamable-http', forward: function mine() {}, close: () => {} };
+  t.equal(buildRequestStages(config, { ...deps, upstreamTransport: mine }).at(-1), mine.forward, 'a transport the composition root made is the one used');
 });
