@@ -30,7 +30,7 @@ t.test('health endpoints are outside every limit: hammered past all of them, not
   const bodies = await Promise.all(replies.map((r) => r.json() as Promise<unknown>));
   t.same([...new Set(replies.map((r) => r.status))], [200], '50 unauthenticated probes, all 200');
   t.same(bodies[0], { status: 'ok' });
-  t.same(bodies[1], { ready: true, store: 'ok', persistence: 'memory', upstream: 'unchecked' });
+  t.same(bodies[1], { ready: true, store: 'ok', persistence: 'memory', upstream: 'unchecked', transports: {} });
   t.equal(replies[1]?.headers.get('cache-control'), 'no-store');
   t.ok(replies.every((r) => r.headers.get('ratelimit') === null), 'no limit applies, none is advertised');
 
@@ -59,11 +59,11 @@ t.test('readyz with health.checkUpstream: 503 + Retry-After when no upstream acc
   t.teardown(() => proxy.close());
   const ready = await fetch(`${proxy.url}/readyz`);
   t.equal(ready.status, 200);
-  t.same(await ready.json(), { ready: true, store: 'ok', persistence: 'memory', upstream: 'ok' });
+  t.same(await ready.json(), { ready: true, store: 'ok', persistence: 'memory', upstream: 'ok', transports: {} });
   await upstream.close();
   const notReady = await fetch(`${proxy.url}/readyz`);
   t.equal(notReady.status, 503);
-  t.same(await notReady.json(), { ready: false, store: 'ok', persistence: 'memory', upstream: 'unreachable' });
+  t.same(await notReady.json(), { ready: false, store: 'ok', persistence: 'memory', upstream: 'unreachable', transports: {} });
   t.ok(retryAfter(notReady.headers) >= 1, 'Retry-After');
   t.equal((await fetch(`${proxy.url}/healthz`)).status, 200, 'liveness does not depend on the upstream');
 });
@@ -79,7 +79,7 @@ t.test('readyz follows the store: 503 + Retry-After while Redis is down', async 
   const notReady = await fetch(`${proxy.url}/readyz`);
   t.ok(performance.now() - started < 500, 'readiness answers at once');
   t.equal(notReady.status, 503);
-  t.same(await notReady.json(), { ready: false, store: 'unreachable', persistence: 'unchecked', upstream: 'unchecked' });
+  t.same(await notReady.json(), { ready: false, store: 'unreachable', persistence: 'unchecked', upstream: 'unchecked', transports: {} });
   t.ok(retryAfter(notReady.headers) >= 1);
   t.equal((await fetch(`${proxy.url}/healthz`)).status, 200, 'alive while the store is down');
 });

@@ -178,8 +178,13 @@ t.test('bridge: a client that aborts a call mid-stream leaves the session workin
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 }, _meta: { progressToken: 'p' } } }),
   });
   const reader = res.body?.getReader();
-  const first = await reader?.read();
-  t.match(Buffer.from(first?.value ?? new Uint8Array()).toString('utf8'), /notifications\/progress/, 'the call was streaming');
+  let streamed = '';
+  while (reader && !streamed.includes('notifications/progress')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    streamed += Buffer.from(value).toString('utf8');
+  }
+  t.match(streamed, /notifications\/progress/, 'the call was streaming');
   t.equal(await openStreams(proxy), 1, 'one stream open');
   abort.abort();
   await reader?.cancel().catch(() => {});

@@ -16,8 +16,8 @@ t.test('readiness: the store must answer; upstreams only when asked', async (t) 
   const up = `http://127.0.0.1:${(listening.address() as AddressInfo).port}/mcp`;
   const dead = `http://127.0.0.1:${await freePort()}/mcp`;
 
-  t.same(await createReadiness({ store, upstreams: [dead], checkUpstream: false })(), { ready: true, store: 'ok', persistence: 'memory', upstream: 'unchecked' });
-  t.same(await createReadiness({ store: down, upstreams: [up], checkUpstream: false })(), { ready: false, store: 'unreachable', persistence: 'unchecked', upstream: 'unchecked' });
-  t.same(await createReadiness({ store, upstreams: [dead, up], checkUpstream: true })(), { ready: true, store: 'ok', persistence: 'memory', upstream: 'ok' }, 'one reachable upstream is enough');
-  t.same(await createReadiness({ store, upstreams: [dead], checkUpstream: true })(), { ready: false, store: 'ok', persistence: 'memory', upstream: 'unreachable' });
+  t.same(await createReadiness({ store, upstreams: [dead], checkUpstream: false })(), { ready: true, store: 'ok', persistence: 'memory', upstream: 'unchecked', transports: {} });
+  t.same(await createReadiness({ store: down, upstreams: [up], checkUpstream: false })(), { ready: false, store: 'unreachable', persistence: 'unchecked', upstream: 'unchecked', transports: {} });
+  t.same(await createReadiness({ store, upstreams: [dead, up], checkUpstream: true })(), { ready: true, store: 'ok', persistence: 'memory', upstream: 'ok', transports: {} }, 'one reachable upstream is enough');
+  t.same(await createReadiness({ store, upstreams: [dead], checkUpstream: true })(), { ready: false, store: 'ok', persistence: 'memory', upstream: 'unreachable', transports: {} });
 });
