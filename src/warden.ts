@@ -28,7 +28,7 @@ import { createLogger } from './observability/logger.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
-import { createUpstreamAgent } from './pipeline/forward.js';
+import { createUpstreamAgent, deleteUpstreamSession } from './pipeline/forward.js';
 import { buildEntryStages, buildLegacyStages, buildRequestStages, createUpstreamTransport, runStages } from './pipeline/index.js';
 import type { Stage, StageDeps } from './pipeline/index.js';
 import { createTokenSigner, createTokenVerifier } from './auth/access-token.js';
@@ -347,7 +347,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     fingerprint: createFingerprint(sessions),
     endUpstreamSession: (upstreamIndex, upstreamSessionId) => {
       const url = upstreams.url(upstreamIndex);
-      if (url) fetch(url, { method: 'DELETE', headers: { ...config.upstreamHeaders, 'mcp-session-id': upstreamSessionId } }).catch(() => {});
+      if (url) void deleteUpstreamSession(agent, url, config.upstreamHeaders, upstreamSessionId, security.upstreamTimeout);
     },
     onStreamStart: (ctx, end) => {
       metrics.openStreams(1);

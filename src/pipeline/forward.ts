@@ -45,6 +45,24 @@ export function createUpstreamAgent(timeoutMs: number): Agent {
   return new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: 0 });
 }
 
+/**
+ * Ends an upstream session (MCP: DELETE with its id) through the upstream pool, within
+ * `timeoutMs` for the answer and its body. Failures are not retried: an upstream that does not
+ * answer forgets the session by itself.
+ */
+export async function deleteUpstreamSession(agent: Dispatcher, url: string, headers: Readonly<Record<string, string>>, upstreamSessionId: string, timeoutMs: number): Promise<void> {
+  const target = new URL(url);
+  try {
+    const reply = await agent.request({
+      origin: target.origin, path: `${target.pathname}${target.search}`, method: 'DELETE',
+      headers: { ...headers, 'mcp-session-id': upstreamSessionId }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+    });
+    await reply.body.dump();
+  } catch {
+    // Refused, timed out or reset: nothing more to do.
+  }
+}
+
 // Hop-by-hop headers (RFC 9110 §7.6.1) and headers a client must not be able to set upstream.
 // `host` is the upstream's own (set by the pool); `expect` would make the upstream wait for a
 // 100-continue that only the client's side of the exchange knows about.

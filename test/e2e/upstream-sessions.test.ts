@@ -4,6 +4,8 @@
  * client ever opened). A real SDK upstream counts its open sessions.
  */
 import t from 'tap';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Test } from 'tap';
 import { startDemoServer } from '../../demo/mcp-server.js';
 import type { DemoServer } from '../../demo/mcp-server.js';
@@ -96,4 +98,41 @@ t.test('replicas on one Redis sweep together and end each upstream session once'
   await settled(upstream, 4);
   t.equal(deletes(upstream), 4, 'each exactly once');
   t.same(upstream.sessionIds(), []);
+});
+
+t.test('ending an upstream session goes through the upstream pool with upstreamHeaders, and gives up after upstreamTimeout', async (t) => {
+  // An upstream that mints sessions and never answers a DELETE.
+  const deletes: { headers: import('node:http').IncomingHttpHeaders; closedAfterMs: number | null }[] = [];
+  let minted = 0;
+  const server = createServer((req, res) => {
+    if (req.method === 'DELETE') {
+      const entry = { headers: req.headers, closedAfterMs: null as number | null };
+      deletes.push(entry);
+      const started = Date.now();
+      res.once('close', () => (entry.closedAfterMs = Date.now() - started));
+      return;
+    }
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': `up-${++minted}` }).end('{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"u","version":"1"}}}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as AddressInfo;
+  const proxy = await startWarden({
+    upstreams: [`http://127.0.0.1:${port}/mcp`], upstreamHeaders: { 'X-Upstream-Key': 'k-123' },
+    sessions: { maxConcurrent: 1, onLimit: 'evict-oldest' }, security: { upstreamTimeout: 300 },
+  });
+  t.teardown(() => proxy.close());
+  const token = await proxy.token('alice');
+  for (const id of [1, 2]) t.equal((await rpc(proxy.mcpUrl, { token, body: initialize(id) })).status, 200);
+  // The second initialize evicted the first session: its upstream session is ended.
+  for (let i = 0; i < 40 && (deletes.length === 0 || deletes[0]?.closedAfterMs === null); i++) await sleep(50);
+  t.equal(deletes.length, 1, 'one DELETE for the evicted session');
+  t.equal(deletes[0]?.headers['mcp-session-id'], 'up-1', 'naming the upstream\'s own id');
+  t.equal(deletes[0]?.headers['x-upstream-key'], 'k-123', 'with the configured upstream headers');
+  const after = deletes[0]?.closedAfterMs ?? Infinity;
+  t.ok(after >= 250 && after < 2_000, `given up after upstreamTimeout (closed after ${after} ms), not left open`);
 });
