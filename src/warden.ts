@@ -141,10 +141,6 @@ function closeServer(server: http.Server): Promise<void> {
 const SESSION_COUNT_TTL_MS = 30_000;
 
 /**
- * Composition root: builds everything from a validated config, listens, and returns the running
- * proxy. Bad settings throw here, at startup, never per request.
- */
-/**
  * Asks each upstream which transport it speaks, logs what it found, and warns where the config
  * says otherwise: a legacy server among `upstreams`, or a Streamable HTTP one as
  * `legacySse.upstream`. `settled` resolves when every probe answered; `found` is what is known so
@@ -185,6 +181,10 @@ async function answersWithin(store: Store, ms: number): Promise<boolean> {
   }
 }
 
+/**
+ * Composition root: builds everything from a validated config, listens, and returns the running
+ * proxy. Bad settings throw here, at startup, never per request.
+ */
 export async function createWarden(config: Config, options: WardenOptions = {}): Promise<Warden> {
   // Security events also feed the metrics that count them (sessions created and ended).
   const log = tapEvents(options.logger ?? createLogger(config.log.level), (event, fields) => metrics.securityEvent(event, fields));
