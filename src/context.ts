@@ -3,7 +3,8 @@ import type { Context as TraceContext } from '@opentelemetry/api';
 import type { Logger } from './observability/logger.js';
 import type { RpcMessage } from './http/jsonrpc.js';
 import type { RequestState, SessionRecord } from './store/store.js';
-import type { LimitResult, Limiters } from './store/limiters.js';
+import type { LimitResult } from './store/limiters.js';
+import type { WardenError } from './errors.js';
 import type { Client } from './auth/clients.js';
 
 /** How refusals on a route are written: JSON-RPC (MCP path), RFC 6749 JSON (OAuth), plain JSON. */
@@ -76,11 +77,12 @@ export interface RequestContext {
   body: Buffer | null;
   message: RpcMessage | null;
   /**
-   * reject-blocked: the failed-attempt check of the address is owed (the limiters to run it with).
-   * It outranks every later outcome: load-state takes it over into its store call, and the request
-   * handler runs it before sending any other refusal.
+   * authenticate (or accept-relay, for a forged hop): why the caller is not authenticated. Kept,
+   * not thrown, until load-state has read the address's failed-attempt block, which outranks it.
    */
-  blockCheck: Limiters | null;
+  authFailure: WardenError | null;
+  /** load-state (or load-address-block on other routes): how long the address stays blocked (0: not blocked). */
+  addressBlockedMs: number;
   /** authenticate: the verified identity. */
   identity: Identity | null;
   /** load-state (MCP path) or client authentication (OAuth endpoints): the client's settings; null for external identities. */
@@ -170,7 +172,8 @@ class Context implements RequestContext {
   relayedFrom: string | null = null;
   body: Buffer | null = null;
   message: RpcMessage | null = null;
-  blockCheck: Limiters | null = null;
+  authFailure: WardenError | null = null;
+  addressBlockedMs = 0;
   identity: Identity | null = null;
   client: Client | null = null;
   presentedSessionId: string | null = null;

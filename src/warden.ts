@@ -10,8 +10,6 @@ import { compilePolicy } from './policy/decide.js';
 import type { Policy } from './policy/decide.js';
 import type { RequestContext, Site } from './context.js';
 import { need } from './context.js';
-import { countsAsFailedAttempt, ERROR_CATALOG } from './errors.js';
-import type { WardenError } from './errors.js';
 import { createDrain } from './http/drain.js';
 import { sendJson } from './http/reply.js';
 import { adminRoutes, mainRoutes } from './http/routes.js';
@@ -29,7 +27,7 @@ import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
 import { createUpstreamAgent, deleteUpstreamSession } from './pipeline/forward.js';
-import { buildEntryStages, buildLegacyStages, buildRequestStages, createUpstreamTransport, runStages } from './pipeline/index.js';
+import { buildEntryStages, buildLegacyStages, buildRefusalHooks, buildRequestStages, clientIdOf, createUpstreamTransport, runStages } from './pipeline/index.js';
 import type { Stage, StageDeps } from './pipeline/index.js';
 import { createTokenSigner, createTokenVerifier } from './auth/access-token.js';
 import { createClientRegistry } from './auth/clients.js';
@@ -423,27 +421,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   );
 
-  // The caller's client id when known: a verified token (MCP path) or an authenticated client (OAuth endpoints).
-  const clientIdOf = (ctx: RequestContext): string | null => ctx.identity?.clientId ?? ctx.client?.id ?? null;
-  const onRefusal = async (ctx: RequestContext, err: WardenError): Promise<void> => {
-    const entry = ERROR_CATALOG[err.code];
-    const reason = err.detail.reason;
-    const clientId = clientIdOf(ctx);
-    const { denial } = err.detail;
-    if (denial) logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId, principal: ctx.identity?.principal, sessionId: ctx.session?.key, method: denial.method, name: denial.name?.slice(0, 256), rule: denial.rule });
-    else logEvent(ctx.log, entry.event, { reason, address: ctx.clientAddress, route: ctx.route, code: err.code, clientId });
-    metrics.refusal(err.code, reason);
-    if (entry.event === 'auth.failed') metrics.authFailure(reason ?? 'unknown');
-    const limiter = { RATE_LIMITED: reason ?? 'client', ADDRESS_BLOCKED: 'failed_attempts', SESSION_LIMIT: 'sessions', STREAM_LIMIT: 'streams' }[err.code as string];
-    if (limiter) metrics.rateLimited(limiter);
-    if (err.code.startsWith('UPSTREAM_') && ctx.upstreamIndex !== null) metrics.upstreamError(upstreamLabel(ctx), reason ?? err.code.slice('UPSTREAM_'.length).toLowerCase());
-    // A refused relay says the owner replica is down, not this replica's upstream.
-    if (err.code === 'UPSTREAM_UNAVAILABLE' && reason === 'refused' && ctx.upstreamIndex !== null && ctx.relayTo === null) upstreams.markDown(ctx.upstreamIndex);
-    if (countsAsFailedAttempt(err) && ctx.clientAddress && (await limiters.failedAttempt(ctx.clientAddress))) {
-      // The moment the budget is spent, not only later refusals: the block starts with this request.
-      logEvent(ctx.log, 'address.blocked', { reason: 'threshold', count: config.rateLimits.failedAttempts.points, address: ctx.clientAddress, route: ctx.route, clientId });
-    }
-  };
+  const refusals = buildRefusalHooks({ metrics, limiters, upstreams, failedAttemptPoints: config.rateLimits.failedAttempts.points, upstreamLabel });
   const onDone = ({ ctx, error }: Outcome): void => {
     const { timing } = ctx;
     metrics.request(ctx.route, ctx.req.method ?? '', ctx.res.statusCode);
@@ -460,7 +438,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     tracing.end(outcome.ctx, outcome.error);
     onDone(outcome);
   } : onDone;
-  const handlerFor = (table: RouteTable) => createRequestHandler({ routes: table, site, log, clock, stopwatch, drain, onRefusal, onDone: finish, ...traceRequests });
+  const handlerFor = (table: RouteTable) => createRequestHandler({ routes: table, site, log, clock, stopwatch, drain, refusals, onDone: finish, ...traceRequests });
   server.on('request', handlerFor(routes));
 
   let admin: http.Server | null = null;
@@ -473,7 +451,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     });
     // The admin listener's own entry stages: its plain-HTTP listener, no browsers, the caller's
     // address. No address block: an operator must be able to lift one from the address it hit.
-    const adminEntry = buildEntryStages({ ...config, security: { ...security, allowedOrigins: [], requireSecureTransport: false } }, deps).filter((s) => s.name !== 'rejectBlocked');
+    const adminEntry = buildEntryStages({ ...config, security: { ...security, allowedOrigins: [], requireSecureTransport: false } }, deps, 'none');
     const guarded = Object.fromEntries(Object.entries(api).map(([name, handler]) => [name, run([...adminEntry, handler])])) as unknown as AdminHandlers;
     admin = http.createServer(handlerFor(adminRoutes({ ...health, metrics: metricsHandler, admin: guarded })));
     const a = await listen(admin, config.admin.listen.host, config.admin.listen.port).catch((err: unknown) => abandon(err, [server]));

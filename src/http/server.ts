@@ -5,8 +5,8 @@ import type { RequestContext, RouteKind, Site } from '../context.js';
 import { asWardenError, WardenError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { sendError } from './reply.js';
-import { settleBlockCheck } from '../pipeline/reject-blocked.js';
 import type { Drain } from './drain.js';
+import type { RefusalHook } from '../pipeline/refusals.js';
 
 /** Handles one request on a route; throws a refusal to answer with an error. */
 export type Handler = (ctx: RequestContext) => Promise<void> | void;
@@ -32,8 +32,8 @@ export interface RouterDeps {
   readonly clock: () => number;
   readonly stopwatch: () => number;
   readonly drain: Drain;
-  /** Called before a refusal is written: security event, metrics, failed-attempt budget. */
-  readonly onRefusal: (ctx: RequestContext, err: WardenError) => Promise<void> | void;
+  /** Run in order before a refusal is written (security event, metrics, failed-attempt budget); one failing does not stop the next. */
+  readonly refusals: readonly RefusalHook[];
   /** Called as a request arrives, with its route known (tracing: the request span). */
   readonly onStart?: (ctx: RequestContext) => void;
   /** Called once per request when it is over: access log, metrics. */
@@ -82,17 +82,13 @@ export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, r
         return;
       }
       error = asWardenError(err);
-      // A pending failed-attempt check outranks every other refusal: a blocked address gets 429.
-      try {
-        await settleBlockCheck(ctx);
-      } catch (blocked) {
-        error = asWardenError(blocked);
-      }
       if (error.code === 'INTERNAL') ctx.log.error({ err: error.detail.cause }, 'unexpected error');
-      try {
-        await deps.onRefusal(ctx, error);
-      } catch (bookkeeping) {
-        ctx.log.error({ err: bookkeeping }, 'refusal bookkeeping failed');
+      for (const note of deps.refusals) {
+        try {
+          await note(ctx, error);
+        } catch (bookkeeping) {
+          ctx.log.error({ err: bookkeeping, hook: note.name }, 'refusal bookkeeping failed');
+        }
       }
       ctx.refusal = error.code;
       sendError(ctx, error);

@@ -2,7 +2,6 @@ import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
 import { authorizationField, parseBasic } from '../http/headers.js';
 import { readBody } from '../http/jsonrpc.js';
-import { settleBlockCheck } from '../pipeline/reject-blocked.js';
 import type { Client, ClientRegistry } from '../auth/clients.js';
 import type { LimitResult, Limiters } from '../store/limiters.js';
 
@@ -40,8 +39,7 @@ export async function readForm(ctx: RequestContext): Promise<Form> {
  * secret check; the client's own limit only once the secret was right.
  */
 export async function authenticateClient(ctx: RequestContext, form: Form, deps: { clients: ClientRegistry; limiters: Limiters }): Promise<Client> {
-  // A blocked address is refused before any secret is checked.
-  await settleBlockCheck(ctx);
+  // A blocked address was refused by the entry stages, before any secret is checked.
   // All Authorization lines, not Node's first-wins req.headers: two are malformed.
   const basic = parseBasic(authorizationField(ctx.req.headers.authorization, ctx.req.rawHeaders));
   const postId = form.get('client_id');

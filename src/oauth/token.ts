@@ -9,7 +9,6 @@ import { hashRefreshToken, isRefreshTokenShape, mintRefreshToken, redeemRefreshT
 import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import { authenticateClient, readForm } from './client-auth.js';
-import { settleBlockCheck } from '../pipeline/reject-blocked.js';
 import type { Form } from './client-auth.js';
 import type { peopleGrants } from './code-grant.js';
 
@@ -95,7 +94,6 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
       // People's clients are public apps or login clients, not machine clients: they authenticate
       // their own way (PKCE, or a login client secret), after the address's limit.
       if (grant === 'authorization_code' || (grant === 'refresh_token' && (await deps.people.ownsRefreshToken(form)))) {
-        await settleBlockCheck(ctx);
         const byAddress = await deps.limiters.tokenEndpoint(ctx.clientAddress);
         if (!byAddress.allowed) throw new WardenError('RATE_LIMITED', { reason: 'token_endpoint', limit: byAddress.limit, retryAfterMs: byAddress.limit.resetMs });
         return grant === 'authorization_code' ? deps.people.authorizationCode(ctx, form) : deps.people.refreshToken(ctx, form);

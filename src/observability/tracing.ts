@@ -106,6 +106,8 @@ export async function createTracing(config: Config, options: TracingOptions = {}
         }
         const finish = (): void => {
           if (upstream && ctx.response) span.setAttribute('http.response.status_code', ctx.response.status);
+          // Authentication decides without throwing (its refusal waits for the address block): its span still fails.
+          if (ctx.authFailure !== null && traced.name === 'authenticate') fail(span, ctx.authFailure);
           span.end();
         };
         const failed = (err: unknown): never => {

@@ -3,22 +3,42 @@ import { WardenError } from '../errors.js';
 import { authorizationField, parseBearer } from '../http/headers.js';
 import type { VerifyAccessToken } from '../auth/access-token.js';
 
+/** The refusals of authentication: decided here, sent by refuse-unauthenticated once the address block is known. */
+const AUTH_REFUSALS = new Set(['TOKEN_MISSING', 'TOKEN_INVALID', 'INSUFFICIENT_SCOPE']);
+
 /**
  * Stage 4: the bearer token becomes the request's identity. Missing → 401 with the resource
  * metadata challenge; anything wrong with it → 401 invalid_token; valid but without the required
- * scope → 403 insufficient_scope. Revocation is checked with the rest of the state (stage 5).
+ * scope → 403 insufficient_scope. The refusal is not thrown here but kept in `ctx.authFailure`:
+ * a blocked address gets 429 whatever its token, and the block is read with the rest of the state
+ * (load-state). A failure to verify at all (a store or an issuer down) is thrown at once.
  */
 export function authenticate(deps: { readonly verify: VerifyAccessToken; readonly requiredScope: string | null }) {
   return async function authenticate(ctx: RequestContext): Promise<void> {
+    // A forged relay header already decided this request.
+    if (ctx.authFailure !== null) return;
     // Two Authorization lines reach the parser as two and are refused (see authorizationField).
     const bearer = parseBearer(authorizationField(ctx.req.headers.authorization, ctx.req.rawHeaders));
     if (!bearer.ok) {
-      throw bearer.reason === 'missing' ? new WardenError('TOKEN_MISSING', { reason: 'missing' }) : new WardenError('TOKEN_INVALID', { reason: 'malformed' });
+      ctx.authFailure = bearer.reason === 'missing' ? new WardenError('TOKEN_MISSING', { reason: 'missing' }) : new WardenError('TOKEN_INVALID', { reason: 'malformed' });
+      return;
     }
-    const identity = await deps.verify(bearer.value);
-    ctx.identity = identity;
-    if (deps.requiredScope !== null && !identity.scopes.includes(deps.requiredScope)) {
-      throw new WardenError('INSUFFICIENT_SCOPE', { scope: deps.requiredScope });
+    try {
+      ctx.identity = await deps.verify(bearer.value);
+    } catch (err) {
+      if (!(err instanceof WardenError) || !AUTH_REFUSALS.has(err.code)) throw err;
+      ctx.authFailure = err;
+      return;
     }
+    if (deps.requiredScope !== null && !ctx.identity.scopes.includes(deps.requiredScope)) {
+      ctx.authFailure = new WardenError('INSUFFICIENT_SCOPE', { scope: deps.requiredScope });
+    }
+  };
+}
+
+/** Stage 5b: the authentication refusal decided in stage 4 (or a forged relay hop), now that the address is known not to be blocked. */
+export function refuseUnauthenticated() {
+  return function refuseUnauthenticated(ctx: RequestContext): void {
+    if (ctx.authFailure !== null) throw ctx.authFailure;
   };
 }

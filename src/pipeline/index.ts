@@ -17,7 +17,7 @@ import { acceptRelay } from './accept-relay.js';
 import { legacySseBridge } from './legacy-bridge.js';
 import type { UpstreamTransport } from './upstream-transport.js';
 import { legacyMessageTarget, legacySessionFromQuery, openLegacyStream } from './legacy-sse.js';
-import { authenticate } from './authenticate.js';
+import { authenticate, refuseUnauthenticated } from './authenticate.js';
 import { authorize } from './authorize.js';
 import type { AuthorizeDeps } from './authorize.js';
 import { filterLists, streamListFilter } from './filter-lists.js';
@@ -31,7 +31,8 @@ import { enforceRateLimit } from './enforce-rate-limit.js';
 import { createUpstreamAgent, forward, streamableHttp } from './forward.js';
 import type { ForwardDeps } from './forward.js';
 import { loadState } from './load-state.js';
-import { rejectBlocked } from './reject-blocked.js';
+import { loadAddressBlock, rejectBlocked } from './reject-blocked.js';
+import { refuseRevoked } from './refuse-revoked.js';
 import { resolveClientAddress } from './resolve-client-address.js';
 import { messageReader } from './read-message.js';
 import type { ReadMessage } from './read-message.js';
@@ -42,6 +43,8 @@ import type { ResponseStage, Stage } from './stage.js';
 import type { Tracing } from '../observability/tracing.js';
 
 export { runStages } from './stage.js';
+export { buildRefusalHooks, clientIdOf } from './refusals.js';
+export type { RefusalHook } from './refusals.js';
 export type { Stage, ResponseStage } from './stage.js';
 
 const constant = <T>(value: T) => (): T => value;
@@ -85,20 +88,35 @@ function traced(deps: Pick<StageDeps, 'tracing'>, stages: Stage[]): Stage[] {
   return tracing ? stages.map((s) => tracing.stage(s)) : stages;
 }
 
-function loadStateStage(config: Config, deps: StageDeps): Stage {
-  return loadState({
-    limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime,
-    clock: deps.clock, generation: deps.generation, skewMs: config.tokens.clockSkew,
-  });
+/**
+ * Authentication and what the store knows about the caller, then the decisions on it, each its own
+ * stage (DESIGN §4 steps 3-6): load-state reads the address's block with the rest, so the block is
+ * refused first, then a failed authentication, then a revoked token, then the rate limit.
+ */
+function authenticatedStages(config: Config, deps: StageDeps): Stage[] {
+  return [
+    authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
+    loadState({
+      limiters: deps.limiters, clients: deps.clients, sessionIds: deps.sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime,
+      clock: deps.clock, generation: deps.generation,
+    }),
+    rejectBlocked({ limiters: deps.limiters }),
+    refuseUnauthenticated(),
+    refuseRevoked({ generation: deps.generation, skewMs: config.tokens.clockSkew }),
+    enforceRateLimit(),
+  ];
 }
 
-/** The stages every route starts with: transport checks, client address, blocked addresses. */
-export function buildEntryStages(config: Config, deps: Pick<StageDeps, 'limiters'>): Stage[] {
+/**
+ * The stages every route starts with: transport checks, the client address, and (unless the route
+ * reads it with its state, or is the admin listener's) the address's failed-attempt block.
+ */
+export function buildEntryStages(config: Config, deps: Pick<StageDeps, 'limiters'>, addressBlock: 'now' | 'with-state' | 'none' = 'now'): Stage[] {
   const { security } = config;
   return [
     checkTransport({ maxBodyBytes: security.maxBodyBytes, requireSecureTransport: security.requireSecureTransport, allowedOrigins: security.allowedOrigins, trustProxy: security.trustProxy }),
     resolveClientAddress({ trustProxy: security.trustProxy }),
-    rejectBlocked({ limiters: deps.limiters }),
+    ...(addressBlock === 'now' ? [loadAddressBlock({ limiters: deps.limiters }), rejectBlocked({ limiters: deps.limiters })] : []),
   ];
 }
 
@@ -129,11 +147,9 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
   const readMessage = messageReader(security.maxBodyBytes);
   const authorizeStage = authorizeStages(config, deps, readMessage);
   return traced(deps, [
-    ...buildEntryStages(config, deps),
+    ...buildEntryStages(config, deps, 'with-state'),
     acceptRelay({ relay: deps.relay }),
-    authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
-    loadStateStage(config, deps),
-    enforceRateLimit(),
+    ...authenticatedStages(config, deps),
     resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'streamable-http', clock: deps.clock, readMessage }),
     ...auditStages(config, deps, readMessage),
     ...authorizeStage,
@@ -190,15 +206,10 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
   if (legacySse.upstream === null) return null;
   const sseUrl = legacySse.upstream;
   const readMessage = messageReader(security.maxBodyBytes);
-  const authenticated = (): Stage[] => [
-    authenticate({ verify: deps.verify, requiredScope: config.tokens.requiredScope }),
-    loadStateStage(config, deps),
-    enforceRateLimit(),
-  ];
   return {
     stream: traced(deps, [
-      ...buildEntryStages(config, deps),
-      ...authenticated(),
+      ...buildEntryStages(config, deps, 'with-state'),
+      ...authenticatedStages(config, deps),
       openLegacyStream({
         sseUrl, messagePath: legacySse.messagePath, agent: deps.agent ?? createUpstreamAgent(security.upstreamTimeout), upstreamHeaders: config.upstreamHeaders,
         upstreamTimeoutMs: security.upstreamTimeout, store: deps.store, sessionIds: deps.sessionIds, streams: deps.streams, fingerprint: deps.fingerprint,
@@ -207,9 +218,9 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
       }),
     ]),
     message: traced(deps, [
-      ...buildEntryStages(config, deps),
+      ...buildEntryStages(config, deps, 'with-state'),
       legacySessionFromQuery(),
-      ...authenticated(),
+      ...authenticatedStages(config, deps),
       resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'legacy-sse', clock: deps.clock, readMessage }),
       // The legacy message endpoint is another way in: the same policy judges its messages.
       ...authorizeStages(config, deps, readMessage, true),

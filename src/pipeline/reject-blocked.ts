@@ -2,30 +2,27 @@ import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
 import type { Limiters } from '../store/limiters.js';
 
-/** The refusal of an address over its failed-attempt budget. */
-export function addressBlocked(limiters: Limiters, blockedMs: number): WardenError {
-  const { points, windowSeconds } = limiters.failedAttemptsPolicy;
-  const limit = { points, windowSeconds, remaining: 0, resetMs: blockedMs };
-  return new WardenError('ADDRESS_BLOCKED', { reason: 'failed_attempts', limit, retryAfterMs: blockedMs });
+/**
+ * Reads the address's failed-attempt block on routes without a state load (the OAuth endpoints,
+ * the sign-in pages): one store call. The MCP path reads it inside load-state's round trip.
+ */
+export function loadAddressBlock(deps: { readonly limiters: Pick<Limiters, 'blockedFor'> }) {
+  return async function loadAddressBlock(ctx: RequestContext): Promise<void> {
+    ctx.addressBlockedMs = await deps.limiters.blockedFor(ctx.clientAddress);
+  };
 }
 
 /**
  * Stage 3: an address over its failed-attempt budget gets 429, whatever else is wrong with the
- * request. The check is owed from here on, not run here: load-state reads the counter in its own
- * store call (on one Redis node, the same script), and whoever refuses a request before that runs
- * it first (a blocked address never learns whether its token or session id was right).
+ * request (a blocked address never learns whether its token or session id was right): it runs
+ * right after the block was read, before any other refusal decided so far is sent.
  */
-export function rejectBlocked(deps: { readonly limiters: Limiters }) {
+export function rejectBlocked(deps: { readonly limiters: Pick<Limiters, 'failedAttemptsPolicy'> }) {
   return function rejectBlocked(ctx: RequestContext): void {
-    ctx.blockCheck = deps.limiters;
+    const blockedMs = ctx.addressBlockedMs;
+    if (blockedMs <= 0) return;
+    const { points, windowSeconds } = deps.limiters.failedAttemptsPolicy;
+    const limit = { points, windowSeconds, remaining: 0, resetMs: blockedMs };
+    throw new WardenError('ADDRESS_BLOCKED', { reason: 'failed_attempts', limit, retryAfterMs: blockedMs });
   };
-}
-
-/** Runs the owed failed-attempt check, if any: throws ADDRESS_BLOCKED when the address is blocked. */
-export async function settleBlockCheck(ctx: RequestContext): Promise<void> {
-  const limiters = ctx.blockCheck;
-  ctx.blockCheck = null;
-  if (!limiters) return;
-  const blockedMs = await limiters.blockedFor(ctx.clientAddress);
-  if (blockedMs > 0) throw addressBlocked(limiters, blockedMs);
 }

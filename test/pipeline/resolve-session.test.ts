@@ -1,5 +1,5 @@
 /**
- * The load-state and resolve-session stages, called directly with a hand-built context and the
+ * The load-state, refuse-revoked and resolve-session stages, called directly with a hand-built context and the
  * real memory store (STYLE G14): every way a presented session id is refused, and what a
  * session-less request is marked with.
  */
@@ -13,6 +13,7 @@ import { validateConfig } from '../../src/config/validate.js';
 import { createClientRegistry } from '../../src/auth/clients.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { loadState } from '../../src/pipeline/load-state.js';
+import { refuseRevoked } from '../../src/pipeline/refuse-revoked.js';
 import { resolveSession } from '../../src/pipeline/resolve-session.js';
 import { createFingerprint } from '../../src/session/binding.js';
 import { createSessionIds } from '../../src/session/session-id.js';
@@ -41,7 +42,7 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
   const fingerprint = createFingerprint(config.sessions);
   const limiters = createLimiters(store, config.rateLimits);
   const upstreams = createUpstreamPicker(config.upstreams, clock);
-  const load = loadState({ limiters, clients: await createClientRegistry(config.clients, store, clock), sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime, clock, generation: { epochMs: () => 0, pending: () => null }, skewMs: 0 });
+  const load = loadState({ limiters, clients: await createClientRegistry(config.clients, store, clock), sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime, clock, generation: { pending: () => null } });
   const resolve = resolveSession({
     store, limiters, upstreams, fingerprint, maxBodyBytes: 4096, maxConcurrent: config.sessions.maxConcurrent, onLimit: config.sessions.onLimit,
     streams: createStreamGauge(config.sessions.maxStreams), relay: createRelay({ replicaId: 'here', advertiseUrl: null, mcpPath: '/mcp', secret: new Uint8Array(32), store, clock }), transport: 'streamable-http', clock,
@@ -64,9 +65,11 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
     return ctx;
   }
 
-  /** Runs stage 5 then stage 7, as the pipeline does. */
+  const refuse = refuseRevoked({ generation: { epochMs: () => 0 }, skewMs: 0 });
+  /** Runs stage 5, its revocation decision, then stage 7, as the pipeline does. */
   async function run(ctx: RequestContext): Promise<RequestContext> {
     await load(ctx);
+    refuse(ctx);
     await resolve(ctx);
     return ctx;
   }

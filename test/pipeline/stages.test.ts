@@ -1,6 +1,7 @@
 import t from 'tap';
 import { validateConfig } from '../../src/config/validate.js';
-import { buildLegacyStages, buildRequestStages, buildResponseStages, createUpstreamTransport } from '../../src/pipeline/index.js';
+import { buildEntryStages, buildLegacyStages, buildRefusalHooks, buildRequestStages, buildResponseStages, createUpstreamTransport } from '../../src/pipeline/index.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import type { UpstreamTransport } from '../../src/pipeline/upstream-transport.js';
 import type { StageDeps } from '../../src/pipeline/index.js';
 import { watchGeneration } from '../../src/store/generation.js';
@@ -38,7 +39,7 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
     stopwatch: () => performance.now(),
   };
   t.same(buildRequestStages(config, deps).map((s) => s.name), [
-    'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'acceptRelay', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'forward',
+    'checkTransport', 'resolveClientAddress', 'acceptRelay', 'authenticate', 'loadState', 'rejectBlocked', 'refuseUnauthenticated', 'refuseRevoked', 'enforceRateLimit', 'resolveSession', 'forward',
   ]);
   t.same(buildResponseStages(config, deps).map((s) => s.name), ['capStreams', 'swapSessionId', 'forgetGoneSession', 'endOnDelete']);
 
@@ -46,7 +47,7 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   const withPolicy = validateConfig({ policy: { default: 'allow', rules: [{ id: 'no-deletes', effect: 'deny', tools: ['delete_*'] }] } });
   if (!withPolicy.ok) throw new Error('policy config must be valid');
   t.same(buildRequestStages(withPolicy.config, deps).map((s) => s.name), [
-    'checkTransport', 'resolveClientAddress', 'rejectBlocked', 'acceptRelay', 'authenticate', 'loadState', 'enforceRateLimit', 'resolveSession', 'authorize', 'forward',
+    'checkTransport', 'resolveClientAddress', 'acceptRelay', 'authenticate', 'loadState', 'rejectBlocked', 'refuseUnauthenticated', 'refuseRevoked', 'enforceRateLimit', 'resolveSession', 'authorize', 'forward',
   ]);
   t.same(buildResponseStages(withPolicy.config, deps).map((s) => s.name), ['capStreams', 'swapSessionId', 'forgetGoneSession', 'endOnDelete', 'filterLists']);
   // The legacy HTTP+SSE message endpoint is another way in: the same policy judges it.
@@ -67,4 +68,14 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
   t.same(names.slice(0, -1), buildRequestStages(config, deps).map((s) => s.name).slice(0, -1), 'every stage before it is the same');
   const mine: UpstreamTransport = { kind: 'streamable-http', forward: function mine() {}, close: () => {} };
   t.equal(buildRequestStages(config, { ...deps, upstreamTransport: mine }).at(-1), mine.forward, 'a transport the composition root made is the one used');
+
+  // Other routes read the address's block up front (they have no state load); the admin listener not at all.
+  t.same(buildEntryStages(config, deps).map((s) => s.name), ['checkTransport', 'resolveClientAddress', 'loadAddressBlock', 'rejectBlocked']);
+  t.same(buildEntryStages(config, deps, 'none').map((s) => s.name), ['checkTransport', 'resolveClientAddress']);
+  t.same(buildLegacyStages(legacy.config, deps)?.stream.map((s) => s.name).slice(0, 8), [
+    'checkTransport', 'resolveClientAddress', 'authenticate', 'loadState', 'rejectBlocked', 'refuseUnauthenticated', 'refuseRevoked', 'enforceRateLimit',
+  ], 'a legacy stream makes the same decisions in the same order');
+  // Refusal bookkeeping is a list beside the stages: the event before anything that may need the store.
+  const hooks = buildRefusalHooks({ metrics: createMetrics(), limiters: deps.limiters, upstreams: deps.upstreams, failedAttemptPoints: 10, upstreamLabel: () => 'x' });
+  t.same(hooks.map((h) => h.name), ['logRefusal', 'countRefusal', 'markUpstreamDown', 'countFailedAttempt']);
 });
