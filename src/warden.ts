@@ -51,6 +51,7 @@ import { createSessionIds, sessionIdSecret } from './session/session-id.js';
 import { createStreamGauge } from './session/streams.js';
 import { createUpstreamPicker } from './session/upstreams.js';
 import { createUpstreamSweeper } from './session/sweep-upstreams.js';
+import { createSessionEnder } from './session/end-session.js';
 import { createAuditTrail, fileSink, redisSink, stdoutSink } from './audit/trail.js';
 import { watchGeneration } from './store/generation.js';
 import { createTracing } from './observability/tracing.js';
@@ -327,8 +328,14 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   });
   if (audit) log.info({ replica: relay.replicaId, kid: audit.kid, publicKey: audit.publicKey.x }, 'audit trail: checkpoints are signed with this Ed25519 key (keep it to verify the trail)');
   const tracing = await createTracing(config, options.spanExporter ? { exporter: options.spanExporter } : {});
+  const endUpstreamSession = (upstreamIndex: number, upstreamSessionId: string): void => {
+    const url = upstreams.url(upstreamIndex);
+    if (url) void deleteUpstreamSession(agent, url, config.upstreamHeaders, upstreamSessionId, security.upstreamTimeout);
+  };
+  const ender = createSessionEnder({ store, owner: relay.enabled ? relay.replicaId : '', endUpstream: endUpstreamSession, clock, log });
   const deps: StageDeps = {
     tracing,
+    ender,
     generation,
     audit,
     onStoreError: () => metrics.storeError(),
@@ -343,10 +350,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     streams: createStreamGauge(sessions.maxStreams),
     relay,
     fingerprint: createFingerprint(sessions),
-    endUpstreamSession: (upstreamIndex, upstreamSessionId) => {
-      const url = upstreams.url(upstreamIndex);
-      if (url) void deleteUpstreamSession(agent, url, config.upstreamHeaders, upstreamSessionId, security.upstreamTimeout);
-    },
+    endUpstreamSession,
     onStreamStart: (ctx, end) => {
       metrics.openStreams(1);
       // GET streams never end by themselves; POST streams are in-flight requests and may finish.
@@ -366,7 +370,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     owner: relay.enabled ? relay.replicaId : '',
     clock,
     intervalMs: 30_000,
-    end: deps.endUpstreamSession,
+    ender,
     onError: () => metrics.storeError(),
   });
 
@@ -385,7 +389,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   // Sign-in pages are the proxy's own: the only Origin a browser may send them is the proxy's (the
   // consent form posting back), so a form on another site is refused before anything is read.
   const pageEntry = buildEntryStages({ ...config, security: { ...config.security, allowedOrigins: [site.origin] } }, deps);
-  const people = signIn === null ? null : peopleGrants({ clients: loginClients, store, sign, resource: site.resource, refreshTtlMs: tokens.refreshTtl, clock });
+  const people = signIn === null ? null : peopleGrants({ clients: loginClients, store, ender, sign, resource: site.resource, refreshTtlMs: tokens.refreshTtl, clock });
   const metadata = metadataHandlers({ site, scopes: [...new Set([...scopes, ...config.login.scopes.filter(() => signIn !== null)])], keyRing, login: signInOn ? { dynamic: registrations !== null, metadataDocuments: metadataDocuments !== null } : null });
   const probed = probeUpstreams(config, log);
   const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream, transports: probed.found });
@@ -406,8 +410,8 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     { mcpPath: config.mcpPath, issuerPath: new URL(site.issuer).pathname.replace(/\/$/, '') },
     {
       mcp: run(buildRequestStages(config, { ...deps, upstreamTransport })),
-      token: run([...entry, tokenEndpoint({ people, clients, limiters, store, sign, resource: site.resource, accessTtlMs: tokens.accessTtl, refreshTtlMs: tokens.refreshTtl, issueRefreshTokens: tokens.issueRefreshTokens, clock })]),
-      revoke: run([...entry, revokeEndpoint({ clients, limiters, store, verify, refreshTtlMs: tokens.refreshTtl, clock })]),
+      token: run([...entry, tokenEndpoint({ people, clients, limiters, store, ender, sign, resource: site.resource, accessTtlMs: tokens.accessTtl, refreshTtlMs: tokens.refreshTtl, issueRefreshTokens: tokens.issueRefreshTokens, clock })]),
+      revoke: run([...entry, revokeEndpoint({ clients, limiters, store, ender, verify, refreshTtlMs: tokens.refreshTtl, clock })]),
       authorize: signIn ? run([...pageEntry, signIn.authorize]) : metadata.authorize,
       login: signIn && { callback: run([...pageEntry, signIn.callback]), consent: run([...pageEntry, signIn.consent]) },
       register: registrations && run([...entry, registerEndpoint({ registrations, policy: redirectPolicy, limiters })]),
@@ -446,7 +450,7 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
   if (config.admin.listen) {
     const { reload } = options;
     const api = adminApi({
-      config, store, keyRing, verify, limiters, clock, reload: reload ? async () => ({ ok: await reload() }) : null,
+      config, store, ender, keyRing, verify, limiters, clock, reload: reload ? async () => ({ ok: await reload() }) : null,
       audit: audit && { replica: relay.replicaId, kid: audit.kid, publicKey: audit.publicKey },
     });
     // The admin listener's own entry stages: its plain-HTTP listener, no browsers, the caller's

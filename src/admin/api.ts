@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { SessionEnder } from '../session/end-session.js';
 import type { Config } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
@@ -26,6 +27,8 @@ import { ADMIN_OPENAPI } from './openapi.js';
 export interface AdminApiDeps {
   readonly config: Config;
   readonly store: Store;
+  /** Revocations and session ends go the one way sessions end (upstream too). */
+  readonly ender: SessionEnder;
   readonly keyRing: KeyRing;
   readonly verify: VerifyAccessToken;
   readonly limiters: Limiters;
@@ -127,7 +130,7 @@ export function adminApi(deps: AdminApiDeps) {
     revoke: action('revoke', async (ctx) => {
       const target = revokeTarget(await bodyOf(ctx));
       // A presented token is checked by this proxy's own verifier (its issuer, audience, keys).
-      const result = await adminCall(() => (target.kind === 'token' ? revokeVerifiedToken(deps.store, deps.verify, target.token, deps.clock) : revokeTokens(deps.store, deps.config, target, deps.clock)));
+      const result = await adminCall(() => (target.kind === 'token' ? revokeVerifiedToken(deps.store, deps.verify, target.token, deps.clock) : revokeTokens(deps.store, deps.ender, deps.config, target, deps.clock)));
       return { body: result, target: result.clientId || target.kind };
     }),
 
@@ -141,7 +144,7 @@ export function adminApi(deps: AdminApiDeps) {
       const session = params.get('session') ?? '';
       const client = params.get('client');
       if (!/^[A-Za-z0-9_-]{4,64}$/.test(session)) throw new WardenError('ADMIN_INVALID', { description: 'Give ?session=<the SESSION value sessions list shows>' });
-      const result = await endSessionByHash(deps.store, session, client || null, deps.clock());
+      const result = await endSessionByHash(deps.store, deps.ender, session, client || null, deps.clock());
       if (result.outcome === 'unknown') throw new WardenError('ADMIN_NOT_FOUND', { description: `No open session ${session}` });
       if (result.outcome === 'ambiguous') throw new WardenError('ADMIN_CONFLICT', { description: 'Several sessions have this hash: add ?client=' });
       return { body: { ended: true, session, client: result.clientId }, target: session };

@@ -1,4 +1,5 @@
 /** Client management for `mcp-warden client ...`: store-managed clients with scrypt-hashed secrets. */
+import type { SessionEnder } from '../session/end-session.js';
 import type { Config } from '../config/schema.js';
 import { schema } from '../config/schema.js';
 import { hashSecret } from '../auth/secret-hash.js';
@@ -36,20 +37,20 @@ export async function listClients(store: Store, config: Config): Promise<ClientL
  * Deletes a store-managed client and revokes everything it holds: tokens issued before now,
  * refresh tokens (through the same cut-off) and its sessions. Returns the sessions ended.
  */
-export async function removeClient(store: Store, config: Config, id: string, clock: () => number = Date.now): Promise<{ sessionsEnded: number }> {
+export async function removeClient(store: Store, ender: Pick<SessionEnder, 'revokePrincipal'>, config: Config, id: string, clock: () => number = Date.now): Promise<{ sessionsEnded: number }> {
   await storeClientOrFail(store, config, id);
   // Revoke first: if the delete then fails, the client still shows and the command can be rerun.
-  const sessionsEnded = await store.revokePrincipal(id, clock(), revocationTtl(config));
+  const sessionsEnded = await ender.revokePrincipal(id, clock(), revocationTtl(config));
   await store.deleteClient(id);
   return { sessionsEnded };
 }
 
 /** Gives a store-managed client a new secret (returned once); optionally revokes what it holds. */
-export async function rotateClientSecret(store: Store, config: Config, id: string, options: { revokeTokens: boolean }, clock: () => number = Date.now): Promise<{ secret: string; sessionsEnded: number }> {
+export async function rotateClientSecret(store: Store, ender: Pick<SessionEnder, 'revokePrincipal'>, config: Config, id: string, options: { revokeTokens: boolean }, clock: () => number = Date.now): Promise<{ secret: string; sessionsEnded: number }> {
   const stored = await storeClientOrFail(store, config, id);
   const secret = newSecret();
   await store.putClient({ ...stored, secretHash: await hashSecret(secret) });
-  const sessionsEnded = options.revokeTokens ? await store.revokePrincipal(id, clock(), revocationTtl(config)) : 0;
+  const sessionsEnded = options.revokeTokens ? await ender.revokePrincipal(id, clock(), revocationTtl(config)) : 0;
   return { secret, sessionsEnded };
 }
 

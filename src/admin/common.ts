@@ -6,6 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.js';
+import { createUpstreamAgent, deleteUpstreamSession } from '../pipeline/forward.js';
+import { createSessionEnder } from '../session/end-session.js';
+import type { SessionEnder } from '../session/end-session.js';
+import { createLogger } from '../observability/logger.js';
 import type { Problem } from '../config/fields.js';
 import { createStore } from '../store/store.js';
 import type { Store, StoredClient } from '../store/store.js';
@@ -73,14 +77,26 @@ export function parsed<T>(parse: (raw: unknown, path: string, problems: Problem[
  * commands refuse the memory store: it lives inside one proxy process, so a change made by the
  * CLI would vanish with the CLI.
  */
-export async function withStore<T>(config: Config, options: { persistent: boolean; command: string }, work: (store: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(config: Config, options: { persistent: boolean; command: string }, work: (store: Store, ender: SessionEnder) => Promise<T>): Promise<T> {
   if (options.persistent && config.store.type === 'memory') {
     throw new AdminError('MEMORY_STORE', `\`${options.command}\` works on state the proxy replicas share, but the configured store is "memory" (inside one proxy process); commands like this need a shared store: configure Redis (--store redis --redis-url URL, or "store" in the config file).`);
   }
   const store = await createStore(config.store, { clock: Date.now });
+  // Sessions a command ends are ended upstream too, as the proxy would (shared upstreams; in the
+  // sidecar layout each replica's sweeper ends its own).
+  const agent = createUpstreamAgent(config.security.upstreamTimeout);
+  const ender = createSessionEnder({
+    store, owner: '', clock: Date.now, log: createLogger('silent'),
+    endUpstream: (index, sessionId) => {
+      const url = config.upstreams[index];
+      if (url) void deleteUpstreamSession(agent, url, config.upstreamHeaders, sessionId, config.security.upstreamTimeout);
+    },
+  });
   try {
-    return await work(store);
+    return await work(store, ender);
   } finally {
+    // Waits for those DELETEs (each bounded by security.upstreamTimeout).
+    await agent.close();
     await store.close();
   }
 }

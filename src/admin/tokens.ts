@@ -1,4 +1,5 @@
 /** Token and key operations for `mcp-warden token ...` and `keys rotate`, on the shared key ring and store. */
+import type { SessionEnder } from '../session/end-session.js';
 import { isUserPrincipal } from '../login/principal.js';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.js';
@@ -113,11 +114,11 @@ async function revokePresentedToken(store: Store, config: Config, token: string,
  * everything a client holds (tokens issued before now and all its sessions). Takes effect on
  * every replica at the next request: revocation is read from the store on each one.
  */
-export async function revokeTokens(store: Store, config: Config, target: RevokeTarget, clock: () => number = Date.now): Promise<RevokeResult> {
+export async function revokeTokens(store: Store, ender: Pick<SessionEnder, 'revokeGrant' | 'revokePrincipal'>, config: Config, target: RevokeTarget, clock: () => number = Date.now): Promise<RevokeResult> {
   if (target.kind === 'token') return revokePresentedToken(store, config, target.token, clock);
   if (target.kind === 'user') {
     if (!isUserPrincipal(target.user)) throw new AdminError('INVALID_ARGUMENT', `"${target.user.slice(0, 80)}" is not a person's id (u~<issuer tag>~<subject>, as X-MCP-User shows it)`);
-    return { clientId: target.user, what: 'user', alreadyExpired: false, sessionsEnded: await store.revokePrincipal(target.user, clock(), revocationTtl(config)) };
+    return { clientId: target.user, what: 'user', alreadyExpired: false, sessionsEnded: await ender.revokePrincipal(target.user, clock(), revocationTtl(config)) };
   }
   if (!(await findClient(store, config, target.clientId))) throw new AdminError('CLIENT_NOT_FOUND', `no client "${target.clientId}" in the config file or the store`);
   const now = clock();
@@ -129,9 +130,9 @@ export async function revokeTokens(store: Store, config: Config, target: RevokeT
       await store.revokeToken(target.clientId, target.jti, now + ttl, now);
       return { ...base, sessionsEnded: 0 };
     case 'grant':
-      return { ...base, sessionsEnded: await store.revokeGrant(target.clientId, target.grantId, ttl, now) };
+      return { ...base, sessionsEnded: await ender.revokeGrant(target.clientId, target.grantId, ttl, now) };
     case 'client':
-      return { ...base, sessionsEnded: await store.revokePrincipal(target.clientId, now, ttl) };
+      return { ...base, sessionsEnded: await ender.revokePrincipal(target.clientId, now, ttl) };
     default: {
       const never: never = target;
       throw new Error(`unknown revocation target ${JSON.stringify(never)}`);

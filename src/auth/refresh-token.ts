@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { SessionEnder } from '../session/end-session.js';
 import { appSessionGrant, isUserPrincipal } from '../login/principal.js';
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
@@ -29,7 +30,7 @@ export function isRefreshTokenShape(value: string): boolean {
  */
 export async function redeemRefreshToken(
   ctx: RequestContext,
-  deps: { readonly store: Store; readonly refreshTtlMs: number; readonly clock: () => number },
+  deps: { readonly store: Store; readonly ender: Pick<SessionEnder, 'revokeGrant'>; readonly refreshTtlMs: number; readonly clock: () => number },
   principal: string,
   hash: string,
   clientId: string,
@@ -38,9 +39,10 @@ export async function redeemRefreshToken(
   const used = await deps.store.useRefreshToken(principal, hash, now);
   if (used.status === 'unknown') throw new WardenError('OAUTH_INVALID_GRANT');
   if (used.status === 'reused') {
-    await deps.store.revokeGrant(principal, used.record.grantId, deps.refreshTtlMs, now);
+    const by = { log: ctx.log, clientId, address: ctx.clientAddress };
+    await deps.ender.revokeGrant(principal, used.record.grantId, deps.refreshTtlMs, now, by);
     // A person's sessions are the app's, not the grant's: a theft signal ends them too.
-    if (isUserPrincipal(principal)) await deps.store.revokeGrant(principal, appSessionGrant(clientId), deps.refreshTtlMs, now);
+    if (isUserPrincipal(principal)) await deps.ender.revokeGrant(principal, appSessionGrant(clientId), deps.refreshTtlMs, now, by);
     logEvent(ctx.log, 'refresh.reuse', { clientId, grantId: used.record.grantId, address: ctx.clientAddress });
     throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'reuse' });
   }

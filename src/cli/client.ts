@@ -67,7 +67,7 @@ const remove: CommandModule<object, IdArgs> = {
   builder: (yargs) => withId(yargs).example('$0 client remove --id agent-2 --config proxy.json', 'Its tokens stop working on every replica at once'),
   handler: async (args) => {
     const config = await configFromArgs(args);
-    const { sessionsEnded } = await withStore(config, { persistent: true, command: 'client remove' }, (store) => removeClient(store, config, args.id));
+    const { sessionsEnded } = await withStore(config, { persistent: true, command: 'client remove' }, (store, ender) => removeClient(store, ender, config, args.id));
     process.stdout.write(`removed client ${args.id}; its tokens are revoked and ${sessionsEnded} session(s) ended\n`);
   },
 };
@@ -82,8 +82,8 @@ const rotate: CommandModule<object, RotateArgs> = {
       .example('$0 client rotate-secret --id agent-2 --revoke-tokens --config proxy.json', 'After a leak: new secret and no old token left'),
   handler: async (args) => {
     const config = await configFromArgs(args);
-    const { secret } = await withStore(config, { persistent: true, command: 'client rotate-secret' }, (store) =>
-      rotateClientSecret(store, config, args.id, { revokeTokens: args['revoke-tokens'] === true }),
+    const { secret } = await withStore(config, { persistent: true, command: 'client rotate-secret' }, (store, ender) =>
+      rotateClientSecret(store, ender, config, args.id, { revokeTokens: args['revoke-tokens'] === true }),
     );
     process.stdout.write(`client_id: ${args.id}\nclient_secret: ${secret}\n`);
     process.stderr.write(ONCE + (args['revoke-tokens'] ? '' : 'Tokens issued before stay valid until they expire (add --revoke-tokens to end them).\n'));

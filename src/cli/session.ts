@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import type { SessionEnder } from '../session/end-session.js';
 import type { Config } from '../config/schema.js';
 import { endSessionByHash, formatSessionRows, listSessionRows, revokeClientSessions, revokeSession } from '../session/manage.js';
 import type { SessionRow } from '../session/manage.js';
@@ -24,9 +25,9 @@ interface RevokeArgs extends ConfigArgs {
  * Runs one session operation on the configured store (the admin commands' `withStore`: the memory
  * store is refused, it lives inside one proxy process); the operation returns the exit code.
  */
-async function onSharedStore(args: ConfigArgs, command: string, work: (store: Store, config: Config) => Promise<number>): Promise<void> {
+async function onSharedStore(args: ConfigArgs, command: string, work: (store: Store, config: Config, ender: SessionEnder) => Promise<number>): Promise<void> {
   const config = await configFromArgs(args);
-  process.exitCode = await withStore(config, { persistent: true, command }, (store) => work(store, config));
+  process.exitCode = await withStore(config, { persistent: true, command }, (store, ender) => work(store, config, ender));
 }
 
 const list: CommandModule<object, ListArgs> = {
@@ -68,8 +69,8 @@ const end: CommandModule<object, ConfigArgs & AdminApiArgs & { session: string; 
       process.stdout.write(`ended session ${args.session} of client ${String(result.client)}\n`);
       return;
     }
-    await onSharedStore(args, 'session end', async (store) => {
-      const result = await endSessionByHash(store, args.session, args.client ?? null, Date.now());
+    await onSharedStore(args, 'session end', async (store, _config, ender) => {
+      const result = await endSessionByHash(store, ender, args.session, args.client ?? null, Date.now());
       if (result.outcome === 'ended') {
         process.stdout.write(`ended session ${args.session} of client ${result.clientId}\n`);
         return EXIT.ok;
@@ -97,14 +98,14 @@ const revoke: CommandModule<object, RevokeArgs> = {
       process.exitCode = EXIT.usage;
       return;
     }
-    await onSharedStore(args, 'session revoke', async (store, config) => {
+    await onSharedStore(args, 'session revoke', async (store, config, ender) => {
       if (args.id === undefined) {
-        const ended = await revokeClientSessions(store, args.client, Date.now());
+        const ended = await revokeClientSessions(store, ender, args.client, Date.now());
         process.stdout.write(`ended ${ended} session${ended === 1 ? '' : 's'} of client ${args.client}\n`);
         return EXIT.ok;
       }
       const sessionIds = createSessionIds(await sessionIdSecret(config, store));
-      const outcome = await revokeSession(store, sessionIds, args.client, args.id);
+      const outcome = await revokeSession(store, ender, sessionIds, args.client, args.id, Date.now());
       switch (outcome) {
         case 'ended':
           process.stdout.write(`ended 1 session of client ${args.client}\n`);

@@ -70,7 +70,7 @@ const revoke: CommandModule<object, RevokeArgs> = {
   handler: async (args) => {
     const result = adminUrlOf(args) !== null ? await viaApi(args) : await (async () => {
       const config = await configFromArgs(args);
-      return withStore(config, { persistent: true, command: 'token revoke' }, (store) => revokeTokens(store, config, targetOf(args)));
+      return withStore(config, { persistent: true, command: 'token revoke' }, (store, ender) => revokeTokens(store, ender, config, targetOf(args)));
     })();
     if (result.alreadyExpired) process.stdout.write('the token has already expired; nothing to revoke\n');
     else if (result.what === 'user') process.stdout.write(`revoked everything held by ${result.clientId}; ${result.sessionsEnded} session(s) ended\n`);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { SessionEnder } from '../session/end-session.js';
 import { appSessionGrant } from '../login/principal.js';
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
@@ -22,6 +23,8 @@ import type { Form } from './client-auth.js';
 export interface PeopleGrantDeps {
   readonly clients: LoginClients;
   readonly store: Store;
+  /** Revocations end the sessions they take away (upstream too). */
+  readonly ender: SessionEnder;
   readonly sign: SignAccessToken;
   readonly resource: string;
   readonly refreshTtlMs: number;
@@ -87,8 +90,9 @@ export function peopleGrants(deps: PeopleGrantDeps) {
         const spent = await deps.store.getTransient(spentName(code));
         if (spent !== null) {
           const first = JSON.parse(spent) as { user: string; grantId: string };
-          await deps.store.revokeGrant(first.user, first.grantId, deps.refreshTtlMs, deps.clock());
-          await deps.store.revokeGrant(first.user, appSessionGrant(client.id), deps.refreshTtlMs, deps.clock());
+          const by = { log: ctx.log, clientId: client.id, address: ctx.clientAddress };
+          await deps.ender.revokeGrant(first.user, first.grantId, deps.refreshTtlMs, deps.clock(), by);
+          await deps.ender.revokeGrant(first.user, appSessionGrant(client.id), deps.refreshTtlMs, deps.clock(), by);
           logEvent(ctx.log, 'refresh.reuse', { clientId: client.id, grantId: first.grantId, address: ctx.clientAddress, reason: 'code_replay' });
           throw new WardenError('OAUTH_INVALID_GRANT', { reason: 'reuse' });
         }

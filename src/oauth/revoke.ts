@@ -1,4 +1,5 @@
 import type { RequestContext } from '../context.js';
+import type { SessionEnder } from '../session/end-session.js';
 import { WardenError } from '../errors.js';
 import { logEvent } from '../observability/events.js';
 import type { ClientRegistry } from '../auth/clients.js';
@@ -12,6 +13,8 @@ export interface RevokeDeps {
   readonly clients: ClientRegistry;
   readonly limiters: Limiters;
   readonly store: Store;
+  /** Revocations end the sessions they take away (upstream too). */
+  readonly ender: SessionEnder;
   readonly verify: VerifyAccessToken;
   readonly refreshTtlMs: number;
   readonly clock: () => number;
@@ -28,7 +31,7 @@ export function revokeEndpoint(deps: RevokeDeps) {
     const now = deps.clock();
     const used = await deps.store.useRefreshToken(clientId, hashRefreshToken(token), now);
     if (used.status === 'unknown') return false;
-    await deps.store.revokeGrant(clientId, used.record.grantId, deps.refreshTtlMs, now);
+    await deps.ender.revokeGrant(clientId, used.record.grantId, deps.refreshTtlMs, now, { log: ctx.log, clientId, address: ctx.clientAddress });
     logEvent(ctx.log, 'token.revoked', { reason: 'refresh_token', clientId, grantId: used.record.grantId, address: ctx.clientAddress });
     return true;
   }

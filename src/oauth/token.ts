@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { SessionEnder } from '../session/end-session.js';
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
 import { sendJson } from '../http/reply.js';
@@ -18,6 +19,8 @@ export interface TokenEndpointDeps {
   readonly clients: ClientRegistry;
   readonly limiters: Limiters;
   readonly store: Store;
+  /** Revocations end the sessions they take away (upstream too). */
+  readonly ender: SessionEnder;
   readonly sign: SignAccessToken;
   /** The proxy's public MCP URL: the only RFC 8707 resource it issues tokens for. */
   readonly resource: string;

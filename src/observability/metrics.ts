@@ -2,6 +2,8 @@ import client from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { EventFields, SecurityEvent } from './events.js';
 import { VERSION } from '../version.js';
+import { END_REASONS } from '../session/end-session.js';
+import type { EndReason } from '../session/end-session.js';
 
 const METHODS = new Set(['GET', 'POST', 'DELETE', 'OPTIONS', 'PUT', 'PATCH', 'HEAD']);
 // MCP methods a client sends (2024-11-05 to 2026-07-28): any other method is counted as "other".
@@ -13,8 +15,6 @@ const MCP_METHODS = new Set([
 ]);
 
 const GRANTS = new Set(['client_credentials', 'refresh_token', 'authorization_code']);
-// session.ended reasons (code-defined; anything else would be a bug, counted as "other").
-const END_REASONS = new Set(['delete', 'upstream_gone', 'owner_gone', 'stream_closed', 'evicted']);
 
 /** An MCP method as a label: one a client may send, "response" for a client's answer, else "other". */
 const methodLabel = (method: string | null): string => (method === null ? 'response' : MCP_METHODS.has(method) ? method : 'other');
@@ -116,8 +116,7 @@ export function createMetrics(registry: Registry = new client.Registry(), option
     },
     securityEvent: (event, fields) => {
       if (event === 'session.created') sessionsCreated.inc();
-      else if (event === 'session.evicted') sessionsEnded.inc({ reason: 'evicted' });
-      else if (event === 'session.ended') sessionsEnded.inc({ reason: fields.reason && END_REASONS.has(fields.reason) ? fields.reason : 'other' });
+      else if (event === 'session.ended') sessionsEnded.inc({ reason: fields.reason && END_REASONS.has(fields.reason as EndReason) ? fields.reason : 'other' });
     },
     storeUp: (up) => storeUp.set(up ? 1 : 0),
     overhead: (s) => overhead.observe(s),

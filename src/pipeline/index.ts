@@ -13,6 +13,7 @@ import { recordAudit } from './record-audit.js';
 import type { Limiters } from '../store/limiters.js';
 import type { Store } from '../store/store.js';
 import type { Relay } from '../session/relay.js';
+import type { SessionEnder } from '../session/end-session.js';
 import { acceptRelay } from './accept-relay.js';
 import { legacySseBridge } from './legacy-bridge.js';
 import type { UpstreamTransport } from './upstream-transport.js';
@@ -62,6 +63,8 @@ export interface StageDeps {
   readonly relay: Relay;
   readonly fingerprint: (input: FingerprintInput) => string;
   readonly endUpstreamSession: RewriteDeps['endUpstreamSession'];
+  /** The one way sessions end (DELETE, eviction, upstream 404, owner gone, stream closed). */
+  readonly ender: SessionEnder;
   readonly onStreamStart?: ForwardDeps['onStreamStart'];
   /** Upstream connection pools, owned (and destroyed on close) by the composition root. */
   readonly agent?: ForwardDeps['agent'];
@@ -134,6 +137,7 @@ export function buildResponseStages(config: Config, deps: StageDeps): ResponseSt
     clock: deps.clock,
     owner: deps.relay.enabled ? deps.relay.replicaId : null,
     endUpstreamSession: deps.endUpstreamSession,
+    ender: deps.ender,
   };
   // With a policy, list results lose what the caller may not use (DESIGN §12); without, no stage.
   const filter = config.policy ? [filterLists({ policy: deps.policy ?? constant(compilePolicy(config.policy)), maxBodyBytes: config.security.maxBodyBytes })] : [];
@@ -150,7 +154,7 @@ export function buildRequestStages(config: Config, deps: StageDeps): Stage[] {
     ...buildEntryStages(config, deps, 'with-state'),
     acceptRelay({ relay: deps.relay }),
     ...authenticatedStages(config, deps),
-    resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'streamable-http', clock: deps.clock, readMessage }),
+    resolveSession({ store: deps.store, ender: deps.ender, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'streamable-http', clock: deps.clock, readMessage }),
     ...auditStages(config, deps, readMessage),
     ...authorizeStage,
     ...budgetStages(config, deps, readMessage),
@@ -212,7 +216,7 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
       ...authenticatedStages(config, deps),
       openLegacyStream({
         sseUrl, messagePath: legacySse.messagePath, agent: deps.agent ?? createUpstreamAgent(security.upstreamTimeout), upstreamHeaders: config.upstreamHeaders,
-        upstreamTimeoutMs: security.upstreamTimeout, store: deps.store, sessionIds: deps.sessionIds, streams: deps.streams, fingerprint: deps.fingerprint,
+        upstreamTimeoutMs: security.upstreamTimeout, store: deps.store, ender: deps.ender, sessionIds: deps.sessionIds, streams: deps.streams, fingerprint: deps.fingerprint,
         maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, idleTimeoutMs: sessions.idleTimeout, maxLifetimeMs: sessions.maxLifetime, clock: deps.clock, onStreamStart: deps.onStreamStart,
         rewriteEvents: listFilterOf(config, deps),
       }),
@@ -221,7 +225,7 @@ export function buildLegacyStages(config: Config, deps: StageDeps): { stream: St
       ...buildEntryStages(config, deps, 'with-state'),
       legacySessionFromQuery(),
       ...authenticatedStages(config, deps),
-      resolveSession({ store: deps.store, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'legacy-sse', clock: deps.clock, readMessage }),
+      resolveSession({ store: deps.store, ender: deps.ender, limiters: deps.limiters, upstreams: deps.upstreams, fingerprint: deps.fingerprint, maxBodyBytes: security.maxBodyBytes, maxConcurrent: sessions.maxConcurrent, onLimit: sessions.onLimit, streams: deps.streams, relay: deps.relay, transport: 'legacy-sse', clock: deps.clock, readMessage }),
       // The legacy message endpoint is another way in: the same policy judges its messages.
       ...authorizeStages(config, deps, readMessage, true),
       legacyMessageTarget({ sseUrl }),

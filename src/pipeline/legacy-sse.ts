@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { SessionEnder } from '../session/end-session.js';
 import { createSseRewriter } from './sse-rewrite.js';
 import type { EventTransform } from './sse-rewrite.js';
 import type { RequestContext } from '../context.js';
@@ -36,6 +37,8 @@ export interface LegacySseDeps {
   readonly upstreamHeaders: Readonly<Record<string, string>>;
   readonly upstreamTimeoutMs: number;
   readonly store: Store;
+  /** How a session ends (record, upstream, event). */
+  readonly ender: SessionEnder;
   readonly sessionIds: SessionIds;
   readonly streams: StreamGauge;
   readonly fingerprint: (input: FingerprintInput) => string;
@@ -176,12 +179,7 @@ export function openLegacyStream(deps: LegacySseDeps) {
       const end = (): void => {
         body.destroy();
         if (!res.writableEnded) res.end();
-        void deps.store.deleteSession(record.principal, record.key).then(
-          (deleted) => {
-            if (deleted) logEvent(ctx.log, 'session.ended', { reason: 'stream_closed', clientId: identity.clientId, sessionId: minted.key, address: ctx.clientAddress });
-          },
-          () => {},
-        );
+        void deps.ender.end({ principal: record.principal, key: record.key, upstream: null }, 'stream_closed', { log: ctx.log, clientId: identity.clientId, address: ctx.clientAddress }).catch(() => {});
         resolve();
       };
       deps.onStreamStart?.(ctx, end);

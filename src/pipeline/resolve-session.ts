@@ -1,4 +1,5 @@
 import { appSessionGrant } from '../login/principal.js';
+import type { SessionEnder } from '../session/end-session.js';
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
@@ -16,6 +17,8 @@ import { grantTag } from '../store/keys.js';
 
 export interface ResolveSessionDeps {
   readonly store: Store;
+  /** How a session ends (record, upstream, event). */
+  readonly ender: SessionEnder;
   readonly limiters: Limiters;
   readonly upstreams: UpstreamPicker;
   readonly fingerprint: (input: FingerprintInput) => string;
@@ -81,8 +84,8 @@ export function resolveSession(deps: ResolveSessionDeps) {
     const url = await deps.relay.ownerUrl(owner);
     if (url !== null) return url;
     const session = need(ctx.session, 'ctx.session');
-    await deps.store.deleteSession(session.principal, session.key);
-    logEvent(ctx.log, 'session.ended', { reason: 'owner_gone', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
+    // Its upstream session lived on the owner's upstream, noted in the owner's ledger: nothing to end from here.
+    await deps.ender.end({ principal: session.principal, key: session.key, upstream: null }, 'owner_gone', { log: ctx.log, clientId: ctx.identity?.clientId, address: ctx.clientAddress });
     throw new WardenError('SESSION_NOT_FOUND', { reason: 'owner_gone' });
   }
 

@@ -5,7 +5,8 @@ import { WardenError } from '../errors.js';
 import { logEvent } from '../observability/events.js';
 import type { FingerprintInput } from '../session/binding.js';
 import type { SessionIds } from '../session/session-id.js';
-import { endTracked } from '../session/sweep-upstreams.js';
+import { endingOf } from '../session/end-session.js';
+import type { SessionEnder } from '../session/end-session.js';
 import type { Store } from '../store/store.js';
 import type { StreamGauge } from '../session/streams.js';
 
@@ -20,8 +21,10 @@ export interface RewriteDeps {
   readonly clock: () => number;
   /** Sidecar layout: this replica, the owner of the sessions it creates; null in the gateway layout. */
   readonly owner: string | null;
-  /** Best effort: tells upstream `upstreamIndex` to drop a session the proxy could not keep or evicted. */
+  /** Best effort: tells upstream `upstreamIndex` to drop a session the proxy never made (over the stream cap). */
   readonly endUpstreamSession: (upstreamIndex: number, upstreamSessionId: string) => void;
+  /** How sessions end (record, upstream, event): eviction, an upstream that forgot one, DELETE. */
+  readonly ender: SessionEnder;
 }
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -36,7 +39,6 @@ const MAX_ERROR_BODY = 64 * 1024;
  */
 export function swapSessionId(deps: RewriteDeps) {
   const owner = deps.owner ?? '';
-  const ledger = { store: deps.store, owner, end: deps.endUpstreamSession };
   // Synchronous unless a session is minted: the hot path (a request inside a session) awaits nothing.
   return function swapSessionId(ctx: RequestContext): void | Promise<void> {
     const response = need(ctx.response, 'ctx.response');
@@ -71,13 +73,13 @@ export function swapSessionId(deps: RewriteDeps) {
     const result = await deps.store.createSession(record, { maxConcurrent: max, onLimit: deps.onLimit, now, idleTimeoutMs: deps.idleTimeoutMs, maxLifetimeMs: deps.maxLifetimeMs });
     if (!result.created) {
       // Lost a race for the last slot: the upstream session would be orphaned, so end it there too.
-      await endTracked(ledger, tracked);
+      await deps.ender.abandon(endingOf(record));
       throw new WardenError('SESSION_LIMIT', { retryAfterMs: 60_000 });
     }
     for (const evicted of result.evicted) {
       logEvent(ctx.log, 'session.evicted', { clientId: identity.clientId, sessionId: evicted.key, address: ctx.clientAddress });
-      // Its upstream session would otherwise live on until the upstream drops it by itself.
-      if (evicted.upstream) await endTracked(ledger, { principal: record.principal, key: evicted.key, index: evicted.upstream.index, sessionId: evicted.upstream.sessionId });
+      // The store removed its record with the cap check; its upstream session ends here.
+      await deps.ender.ended({ principal: record.principal, key: evicted.key, upstream: evicted.upstream }, 'evicted', { log: ctx.log, clientId: identity.clientId, address: ctx.clientAddress });
     }
     logEvent(ctx.log, 'session.created', { clientId: identity.clientId, sessionId: minted.key, address: ctx.clientAddress });
     response.headers[SESSION_HEADER] = minted.id;
@@ -125,10 +127,8 @@ export function forgetGoneSession(deps: RewriteDeps) {
       ? error?.code !== METHOD_NOT_FOUND
       : typeof error?.message === 'string' && NO_SESSION_400.test(error.message) && NO_SESSION_WORDS.test(error.message);
     if (!gone) return;
-    await deps.store.deleteSession(session.principal, session.key);
     // The upstream already forgot it: nothing to end there.
-    await deps.store.untrackUpstream(deps.owner ?? '', session.principal, session.key);
-    logEvent(ctx.log, 'session.ended', { reason: 'upstream_gone', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
+    await deps.ender.end(endingOf(session), 'upstream_gone', { log: ctx.log, clientId: ctx.identity?.clientId, address: ctx.clientAddress });
     response.status = 404;
     response.headers['content-type'] = 'application/json';
     delete response.headers['content-encoding'];
@@ -143,11 +143,8 @@ export function endOnDelete(deps: RewriteDeps) {
   };
 
   async function end(ctx: RequestContext, session: NonNullable<RequestContext['session']>): Promise<void> {
-    if (await deps.store.deleteSession(session.principal, session.key)) {
-      // The client's DELETE went upstream already.
-      await deps.store.untrackUpstream(deps.owner ?? '', session.principal, session.key);
-      logEvent(ctx.log, 'session.ended', { reason: 'delete', clientId: ctx.identity?.clientId, sessionId: session.key, address: ctx.clientAddress });
-    }
+    // The client's DELETE went upstream already.
+    await deps.ender.end(endingOf(session), 'delete', { log: ctx.log, clientId: ctx.identity?.clientId, address: ctx.clientAddress });
   }
 }
 

@@ -1,4 +1,6 @@
 import { shortHash } from '../observability/short-hash.js';
+import { endingOf } from './end-session.js';
+import type { SessionEnder } from './end-session.js';
 import type { Store } from '../store/store.js';
 import type { SessionIds } from './session-id.js';
 
@@ -30,10 +32,11 @@ export async function listSessionRows(store: Store, clientId: string | null, now
  * derived from it with the tag secret, which also proves it was minted for this client.
  * `invalid`: not a proxy session id of this client; `unknown`: valid but already ended.
  */
-export async function revokeSession(store: Store, sessionIds: SessionIds, clientId: string, proxySessionId: string): Promise<RevokeOne> {
+export async function revokeSession(store: Store, ender: Pick<SessionEnder, 'end'>, sessionIds: SessionIds, clientId: string, proxySessionId: string, now: number): Promise<RevokeOne> {
   const key = sessionIds.check(proxySessionId, clientId);
   if (key === null) return 'invalid';
-  return (await store.deleteSession(clientId, key)) ? 'ended' : 'unknown';
+  const found = (await store.listSessions(clientId, now)).find((s) => s.key === key);
+  return found && (await ender.end(endingOf(found), 'operator')) ? 'ended' : 'unknown';
 }
 
 /** What ending a session by its listed hash found. */
@@ -43,18 +46,18 @@ export type EndByHash = { outcome: 'ended'; clientId: string } | { outcome: 'unk
  * Ends the open session whose listed hash (`session list`, and the `session` of security events)
  * is `hash`: the id itself is stored nowhere, so that hash is how an operator names a session.
  */
-export async function endSessionByHash(store: Store, hash: string, clientId: string | null, now: number): Promise<EndByHash> {
+export async function endSessionByHash(store: Store, ender: Pick<SessionEnder, 'end'>, hash: string, clientId: string | null, now: number): Promise<EndByHash> {
   const matches = (await store.listSessions(clientId, now)).filter((s) => shortHash(s.key) === hash);
   if (matches.length > 1) return { outcome: 'ambiguous' };
   const match = matches[0];
-  if (!match || !(await store.deleteSession(match.principal, match.key))) return { outcome: 'unknown' };
+  if (!match || !(await ender.end(endingOf(match), 'operator'))) return { outcome: 'unknown' };
   return { outcome: 'ended', clientId: match.principal };
 }
 
 /** Ends every session of a client; its tokens stay valid (revoke those with `token revoke`). Returns how many ended. */
-export async function revokeClientSessions(store: Store, clientId: string, now: number): Promise<number> {
+export async function revokeClientSessions(store: Store, ender: Pick<SessionEnder, 'end'>, clientId: string, now: number): Promise<number> {
   let ended = 0;
-  for (const s of await store.listSessions(clientId, now)) if (await store.deleteSession(clientId, s.key)) ended++;
+  for (const s of await store.listSessions(clientId, now)) if (await ender.end(endingOf(s), 'operator')) ended++;
   return ended;
 }
 

@@ -1,4 +1,5 @@
-import type { Store, TrackedUpstream } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { SessionEnder } from './end-session.js';
 
 /**
  * Upstream sessions end when their proxy session does, however it ended: idle expiry, the end of
@@ -17,28 +18,17 @@ export interface UpstreamSweeper {
 }
 
 export interface UpstreamSweeperDeps {
-  readonly store: Pick<Store, 'goneUpstreams' | 'untrackUpstream'>;
+  readonly store: Pick<Store, 'goneUpstreams'>;
   /** This replica in the sidecar layout, '' for shared upstreams. */
   readonly owner: string;
   readonly clock: () => number;
   readonly intervalMs: number;
-  /** Best effort DELETE upstream. */
-  readonly end: (upstreamIndex: number, upstreamSessionId: string) => void;
+  /** Ends each one (upstream DELETE, `session.ended` with reason `expired`), once across replicas. */
+  readonly ender: Pick<SessionEnder, 'ended'>;
   readonly onError: (err: unknown) => void;
 }
 
 const PAGE = 500;
-
-/** Ends one tracked upstream session now, unless a sweeper or another path already did. */
-export async function endTracked(deps: Pick<UpstreamSweeperDeps, 'store' | 'owner' | 'end'>, u: TrackedUpstream): Promise<void> {
-  let mine = true;
-  try {
-    mine = await deps.store.untrackUpstream(deps.owner, u.principal, u.key);
-  } catch {
-    // The store is away: end it anyway (a second DELETE upstream is harmless; a leak is not).
-  }
-  if (mine) deps.end(u.index, u.sessionId);
-}
 
 export function createUpstreamSweeper(deps: UpstreamSweeperDeps): UpstreamSweeper {
   let running: Promise<number> | null = null;
@@ -49,10 +39,7 @@ export function createUpstreamSweeper(deps: UpstreamSweeperDeps): UpstreamSweepe
     do {
       const page = await deps.store.goneUpstreams(deps.owner, cursor, PAGE, deps.clock());
       for (const u of page.gone) {
-        if (await deps.store.untrackUpstream(deps.owner, u.principal, u.key)) {
-          deps.end(u.index, u.sessionId);
-          ended++;
-        }
+        if (await deps.ender.ended({ principal: u.principal, key: u.key, upstream: { index: u.index, sessionId: u.sessionId } }, 'expired')) ended++;
       }
       cursor = page.cursor;
     } while (cursor !== '0');

@@ -5,6 +5,8 @@
  * listing every session across masters must work without a CROSSSLOT (or any store) error.
  */
 import t from 'tap';
+import { createSessionEnder } from '../../src/session/end-session.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { startDemoServer } from '../../demo/mcp-server.js';
 import { runCli, writeConfig } from '../fixtures/cli.js';
 import { connectClient } from '../fixtures/mcp-client.js';
@@ -129,7 +131,8 @@ t.test('session list and revoke across masters: the core functions and the CLI o
   t.same([revoked.status, revoked.stdout], [0, 'ended 1 session of client carol\n'], revoked.stderr);
   t.equal((await send(a.mcpUrl, { token: await a.token('carol'), sessionId: opened.get('carol') })).status, 404, 'the proxy sees the CLI\'s revocation');
 
-  t.equal(await revokeClientSessions(a.warden.store, 'bob', Date.now()), 1);
+  const ender = createSessionEnder({ store: a.warden.store, owner: '', endUpstream: null, clock: Date.now, log: createLogger('silent') });
+  t.equal(await revokeClientSessions(a.warden.store, ender, 'bob', Date.now()), 1);
   t.equal((await send(a.mcpUrl, { token: await a.token('bob'), sessionId: opened.get('bob') })).status, 404);
   t.same((await listSessionRows(a.warden.store, 'bob', Date.now())), []);
   t.same(a.logs.events('store.unavailable'), []);

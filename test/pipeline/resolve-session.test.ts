@@ -4,6 +4,7 @@
  * session-less request is marked with.
  */
 import t from 'tap';
+import { createSessionEnder } from '../../src/session/end-session.js';
 import type { Test } from 'tap';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
@@ -43,8 +44,9 @@ async function harness(t: Test, raw: Record<string, unknown> = {}) {
   const limiters = createLimiters(store, config.rateLimits);
   const upstreams = createUpstreamPicker(config.upstreams, clock);
   const load = loadState({ limiters, clients: await createClientRegistry(config.clients, store, clock), sessionIds, idleTimeoutMs: config.sessions.idleTimeout, maxLifetimeMs: config.sessions.maxLifetime, clock, generation: { pending: () => null } });
+  const ender = createSessionEnder({ store, owner: '', endUpstream: null, clock, log: createLogger('silent') });
   const resolve = resolveSession({
-    store, limiters, upstreams, fingerprint, maxBodyBytes: 4096, maxConcurrent: config.sessions.maxConcurrent, onLimit: config.sessions.onLimit,
+    store, ender, limiters, upstreams, fingerprint, maxBodyBytes: 4096, maxConcurrent: config.sessions.maxConcurrent, onLimit: config.sessions.onLimit,
     streams: createStreamGauge(config.sessions.maxStreams), relay: createRelay({ replicaId: 'here', advertiseUrl: null, mcpPath: '/mcp', secret: new Uint8Array(32), store, clock }), transport: 'streamable-http', clock,
   });
 

@@ -1,4 +1,6 @@
 import t from 'tap';
+import { createLogger } from '../../src/observability/logger.js';
+import { createSessionEnder } from '../../src/session/end-session.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { buildEntryStages, buildLegacyStages, buildRefusalHooks, buildRequestStages, buildResponseStages, createUpstreamTransport } from '../../src/pipeline/index.js';
 import { createMetrics } from '../../src/observability/metrics.js';
@@ -35,6 +37,7 @@ t.test('the MCP path runs the DESIGN §4 stages in order', async (t) => {
     relay: createRelay({ replicaId: null, advertiseUrl: null, mcpPath: '/mcp', secret: new Uint8Array(32), store, clock: Date.now }),
     fingerprint: createFingerprint(config.sessions),
     endUpstreamSession: () => {},
+    ender: createSessionEnder({ store, owner: '', endUpstream: null, clock: Date.now, log: createLogger('silent') }),
     clock: Date.now,
     stopwatch: () => performance.now(),
   };

@@ -4,6 +4,8 @@ import { formatSessionRows, listSessionRows, revokeClientSessions, revokeSession
 import { createSessionIds } from '../../src/session/session-id.js';
 import { shortHash } from '../../src/observability/short-hash.js';
 import { createMemoryStore } from '../../src/store/memory.js';
+import { createSessionEnder } from '../../src/session/end-session.js';
+import { createLogger } from '../../src/observability/logger.js';
 
 const limits = (now: number) => ({ maxConcurrent: 10, onLimit: 'reject' as const, now, idleTimeoutMs: 60_000, maxLifetimeMs: 120_000 });
 
@@ -17,7 +19,8 @@ async function setup(t: Test) {
     await store.createSession({ key: minted.key, principal, grantId: 'g', upstream, upstreamSessionId: `up-${minted.key}`, fingerprint: '', createdAt, owner: null }, limits(createdAt));
     return minted;
   };
-  return { now, store, ids, open };
+  const ender = createSessionEnder({ store, owner: '', endUpstream: null, clock: () => now, log: createLogger('silent') });
+  return { now, store, ids, open, ender };
 }
 
 t.test('listSessionRows: short hashes of the keys, oldest first, one client or all', async (t) => {
@@ -35,23 +38,23 @@ t.test('listSessionRows: short hashes of the keys, oldest first, one client or a
 });
 
 t.test('revokeSession: ended, unknown (valid but gone), invalid (not an id of this client)', async (t) => {
-  const { now, store, ids, open } = await setup(t);
+  const { now, store, ids, open, ender } = await setup(t);
   const a = await open('alice', now);
-  t.equal(await revokeSession(store, ids, 'bob', a.id), 'invalid');
-  t.equal(await revokeSession(store, ids, 'alice', 'not-a-session-id'), 'invalid');
-  t.equal(await revokeSession(store, ids, 'alice', a.id), 'ended');
+  t.equal(await revokeSession(store, ender, ids, 'bob', a.id, now), 'invalid');
+  t.equal(await revokeSession(store, ender, ids, 'alice', 'not-a-session-id', now), 'invalid');
+  t.equal(await revokeSession(store, ender, ids, 'alice', a.id, now), 'ended');
   t.same(await store.listSessions('alice', now), []);
-  t.equal(await revokeSession(store, ids, 'alice', a.id), 'unknown');
-  t.equal(await revokeSession(store, ids, 'alice', ids.mint('alice').id), 'unknown', 'minted but never stored');
+  t.equal(await revokeSession(store, ender, ids, 'alice', a.id, now), 'unknown');
+  t.equal(await revokeSession(store, ender, ids, 'alice', ids.mint('alice').id, now), 'unknown', 'minted but never stored');
 });
 
 t.test('revokeClientSessions ends every session of one client and no other', async (t) => {
-  const { now, store, open } = await setup(t);
+  const { now, store, open, ender } = await setup(t);
   await open('alice', now);
   await open('alice', now + 1);
   await open('bob', now);
-  t.equal(await revokeClientSessions(store, 'alice', now), 2);
-  t.equal(await revokeClientSessions(store, 'alice', now), 0);
+  t.equal(await revokeClientSessions(store, ender, 'alice', now), 2);
+  t.equal(await revokeClientSessions(store, ender, 'alice', now), 0);
   t.same((await store.listSessions(null, now)).map((s) => s.principal), ['bob']);
   t.same(await store.loadRequestState({ principal: 'alice', jti: 'j', grantId: 'g', sessionKey: null, now, idleTimeoutMs: 1, maxLifetimeMs: 1 }), { revoked: false, clientCutoff: 0, session: null }, 'tokens are not revoked');
 });
