@@ -66,6 +66,8 @@ t.test('recorders feed the right series; unknown methods collapse to "other"', a
   metrics.securityEvent('session.created', {});
   metrics.securityEvent('session.ended', { reason: 'delete' });
   metrics.securityEvent('session.ended', { reason: 'made-up' });
+  metrics.securityEvent('session.ended', { reason: 'evicted' });
+  // The eviction's own event is not a second end.
   metrics.securityEvent('session.evicted', {});
   metrics.securityEvent('token.issued', {});
   metrics.storeUp(false);
