@@ -11,40 +11,27 @@ import type { Policy } from './policy/decide.js';
 import type { RequestContext, Site } from './context.js';
 import { need } from './context.js';
 import { createDrain } from './http/drain.js';
-import { sendJson } from './http/reply.js';
-import { adminRoutes, mainRoutes } from './http/routes.js';
-import type { AdminHandlers } from './http/routes.js';
-import { adminApi } from './admin/api.js';
-import type { RouteTable } from './http/routes.js';
+import { routeTable } from './http/routes.js';
+import type { Feature, RouteTable } from './http/routes.js';
+import { adminFeature } from './features/admin.js';
+import { healthFeature } from './features/health.js';
+import { mcpFeature } from './features/mcp.js';
+import { oauthFeature } from './features/oauth.js';
 import { createRequestHandler } from './http/server.js';
-import type { Handler, Outcome } from './http/server.js';
+import type { Outcome } from './http/server.js';
 import { logEvent, tapEvents } from './observability/events.js';
-import { createReadiness } from './observability/health.js';
-import { probeTransport } from './session/probe-transport.js';
-import type { TransportKind } from './session/probe-transport.js';
 import { createLogger } from './observability/logger.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
 import { createUpstreamAgent, deleteUpstreamSession } from './pipeline/forward.js';
-import { buildEntryStages, buildLegacyStages, buildRefusalHooks, buildRequestStages, clientIdOf, createUpstreamTransport, runStages } from './pipeline/index.js';
-import type { Stage, StageDeps } from './pipeline/index.js';
+import { buildRefusalHooks, clientIdOf } from './pipeline/index.js';
+import type { StageDeps } from './pipeline/index.js';
 import { createTokenSigner, createTokenVerifier } from './auth/access-token.js';
 import { createClientRegistry } from './auth/clients.js';
 import { createExternalIssuers } from './auth/issuers.js';
 import { createKeyRing } from './auth/key-ring.js';
 import type { KeyRing } from './auth/key-ring.js';
-import { metadataHandlers } from './oauth/metadata.js';
-import { authorizeEndpoints } from './oauth/authorize.js';
-import { peopleGrants } from './oauth/code-grant.js';
-import { createLoginClients } from './login/clients.js';
-import { createMetadataDocuments } from './login/metadata-document.js';
-import { compileRedirectPolicy } from './login/redirect-uris.js';
-import { createRegistrations } from './login/registration.js';
-import { registerEndpoint } from './oauth/register.js';
-import { createOidcLogin } from './login/oidc.js';
-import { revokeEndpoint } from './oauth/revoke.js';
-import { tokenEndpoint } from './oauth/token.js';
 import { createFingerprint } from './session/binding.js';
 import { createRelay } from './session/relay.js';
 import { createSessionIds, sessionIdSecret } from './session/session-id.js';
@@ -140,47 +127,6 @@ function closeServer(server: http.Server): Promise<void> {
 const SESSION_COUNT_TTL_MS = 30_000;
 
 /**
- * Asks each upstream which transport it speaks, logs what it found, and warns where the config
- * says otherwise: a legacy server among `upstreams`, or a Streamable HTTP one as
- * `legacySse.upstream`. `settled` resolves when every probe answered; `found` is what is known so
- * far (for /readyz).
- */
-function probeUpstreams(config: Config, log: Logger): { found: () => Readonly<Record<string, TransportKind>>; settled: Promise<void> } {
-  const found: Record<string, TransportKind> = {};
-  const targets: [string, string, TransportKind][] = config.upstreams.map((url, i) => [`upstreams[${i}]`, url, 'streamable-http']);
-  if (config.legacySse.upstream !== null) targets.push(['legacySse.upstream', config.legacySse.upstream, 'legacy-sse']);
-  if (!config.health.probeTransports) targets.length = 0;
-  const probes = targets.map(([key, url, expected]) =>
-    probeTransport(url, config.upstreamHeaders, PROBE_TIMEOUT_MS).then(({ kind, detail }) => {
-      found[key] = kind;
-      log.info({ upstream: key, transport: kind, detail }, 'upstream transport');
-      if (kind === 'legacy-sse' && expected !== 'legacy-sse') {
-        log.warn({ upstream: key }, `${key} speaks legacy HTTP+SSE (2024-11-05), not Streamable HTTP: its clients will fail. Set legacySse.upstream to it, with legacySse.bridge: true to serve Streamable HTTP clients (docs/legacy-sse.md)`);
-      } else if (kind === 'streamable-http' && expected === 'legacy-sse') {
-        log.warn({ upstream: key }, `${key} speaks Streamable HTTP, not legacy HTTP+SSE (${detail}): list it in upstreams instead`);
-      }
-    }));
-  return { found: () => found, settled: Promise.all(probes).then(() => undefined) };
-}
-
-// How long a start-up probe may take: an upstream that is up answers at once; one that is not yet
-// up is reported as such, and start-up goes on.
-const PROBE_TIMEOUT_MS = 2_000;
-
-/** Whether the store answers a ping within `ms`. */
-async function answersWithin(store: Store, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([store.ping().then(() => true, () => false), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
  * Composition root: builds everything from a validated config, listens, and returns the running
  * proxy. Bad settings throw here, at startup, never per request.
  */
@@ -226,14 +172,6 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     },
   });
   const clients = await createClientRegistry(config.clients, store, clock);
-  const signInOn = config.login.oidc.issuer !== null;
-  const { registration } = config.login;
-  const redirectPolicy = compileRedirectPolicy(registration.redirectUris);
-  const registrations = signInOn && registration.dynamic ? createRegistrations({ store, unusedTtlMs: registration.unusedTtl, ttlMs: registration.ttl, clock }) : null;
-  const metadataDocuments = signInOn && registration.metadataDocuments
-    ? createMetadataDocuments({ policy: redirectPolicy, store, allowPrivate: registration.allowPrivateMetadataHosts, ...(options.metadataCa ? { ca: options.metadataCa } : {}) })
-    : null;
-  const loginClients = createLoginClients(config.login.clients, { registrations, metadataDocuments });
   const limiters = createLimiters(store, config.rateLimits, { onStoreError: () => metrics.storeError() });
   const idSecret = await sessionIdSecret(config, store);
   const sessionIds = createSessionIds(idSecret);
@@ -374,56 +312,20 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     onError: () => metrics.storeError(),
   });
 
-  const run = (stages: readonly Stage[]): Handler => (ctx) => runStages(stages, ctx);
-  const entry = buildEntryStages(config, deps);
-  const legacy = buildLegacyStages(config, deps);
-  const upstreamTransport = createUpstreamTransport(config, deps);
-  // A Streamable HTTP upstream at a path that reads like a legacy SSE endpoint is most likely one.
-  for (const url of config.upstreams) {
-    if (/\/sse\/?$/.test(new URL(url).pathname)) log.warn({ upstream: url }, 'this upstream looks like a legacy HTTP+SSE endpoint (path /sse); it is forwarded as Streamable HTTP. For a legacy server set legacySse.upstream instead');
+  // The parts this config turns on; each brings its routes (with their stages) and its close().
+  const health = healthFeature(config, { store, metrics, log });
+  const features: Feature[] = [
+    mcpFeature(config, deps, log),
+    oauthFeature(config, { store, limiters, clients, verify, ender, clock, site, keyRing, sign, ...(options.metadataCa ? { metadataCa: options.metadataCa } : {}) }),
+    health,
+  ];
+  if (config.admin.listen) {
+    const { reload } = options;
+    features.push(adminFeature(config, {
+      config, store, ender, keyRing, verify, limiters, clock, reload: reload ? async () => ({ ok: await reload() }) : null,
+      audit: audit && { replica: relay.replicaId, kid: audit.kid, publicKey: audit.publicKey },
+    }));
   }
-  const scopes = [...new Set([...(tokens.requiredScope ? [tokens.requiredScope] : []), ...config.clients.flatMap((c) => c.scopes)])];
-  const signIn = !signInOn ? null : authorizeEndpoints({
-    login: config.login, clients: loginClients, oidc: createOidcLogin(config.login.oidc), store, resource: site.resource, origin: site.origin, issuer: site.issuer,
-  });
-  // Sign-in pages are the proxy's own: the only Origin a browser may send them is the proxy's (the
-  // consent form posting back), so a form on another site is refused before anything is read.
-  const pageEntry = buildEntryStages({ ...config, security: { ...config.security, allowedOrigins: [site.origin] } }, deps);
-  const people = signIn === null ? null : peopleGrants({ clients: loginClients, store, ender, sign, resource: site.resource, refreshTtlMs: tokens.refreshTtl, clock });
-  const metadata = metadataHandlers({ site, scopes: [...new Set([...scopes, ...config.login.scopes.filter(() => signIn !== null)])], keyRing, login: signInOn ? { dynamic: registrations !== null, metadataDocuments: metadataDocuments !== null } : null });
-  const probed = probeUpstreams(config, log);
-  const readiness = createReadiness({ store, upstreams: config.upstreams, checkUpstream: config.health.checkUpstream, transports: probed.found });
-  const health = {
-    healthz: (ctx: RequestContext) => sendJson(ctx.res, 200, { status: 'ok' }),
-    readyz: async (ctx: RequestContext) => {
-      const state = await readiness();
-      sendJson(ctx.res, state.ready ? 200 : 503, state, state.ready ? { 'cache-control': 'no-store' } : { 'cache-control': 'no-store', 'retry-after': '2' });
-    },
-  };
-  const metricsHandler: Handler = async (ctx) => {
-    metrics.storeUp(await answersWithin(store, 1_000));
-    const text = await metrics.registry.metrics();
-    ctx.res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
-    ctx.res.end(text);
-  };
-  const routes = mainRoutes(
-    { mcpPath: config.mcpPath, issuerPath: new URL(site.issuer).pathname.replace(/\/$/, '') },
-    {
-      mcp: run(buildRequestStages(config, { ...deps, upstreamTransport })),
-      token: run([...entry, tokenEndpoint({ people, clients, limiters, store, ender, sign, resource: site.resource, accessTtlMs: tokens.accessTtl, refreshTtlMs: tokens.refreshTtl, issueRefreshTokens: tokens.issueRefreshTokens, clock })]),
-      revoke: run([...entry, revokeEndpoint({ clients, limiters, store, ender, verify, refreshTtlMs: tokens.refreshTtl, clock })]),
-      authorize: signIn ? run([...pageEntry, signIn.authorize]) : metadata.authorize,
-      login: signIn && { callback: run([...pageEntry, signIn.callback]), consent: run([...pageEntry, signIn.consent]) },
-      register: registrations && run([...entry, registerEndpoint({ registrations, policy: redirectPolicy, limiters })]),
-      authorizationServer: metadata.authorizationServer,
-      protectedResource: metadata.protectedResource,
-      jwks: metadata.jwks,
-      metadataPreflight: metadata.preflight,
-      ...health,
-      metrics: config.admin.listen ? null : metricsHandler,
-      legacy: legacy && { ssePath: config.legacySse.ssePath, messagePath: config.legacySse.messagePath, stream: run(legacy.stream), message: run(legacy.message) },
-    },
-  );
 
   const refusals = buildRefusalHooks({ metrics, limiters, upstreams, failedAttemptPoints: config.rateLimits.failedAttempts.points, upstreamLabel });
   const onDone = ({ ctx, error }: Outcome): void => {
@@ -443,27 +345,18 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
     onDone(outcome);
   } : onDone;
   const handlerFor = (table: RouteTable) => createRequestHandler({ routes: table, site, log, clock, stopwatch, drain, refusals, onDone: finish, ...traceRequests });
-  server.on('request', handlerFor(routes));
+  server.on('request', handlerFor(routeTable(features, 'public')));
 
   let admin: http.Server | null = null;
   let adminUrl: string | null = null;
   if (config.admin.listen) {
-    const { reload } = options;
-    const api = adminApi({
-      config, store, ender, keyRing, verify, limiters, clock, reload: reload ? async () => ({ ok: await reload() }) : null,
-      audit: audit && { replica: relay.replicaId, kid: audit.kid, publicKey: audit.publicKey },
-    });
-    // The admin listener's own entry stages: its plain-HTTP listener, no browsers, the caller's
-    // address. No address block: an operator must be able to lift one from the address it hit.
-    const adminEntry = buildEntryStages({ ...config, security: { ...security, allowedOrigins: [], requireSecureTransport: false } }, deps, 'none');
-    const guarded = Object.fromEntries(Object.entries(api).map(([name, handler]) => [name, run([...adminEntry, handler])])) as unknown as AdminHandlers;
-    admin = http.createServer(handlerFor(adminRoutes({ ...health, metrics: metricsHandler, admin: guarded })));
+    admin = http.createServer(handlerFor(routeTable(features, 'admin')));
     const a = await listen(admin, config.admin.listen.host, config.admin.listen.port).catch((err: unknown) => abandon(err, [server]));
     adminUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
   // Start-up reports what each upstream speaks (bounded by PROBE_TIMEOUT_MS).
-  await probed.settled;
+  await health.probed;
 
   // Announced once listening: other replicas may relay to this one from then on.
   await relay.start((err) => {
@@ -494,10 +387,9 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       const cut = await drain.drain(config.shutdownGrace);
       if (cut > 0) log.warn({ cut }, 'requests still running at the end of the shutdown grace were cut');
       server.closeAllConnections();
-      upstreamTransport.close();
+      for (const feature of [...features].reverse()) await feature.close?.();
       // Idle keep-alive connections to the upstreams would otherwise outlive the proxy.
       await agent.destroy();
-      await metadataDocuments?.close();
       generation.close();
       sweeper.close();
       await audit?.close();
