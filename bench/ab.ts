@@ -1,6 +1,7 @@
 /**
- * `npx tsx bench/ab.ts <git revision> [seconds] [rounds]`: this working tree's build against
- * another revision's, in one run: both as mcp-warden processes (memory store) in front of the
+ * `npx tsx bench/ab.ts <git revision> [seconds] [rounds] [memory|redis]`: this working tree's build
+ * against another revision's, in one run: both as mcp-warden processes (memory store, or each its
+ * own key prefix on the Redis at MCP_WARDEN_BENCH_REDIS, default 127.0.0.1:6379) in front of the
  * bench upstream, same config, interleaved rotated rounds. The revision is checked out into a
  * temporary git worktree (this checkout's node_modules linked in) and compiled there. For changes
  * that must cost nothing measurable (the A/B rule of the redesign issue). `npm run build` first.
@@ -13,7 +14,7 @@ import { compareConfigs } from './policy.js';
 
 const revision = process.argv[2];
 if (!revision) {
-  process.stderr.write('usage: npx tsx bench/ab.ts <git revision> [seconds] [rounds]\n');
+  process.stderr.write('usage: npx tsx bench/ab.ts <git revision> [seconds] [rounds] [memory|redis]\n');
   process.exit(2);
 }
 const root = process.cwd();
@@ -32,6 +33,9 @@ try {
     target: 0.95,
     durationSeconds: Number(process.argv[3] ?? 3),
     rounds: Number(process.argv[4] ?? 6),
+    ...(process.argv[5] === 'redis' ? {
+      shared: (target: 'off' | 'on') => ({ store: { type: 'redis', url: process.env.MCP_WARDEN_BENCH_REDIS ?? 'redis://127.0.0.1:6379', keyPrefix: `mcpw-ab-${process.pid}-${target}:` } }),
+    } : {}),
   });
 } finally {
   git('worktree', 'remove', '--force', dir);

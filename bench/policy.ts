@@ -26,7 +26,7 @@ import { fiftyRules } from './policy-rules.js';
  * merged into its config (the first may be another build: `offCli`), measured with tools/call of `echo` in interleaved, rotated rounds like
  * the throughput measurement. Prints req/s, p50/p99 and CPU µs/req per target and on / off.
  */
-export async function compareConfigs(opts: { off: string; on: string; extra: Record<string, unknown>; target: number; durationSeconds: number; rounds: number; offCli?: string }): Promise<void> {
+export async function compareConfigs(opts: { off: string; on: string; extra: Record<string, unknown>; target: number; durationSeconds: number; rounds: number; offCli?: string; shared?: (target: 'off' | 'on') => Record<string, unknown> }): Promise<void> {
   installCleanupHandlers();
   const { durationSeconds, rounds } = opts;
   const connections = 10;
@@ -37,12 +37,15 @@ export async function compareConfigs(opts: { off: string; on: string; extra: Rec
   await waitHealthy(`${upstreamOrigin}/healthz`, upstream);
   const { file, client } = await writeWardenConfig(dir);
   const withExtra = path.join(dir, 'on.config.json');
+  const withShared = path.join(dir, 'off.config.json');
   const base = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  await writeFile(withExtra, JSON.stringify({ ...base, ...opts.extra }), { mode: 0o600 });
+  // `shared` goes into both configs (a store both use, each with its own part of it).
+  await writeFile(withExtra, JSON.stringify({ ...base, ...opts.shared?.('on'), ...opts.extra }), { mode: 0o600 });
+  await writeFile(withShared, JSON.stringify({ ...base, ...opts.shared?.('off') }), { mode: 0o600 });
   const start = (name: string, port: number, config: string, cli = 'dist/cli/index.js'): Child =>
     startChild(name, process.execPath, [cli, 'serve', '--host', HOST, '--port', String(port), '--upstream', `${upstreamOrigin}/mcp`, '--config', config, '--log-level', 'warn']);
   const targets = [
-    { name: opts.off, port: offPort, child: start('off', offPort, file, opts.offCli) },
+    { name: opts.off, port: offPort, child: start('off', offPort, withShared, opts.offCli) },
     { name: opts.on, port: onPort, child: start('on', onPort, withExtra) },
   ];
   await Promise.all(targets.map((t) => waitHealthy(`http://${HOST}:${t.port}/healthz`, t.child)));
@@ -70,7 +73,7 @@ export async function compareConfigs(opts: { off: string; on: string; extra: Rec
     lines.push(`| ${t.name} | ${Math.round(value)} | ${r.load.map((l) => Math.round(l.requestsPerSecond)).join(', ')} | ${median(r.load.map((l) => l.p50Ms)).toFixed(2)} | ${median(r.load.map((l) => l.p99Ms)).toFixed(2)} | ${Math.round(median(r.cpu))} | ${r.load.reduce((s, l) => s + l.errors + l.non2xx, 0)} |`);
   }
   const [off, on] = targets.map((t) => rps.get(t.name) ?? 0);
-  lines.push('', `${opts.on} / ${opts.off}: ${((on ?? 0) / Math.max(1, off ?? 0)).toFixed(3)}x (target >= ${opts.target.toFixed(2)}x); ${rounds} rounds of ${durationSeconds} s, ${connections} connections, memory store`);
+  lines.push('', `${opts.on} / ${opts.off}: ${((on ?? 0) / Math.max(1, off ?? 0)).toFixed(3)}x (target >= ${opts.target.toFixed(2)}x); ${rounds} rounds of ${durationSeconds} s, ${connections} connections, ${String((opts.shared?.('on').store as { type?: string } | undefined)?.type ?? 'memory')} store`);
   process.stdout.write(`${lines.join('\n')}\n`);
   await cleanup();
   await rm(dir, { recursive: true, force: true });
