@@ -1,4 +1,3 @@
-import v8 from 'node:v8';
 import type { CommandModule } from 'yargs';
 import { createWarden } from '../warden.js';
 import type { Warden } from '../warden.js';
@@ -21,11 +20,6 @@ export const serveCommand: CommandModule<object, ConfigArgs> = {
       .example('MCP_WARDEN_PORT=9000 $0', 'Configure through the environment'),
   handler: async (args) => {
     const config = await configFromArgs(args);
-    // V8 moves allocation sites whose objects often survive a young-generation collection to old
-    // space. Under load a proxy's per-request objects look like that (many are in flight at each
-    // collection), so they were allocated straight into old space and collected only by full
-    // mark-compacts: scavenges 1 -> 4 ms, a mark-compact every 0.5 s, ~25% more CPU per request.
-    v8.setFlagsFromString('--no-allocation-site-pretenuring');
     const file = args.config ?? process.env.MCP_WARDEN_CONFIG ?? null;
     // The admin API's reload is SIGHUP's: the warden it reloads exists once created.
     let running: Warden | null = null;
