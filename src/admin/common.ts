@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.js';
 import type { Problem } from '../config/fields.js';
-import { createStore } from '../store/store.js';
-import type { Store, StoredClient } from '../store/store.js';
+import { createStore } from '../store/create.js';
+import type { Store, StoredClient } from '../store/types.js';
 
 /**
  * What the admin commands can fail with, and the exit code each maps to: 2 when the command

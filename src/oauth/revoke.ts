@@ -5,13 +5,13 @@ import type { ClientRegistry } from '../auth/clients.js';
 import type { VerifyAccessToken } from '../auth/access-token.js';
 import { hashRefreshToken, isRefreshTokenShape } from '../auth/refresh-token.js';
 import type { Limiters } from '../store/limiters.js';
-import type { Store } from '../store/store.js';
+import type { RefreshTokenStore, RevocationStore } from '../store/types.js';
 import { authenticateClient, readForm } from './client-auth.js';
 
 export interface RevokeDeps {
   readonly clients: ClientRegistry;
   readonly limiters: Limiters;
-  readonly store: Store;
+  readonly store: RefreshTokenStore & RevocationStore;
   readonly verify: VerifyAccessToken;
   readonly refreshTtlMs: number;
   readonly clock: () => number;

@@ -6,11 +6,11 @@ import { logEvent } from '../observability/events.js';
 import type { FingerprintInput } from '../session/binding.js';
 import type { SessionIds } from '../session/session-id.js';
 import { endTracked } from '../session/sweep-upstreams.js';
-import type { Store } from '../store/store.js';
+import type { SessionStore, UpstreamLedger } from '../store/types.js';
 import type { StreamGauge } from '../session/streams.js';
 
 export interface RewriteDeps {
-  readonly store: Store;
+  readonly store: SessionStore & UpstreamLedger;
   readonly sessionIds: SessionIds;
   readonly fingerprint: (input: FingerprintInput) => string;
   readonly maxConcurrent: number;

@@ -1,4 +1,4 @@
-import type { Store, TrackedUpstream } from '../store/store.js';
+import type { TrackedUpstream, UpstreamLedger } from '../store/types.js';
 
 /**
  * Upstream sessions end when their proxy session does, however it ended: idle expiry, the end of
@@ -17,7 +17,7 @@ export interface UpstreamSweeper {
 }
 
 export interface UpstreamSweeperDeps {
-  readonly store: Pick<Store, 'goneUpstreams' | 'untrackUpstream'>;
+  readonly store: Pick<UpstreamLedger, 'goneUpstreams' | 'untrackUpstream'>;
   /** This replica in the sidecar layout, '' for shared upstreams. */
   readonly owner: string;
   readonly clock: () => number;

@@ -1,5 +1,5 @@
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { Limiter, LimiterOptions } from './store.js';
+import type { Limiter, LimiterOptions } from './types.js';
 
 /**
  * rate-limiter-flexible's memory limiter with a bound on its keys. Its own storage keeps every key

@@ -5,7 +5,7 @@ import { decodeSession, decodeUpstream, encodeSession, evictedSession, grantTag,
 import type {
   CreateResult, EvictedSession, Limiter, LimiterOptions, RefreshRecord, RefreshUse, RequestState, SessionInfo, SessionLimits, SessionRecord,
   StateQuery, Store, StoredClient, StoredKey, TrackedUpstream,
-} from './store.js';
+} from './types.js';
 
 interface Entry {
   value: string;

@@ -12,7 +12,7 @@ import { createLimiters } from '../../src/store/limiters.js';
 import type { Limiters, LimitResult } from '../../src/store/limiters.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/types.js';
 import { Redis } from 'ioredis';
 import { startRedis } from '../fixtures/redis.js';
 

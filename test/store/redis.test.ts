@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { storeContract } from '../fixtures/store-contract.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/types.js';
 import { startRedis } from '../fixtures/redis.js';
 
 const redis = await startRedis();
