@@ -74,8 +74,8 @@ function addressKey(address: string): string {
 }
 
 /**
- * Every rate limit, as rate-limiter-flexible instances whose counters live in the same store as
- * everything else (RateLimiterRedis across replicas, RateLimiterMemory in one process).
+ * Every rate limit, as counters in the same store as everything else (store/counter.ts: the
+ * semantics of rate-limiter-flexible's fixed window and block, on the injected clock).
  */
 export function createLimiters(store: RequestStateStore & LimitStore, limits: Config['rateLimits'], options: { onStoreError?: (err: unknown) => void } = {}): Limiters {
   const onStoreError = options.onStoreError ?? (() => {});
@@ -96,7 +96,7 @@ export function createLimiters(store: RequestStateStore & LimitStore, limits: Co
   const tokenByAddress = make('token-ip', limits.tokenEndpoint);
   const tokenByClient = make('token-client', limits.tokenEndpoint);
   const registerByAddress = make('register-ip', limits.register);
-  // The Nth failure within the window blocks the address (the library blocks once consumed > points).
+  // The Nth failure within the window blocks the address (a counter blocks once consumed > points).
   const failed = make('failed', { ...limits.failedAttempts, points: limits.failedAttempts.points - 1 });
 
   function clientLimiter(override: Pick<Limit, 'points' | 'durationMs'>): Limiter {
