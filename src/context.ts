@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context as TraceContext } from '@opentelemetry/api';
 import type { Logger } from './observability/logger.js';
 import type { RpcMessage } from './http/jsonrpc.js';
-import type { RequestState, SessionRecord } from './store/store.js';
+import type { RequestState, SessionRecord } from './store/types.js';
 import type { LimitResult } from './store/limiters.js';
 import type { WardenError } from './errors.js';
 import type { Client } from './auth/clients.js';

@@ -44,8 +44,8 @@ import { watchGeneration } from './store/generation.js';
 import { createTracing } from './observability/tracing.js';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { createLimiters } from './store/limiters.js';
-import { createStore } from './store/store.js';
-import type { Store } from './store/store.js';
+import { createStore } from './store/create.js';
+import type { Store } from './store/types.js';
 
 /** What a policy reload did. */
 export type PolicyReload = { readonly ok: true; readonly rules: number } | { readonly ok: false; readonly problems: readonly Problem[] };

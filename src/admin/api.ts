@@ -11,7 +11,7 @@ import type { VerifyAccessToken } from '../auth/access-token.js';
 import type { KeyRing } from '../auth/key-ring.js';
 import { endSessionByHash, listSessionRows } from '../session/manage.js';
 import type { Limiters } from '../store/limiters.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/types.js';
 import { AdminError } from './common.js';
 import { retireKey, revokeTokens, revokeVerifiedToken } from './tokens.js';
 import type { RevokeTarget } from './tokens.js';

@@ -3,7 +3,7 @@ import type { SessionEnder } from '../session/end-session.js';
 import type { Config } from '../config/schema.js';
 import { schema } from '../config/schema.js';
 import { hashSecret } from '../auth/secret-hash.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/types.js';
 import { AdminError, findClient, newSecret, parsed, revocationTtl, storeClientOrFail } from './common.js';
 import type { ClientListing } from './common.js';
 

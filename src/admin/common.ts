@@ -11,8 +11,8 @@ import { createSessionEnder } from '../session/end-session.js';
 import type { SessionEnder } from '../session/end-session.js';
 import { createLogger } from '../observability/logger.js';
 import type { Problem } from '../config/fields.js';
-import { createStore } from '../store/store.js';
-import type { Store, StoredClient } from '../store/store.js';
+import { createStore } from '../store/create.js';
+import type { Store, StoredClient } from '../store/types.js';
 
 /**
  * What the admin commands can fail with, and the exit code each maps to: 2 when the command

@@ -10,7 +10,7 @@ import { createExternalIssuers } from '../auth/issuers.js';
 import { createKeyRing } from '../auth/key-ring.js';
 import type { KeyRing } from '../auth/key-ring.js';
 import { claimGeneration } from '../store/generation.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/types.js';
 import { AdminError, findClient, publicSite, revocationTtl } from './common.js';
 
 async function keyRingFor(store: Store, config: Config, clock: () => number) {

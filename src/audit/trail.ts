@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { createWriteStream, existsSync, renameSync, statSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
-import type { Store } from '../store/store.js';
+import type { AuditStore } from '../store/types.js';
 import { canonical, checkpointMessage } from './chain.js';
 
 /**
@@ -132,7 +132,7 @@ export function stdoutSink(): AuditSink {
 }
 
 /** One Redis Stream per replica (`<prefix>audit:<replica>`), shared by the replicas' verifier. */
-export function redisSink(store: Pick<Store, 'auditAppend'>, replica: string): AuditSink {
+export function redisSink(store: Pick<AuditStore, 'auditAppend'>, replica: string): AuditSink {
   return { name: 'redis', write: (lines) => store.auditAppend(replica, lines.map((l) => l.trimEnd())), close: async () => {} };
 }
 

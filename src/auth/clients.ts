@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ClientConfig } from '../config/schema.js';
 import type { Limit } from '../config/fields.js';
-import type { Store, StoredClient } from '../store/store.js';
+import type { ClientStore, StoredClient } from '../store/types.js';
 import { hashSecret, verifySecret } from './secret-hash.js';
 
 /** A client as the proxy uses it, wherever it was defined. */
@@ -36,7 +36,7 @@ function digest(value: string): Buffer {
  * from the store (scrypt hashes only), config first. Unknown ids still pay a scrypt check, so
  * response time does not tell which client ids exist.
  */
-export async function createClientRegistry(configClients: readonly ClientConfig[], store: Store, clock: () => number): Promise<ClientRegistry> {
+export async function createClientRegistry(configClients: readonly ClientConfig[], store: Pick<ClientStore, 'getClient'>, clock: () => number): Promise<ClientRegistry> {
   const dummyHash = await hashSecret('timing-equaliser');
   type Entry = { readonly client: Client | null; readonly hash: string | null; readonly plain: string | null };
   // Built once: a configured client never changes while the process runs, and every request asks.

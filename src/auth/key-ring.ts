@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK } from 'jose';
 import type { CryptoKey, JWK, KeyObject } from 'jose';
-import type { Store, StoredKey } from '../store/store.js';
+import type { KeyStore, StoredKey } from '../store/types.js';
 
 export type SigningAlgorithm = StoredKey['alg'];
 
@@ -33,7 +33,7 @@ export interface KeyRing {
 }
 
 export interface KeyRingOptions {
-  readonly store: Store;
+  readonly store: KeyStore;
   readonly algorithm: SigningAlgorithm;
   /** A configured HS256 secret: used as a key that never leaves the config. */
   readonly configuredSecret: string | null;

@@ -4,7 +4,10 @@ import { appSessionGrant, isUserPrincipal } from '../login/principal.js';
 import type { RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
 import { logEvent } from '../observability/events.js';
-import type { RefreshRecord, Store } from '../store/store.js';
+import type { RefreshRecord, RefreshTokenStore, RequestStateStore, RevocationStore } from '../store/types.js';
+
+/** What a refresh-token rotation reads and writes. */
+export type RefreshStores = RefreshTokenStore & RevocationStore & Pick<RequestStateStore, 'loadRequestState'>;
 
 const SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
@@ -30,7 +33,7 @@ export function isRefreshTokenShape(value: string): boolean {
  */
 export async function redeemRefreshToken(
   ctx: RequestContext,
-  deps: { readonly store: Store; readonly ender: Pick<SessionEnder, 'revokeGrant'>; readonly refreshTtlMs: number; readonly clock: () => number },
+  deps: { readonly store: RefreshStores; readonly ender: Pick<SessionEnder, 'revokeGrant'>; readonly refreshTtlMs: number; readonly clock: () => number },
   principal: string,
   hash: string,
   clientId: string,

@@ -7,7 +7,7 @@ import { adminUrlOf, callAdminApi, withAdminApiOptions } from './admin-api.js';
 import type { AdminApiArgs } from './admin-api.js';
 import { createSessionIds, sessionIdSecret } from '../session/session-id.js';
 import { withStore } from '../admin/common.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/types.js';
 import { configFromArgs, EXIT, withConfigOptions } from './options.js';
 import type { ConfigArgs } from './options.js';
 

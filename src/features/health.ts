@@ -8,7 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { probeTransport } from '../session/probe-transport.js';
 import type { TransportKind } from '../session/probe-transport.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/types.js';
 
 /**
  * Asks each upstream which transport it speaks, logs what it found, and warns where the config

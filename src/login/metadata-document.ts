@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { WardenError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { TransientStore } from '../store/types.js';
 import { createOutbound, OutboundRefused } from './outbound.js';
 import { parseClientMetadata } from './registration.js';
 import type { RedirectPolicy } from './redirect-uris.js';
@@ -52,7 +52,7 @@ const TIMEOUT_MS = 5_000;
 
 export interface MetadataDocumentsDeps {
   readonly policy: RedirectPolicy;
-  readonly store: Store;
+  readonly store: TransientStore;
   /** login.registration.allowPrivateMetadataHosts */
   readonly allowPrivate: boolean;
   /** Extra trusted CA certificates (PEM) for the fetches; operators use NODE_EXTRA_CA_CERTS. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hashSecret } from '../auth/secret-hash.js';
-import type { Store } from '../store/store.js';
+import type { TransientStore } from '../store/types.js';
 import type { LoginClient } from './clients.js';
 import { redirectUriProblem } from './redirect-uris.js';
 import type { RedirectPolicy } from './redirect-uris.js';
@@ -75,7 +75,7 @@ const registrationName = (id: string): string => `client:${id}`;
 const REGISTERED_ID = /^r~[A-Za-z0-9_-]{22}$/;
 
 export interface RegistrationsDeps {
-  readonly store: Store;
+  readonly store: TransientStore;
   /** A registration nobody signed in through is forgotten after this long. */
   readonly unusedTtlMs: number;
   /** A used one lives this long after its last sign-in. */

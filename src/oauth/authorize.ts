@@ -7,7 +7,7 @@ import { logEvent } from '../observability/events.js';
 import { redirectUriMatches } from '../login/clients.js';
 import type { LoginClient, LoginClients } from '../login/clients.js';
 import type { OidcLogin, ProviderRound } from '../login/oidc.js';
-import type { Store } from '../store/store.js';
+import type { TransientStore } from '../store/types.js';
 import { readForm } from './client-auth.js';
 
 /**
@@ -53,7 +53,7 @@ export interface AuthorizeDeps {
   readonly login: Config['login'];
   readonly clients: LoginClients;
   readonly oidc: OidcLogin;
-  readonly store: Store;
+  readonly store: TransientStore;
   /** The public MCP URL: the only RFC 8707 resource, and the tokens' audience. */
   readonly resource: string;
   readonly origin: string;

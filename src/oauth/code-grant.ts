@@ -7,10 +7,11 @@ import { sendJson } from '../http/reply.js';
 import { logEvent } from '../observability/events.js';
 import type { SignAccessToken } from '../auth/access-token.js';
 import { hashRefreshToken, isRefreshTokenShape, mintRefreshToken, redeemRefreshToken } from '../auth/refresh-token.js';
+import type { RefreshStores } from '../auth/refresh-token.js';
 import { verifySecret } from '../auth/secret-hash.js';
 import { parseBasic, authorizationField } from '../http/headers.js';
 import type { LoginClient, LoginClients } from '../login/clients.js';
-import type { Store } from '../store/store.js';
+import type { TransientStore } from '../store/types.js';
 import { codeName } from './authorize.js';
 import type { CodeGrant } from './authorize.js';
 import type { Form } from './client-auth.js';
@@ -22,7 +23,7 @@ import type { Form } from './client-auth.js';
  */
 export interface PeopleGrantDeps {
   readonly clients: LoginClients;
-  readonly store: Store;
+  readonly store: RefreshStores & TransientStore;
   /** Revocations end the sessions they take away (upstream too). */
   readonly ender: SessionEnder;
   readonly sign: SignAccessToken;

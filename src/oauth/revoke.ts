@@ -6,13 +6,13 @@ import type { ClientRegistry } from '../auth/clients.js';
 import type { VerifyAccessToken } from '../auth/access-token.js';
 import { hashRefreshToken, isRefreshTokenShape } from '../auth/refresh-token.js';
 import type { Limiters } from '../store/limiters.js';
-import type { Store } from '../store/store.js';
+import type { RefreshTokenStore, RevocationStore } from '../store/types.js';
 import { authenticateClient, readForm } from './client-auth.js';
 
 export interface RevokeDeps {
   readonly clients: ClientRegistry;
   readonly limiters: Limiters;
-  readonly store: Store;
+  readonly store: RefreshTokenStore & RevocationStore;
   /** Revocations end the sessions they take away (upstream too). */
   readonly ender: SessionEnder;
   readonly verify: VerifyAccessToken;

@@ -7,8 +7,8 @@ import { logEvent } from '../observability/events.js';
 import type { Client, ClientRegistry } from '../auth/clients.js';
 import type { SignAccessToken } from '../auth/access-token.js';
 import { hashRefreshToken, isRefreshTokenShape, mintRefreshToken, redeemRefreshToken } from '../auth/refresh-token.js';
+import type { RefreshStores } from '../auth/refresh-token.js';
 import type { Limiters } from '../store/limiters.js';
-import type { Store } from '../store/store.js';
 import { authenticateClient, readForm } from './client-auth.js';
 import type { Form } from './client-auth.js';
 import type { peopleGrants } from './code-grant.js';
@@ -18,7 +18,7 @@ export interface TokenEndpointDeps {
   readonly people: ReturnType<typeof peopleGrants> | null;
   readonly clients: ClientRegistry;
   readonly limiters: Limiters;
-  readonly store: Store;
+  readonly store: RefreshStores;
   /** Revocations end the sessions they take away (upstream too). */
   readonly ender: SessionEnder;
   readonly sign: SignAccessToken;

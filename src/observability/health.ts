@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import type { Persistence, Store } from '../store/store.js';
+import type { Persistence, StoreConnection } from '../store/types.js';
 import type { TransportKind } from '../session/probe-transport.js';
 
 export interface Readiness {
@@ -33,7 +33,7 @@ function reachable(url: string, timeoutMs: number): Promise<boolean> {
  * `/readyz`: the store answers and, when `health.checkUpstream` is on, at least one upstream
  * accepts a TCP connection. Cheap enough to poll: one PING and a connect at most.
  */
-export function createReadiness(deps: { store: Store; upstreams: readonly string[]; checkUpstream: boolean; clock?: () => number; transports?: () => Readonly<Record<string, TransportKind>> }): () => Promise<Readiness> {
+export function createReadiness(deps: { store: Pick<StoreConnection, 'ping' | 'persistence'>; upstreams: readonly string[]; checkUpstream: boolean; clock?: () => number; transports?: () => Readonly<Record<string, TransportKind>> }): () => Promise<Readiness> {
   const clock = deps.clock ?? Date.now;
   let persistence: { value: Persistence; at: number } | null = null;
   async function persistenceOf(): Promise<Persistence | 'unchecked'> {

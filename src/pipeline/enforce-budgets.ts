@@ -8,7 +8,7 @@ import { canonical } from '../audit/chain.js';
 import { logEvent } from '../observability/events.js';
 import { formatDuration } from '../config/duration.js';
 import { compileGlob } from '../policy/glob.js';
-import type { Limiter, Store } from '../store/store.js';
+import type { Limiter, LimitStore } from '../store/types.js';
 import type { ReadMessage } from './read-message.js';
 
 /**
@@ -24,7 +24,7 @@ import type { ReadMessage } from './read-message.js';
  * Over a budget the request gets a JSON-RPC error naming the budget and when it resets.
  */
 export interface BudgetDeps {
-  readonly store: Store;
+  readonly store: LimitStore;
   readonly budgets: Config['budgets'];
   readonly loopBreaker: Config['loopBreaker'];
   /** sessions.maxLifetime: the window of the session's total. */

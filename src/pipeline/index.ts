@@ -11,7 +11,7 @@ import { compileGlob } from '../policy/glob.js';
 import { enforceBudgets } from './enforce-budgets.js';
 import { recordAudit } from './record-audit.js';
 import type { Limiters } from '../store/limiters.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../store/types.js';
 import type { Relay } from '../session/relay.js';
 import type { SessionEnder } from '../session/end-session.js';
 import { acceptRelay } from './accept-relay.js';

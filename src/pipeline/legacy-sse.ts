@@ -9,7 +9,7 @@ import { logEvent } from '../observability/events.js';
 import type { FingerprintInput } from '../session/binding.js';
 import type { SessionIds } from '../session/session-id.js';
 import type { StreamGauge } from '../session/streams.js';
-import type { Store } from '../store/store.js';
+import type { SessionStore } from '../store/types.js';
 import { openUpstreamStream } from './forward.js';
 import type { ForwardDeps, UpstreamStream } from './forward.js';
 
@@ -36,7 +36,7 @@ export interface LegacySseDeps {
   readonly agent: NonNullable<ForwardDeps['agent']>;
   readonly upstreamHeaders: Readonly<Record<string, string>>;
   readonly upstreamTimeoutMs: number;
-  readonly store: Store;
+  readonly store: SessionStore;
   /** How a session ends (record, upstream, event). */
   readonly ender: SessionEnder;
   readonly sessionIds: SessionIds;

@@ -6,7 +6,7 @@ import { WardenError } from '../errors.js';
 import type { FingerprintInput } from '../session/binding.js';
 import type { UpstreamPicker } from '../session/upstreams.js';
 import type { Limiters } from '../store/limiters.js';
-import type { Store } from '../store/store.js';
+import type { SessionStore } from '../store/types.js';
 import type { StreamGauge } from '../session/streams.js';
 import type { Relay } from '../session/relay.js';
 import { logEvent } from '../observability/events.js';
@@ -16,7 +16,7 @@ import { LEGACY_SESSION_PREFIX } from './legacy-sse.js';
 import { grantTag } from '../store/keys.js';
 
 export interface ResolveSessionDeps {
-  readonly store: Store;
+  readonly store: SessionStore;
   /** How a session ends (record, upstream, event). */
   readonly ender: SessionEnder;
   readonly limiters: Limiters;

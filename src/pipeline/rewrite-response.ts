@@ -5,13 +5,13 @@ import { WardenError } from '../errors.js';
 import { logEvent } from '../observability/events.js';
 import type { FingerprintInput } from '../session/binding.js';
 import type { SessionIds } from '../session/session-id.js';
+import type { SessionStore, UpstreamLedger } from '../store/types.js';
 import { endingOf } from '../session/end-session.js';
 import type { SessionEnder } from '../session/end-session.js';
-import type { Store } from '../store/store.js';
 import type { StreamGauge } from '../session/streams.js';
 
 export interface RewriteDeps {
-  readonly store: Store;
+  readonly store: SessionStore & UpstreamLedger;
   readonly sessionIds: SessionIds;
   readonly fingerprint: (input: FingerprintInput) => string;
   readonly maxConcurrent: number;

@@ -1,6 +1,6 @@
 import type { Logger } from '../observability/logger.js';
 import { logEvent } from '../observability/events.js';
-import type { SessionRecord, Store } from '../store/store.js';
+import type { SessionRecord, Store } from '../store/types.js';
 
 /**
  * Why a session ended (`session.ended`'s reason and the metric's label):

@@ -1,7 +1,7 @@
 import { shortHash } from '../observability/short-hash.js';
+import type { SessionStore } from '../store/types.js';
 import { endingOf } from './end-session.js';
 import type { SessionEnder } from './end-session.js';
-import type { Store } from '../store/store.js';
 import type { SessionIds } from './session-id.js';
 
 /** A session as an operator sees it: never the proxy session id, only a short hash of its store key. */
@@ -20,7 +20,7 @@ export interface SessionRow {
 export type RevokeOne = 'ended' | 'unknown' | 'invalid';
 
 /** Open sessions of one client (or of all when `clientId` is null), oldest first. */
-export async function listSessionRows(store: Store, clientId: string | null, now: number): Promise<SessionRow[]> {
+export async function listSessionRows(store: SessionStore, clientId: string | null, now: number): Promise<SessionRow[]> {
   const sessions = await store.listSessions(clientId, now);
   return sessions
     .map((s) => ({ session: shortHash(s.key), clientId: s.principal, upstream: s.upstream, createdAt: s.createdAt, expiresAt: s.expiresAt }))
@@ -32,7 +32,7 @@ export async function listSessionRows(store: Store, clientId: string | null, now
  * derived from it with the tag secret, which also proves it was minted for this client.
  * `invalid`: not a proxy session id of this client; `unknown`: valid but already ended.
  */
-export async function revokeSession(store: Store, ender: Pick<SessionEnder, 'end'>, sessionIds: SessionIds, clientId: string, proxySessionId: string, now: number): Promise<RevokeOne> {
+export async function revokeSession(store: SessionStore, ender: Pick<SessionEnder, 'end'>, sessionIds: SessionIds, clientId: string, proxySessionId: string, now: number): Promise<RevokeOne> {
   const key = sessionIds.check(proxySessionId, clientId);
   if (key === null) return 'invalid';
   const found = (await store.listSessions(clientId, now)).find((s) => s.key === key);
@@ -46,7 +46,7 @@ export type EndByHash = { outcome: 'ended'; clientId: string } | { outcome: 'unk
  * Ends the open session whose listed hash (`session list`, and the `session` of security events)
  * is `hash`: the id itself is stored nowhere, so that hash is how an operator names a session.
  */
-export async function endSessionByHash(store: Store, ender: Pick<SessionEnder, 'end'>, hash: string, clientId: string | null, now: number): Promise<EndByHash> {
+export async function endSessionByHash(store: SessionStore, ender: Pick<SessionEnder, 'end'>, hash: string, clientId: string | null, now: number): Promise<EndByHash> {
   const matches = (await store.listSessions(clientId, now)).filter((s) => shortHash(s.key) === hash);
   if (matches.length > 1) return { outcome: 'ambiguous' };
   const match = matches[0];
@@ -55,7 +55,7 @@ export async function endSessionByHash(store: Store, ender: Pick<SessionEnder, '
 }
 
 /** Ends every session of a client; its tokens stay valid (revoke those with `token revoke`). Returns how many ended. */
-export async function revokeClientSessions(store: Store, ender: Pick<SessionEnder, 'end'>, clientId: string, now: number): Promise<number> {
+export async function revokeClientSessions(store: SessionStore, ender: Pick<SessionEnder, 'end'>, clientId: string, now: number): Promise<number> {
   let ended = 0;
   for (const s of await store.listSessions(clientId, now)) if (await ender.end(endingOf(s), 'operator')) ended++;
   return ended;

@@ -1,5 +1,5 @@
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Store } from '../store/store.js';
+import type { ReplicaRegistry } from '../store/types.js';
 
 /** The header a replica adds when it relays a request to the replica that owns its session. */
 export const RELAY_HEADER = 'x-mcp-warden-relay';
@@ -49,7 +49,7 @@ export interface RelayOptions {
   readonly mcpPath: string;
   /** The session-id secret (shared by all replicas); the relay key is derived from it. */
   readonly secret: Uint8Array;
-  readonly store: Pick<Store, 'announceReplica' | 'replicaUrl' | 'forgetReplica'>;
+  readonly store: ReplicaRegistry;
   readonly clock: () => number;
 }
 

@@ -1,6 +1,6 @@
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/schema.js';
-import type { Store } from '../store/store.js';
+import type { SecretStore } from '../store/types.js';
 
 const RANDOM_BYTES = 32;
 const TAG_BYTES = 12;
@@ -67,7 +67,7 @@ export function createSessionIds(secret: Uint8Array): SessionIds {
  * (HKDF) from the configured signing secret when there is one, else generated once and shared
  * through the store (the first writer wins; with the memory store it is per process).
  */
-export async function sessionIdSecret(config: Pick<Config, 'tokens'>, store: Pick<Store, 'initSecret'>): Promise<Uint8Array> {
+export async function sessionIdSecret(config: Pick<Config, 'tokens'>, store: SecretStore): Promise<Uint8Array> {
   if (config.tokens.secret !== null) return new Uint8Array(hkdfSync('sha256', config.tokens.secret, 'mcp-warden', 'session-id-tag', 32));
   const shared = await store.initSecret('session-id', randomBytes(32).toString('base64url'));
   return Buffer.from(shared, 'base64url');

@@ -1,4 +1,4 @@
-import type { Store } from '../store/store.js';
+import type { TrackedUpstream, UpstreamLedger } from '../store/types.js';
 import type { SessionEnder } from './end-session.js';
 
 /**
@@ -18,7 +18,7 @@ export interface UpstreamSweeper {
 }
 
 export interface UpstreamSweeperDeps {
-  readonly store: Pick<Store, 'goneUpstreams'>;
+  readonly store: Pick<UpstreamLedger, 'goneUpstreams' | 'untrackUpstream'>;
   /** This replica in the sidecar layout, '' for shared upstreams. */
   readonly owner: string;
   readonly clock: () => number;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { WardenError } from '../errors.js';
-import type { Store } from './store.js';
+import type { SecretStore, StoreConnection } from './types.js';
 
 /**
  * Which life of the store this proxy is serving. A Redis without persistence that restarts comes
@@ -27,7 +27,7 @@ interface Marker {
 }
 
 export interface GenerationDeps {
-  readonly store: Pick<Store, 'initSecret' | 'onReconnect'>;
+  readonly store: SecretStore & Pick<StoreConnection, 'onReconnect'>;
   readonly clock: () => number;
   readonly intervalMs: number;
   /** The store lost its data: `since` is when its new life began. */

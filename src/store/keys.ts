@@ -1,4 +1,4 @@
-import type { EvictedSession, TrackedUpstream } from './store.js';
+import type { EvictedSession, TrackedUpstream } from './types.js';
 
 /**
  * Every store key name, built only here. Keys derived from a principal carry it as a Redis

@@ -5,7 +5,7 @@ import { WardenError } from '../errors.js';
 import type { RefusalDetail } from '../errors.js';
 import { addressPrefix, formatAddressPrefix } from '../http/headers.js';
 import { consumeCounter } from './load-apart.js';
-import type { Limiter, RequestLoad, RequestState, StateQuery, Store } from './store.js';
+import type { Limiter, LimitStore, RequestLoad, RequestState, RequestStateStore, StateQuery } from './types.js';
 
 /** The state of one limit after a request consumed from it. */
 export interface LimitResult {
@@ -74,10 +74,10 @@ function addressKey(address: string): string {
 }
 
 /**
- * Every rate limit, as rate-limiter-flexible instances whose counters live in the same store as
- * everything else (RateLimiterRedis across replicas, RateLimiterMemory in one process).
+ * Every rate limit, as counters in the same store as everything else (store/counter.ts: the
+ * semantics of rate-limiter-flexible's fixed window and block, on the injected clock).
  */
-export function createLimiters(store: Store, limits: Config['rateLimits'], options: { onStoreError?: (err: unknown) => void } = {}): Limiters {
+export function createLimiters(store: RequestStateStore & LimitStore, limits: Config['rateLimits'], options: { onStoreError?: (err: unknown) => void } = {}): Limiters {
   const onStoreError = options.onStoreError ?? (() => {});
   /** Consumes a point; a refusal is a result, a store failure is a 503 (fail closed). */
   async function consume(limiter: Limiter, key: string, limit: Pick<Limit, 'points' | 'durationMs'>): Promise<LimitResult> {
@@ -96,7 +96,7 @@ export function createLimiters(store: Store, limits: Config['rateLimits'], optio
   const tokenByAddress = make('token-ip', limits.tokenEndpoint);
   const tokenByClient = make('token-client', limits.tokenEndpoint);
   const registerByAddress = make('register-ip', limits.register);
-  // The Nth failure within the window blocks the address (the library blocks once consumed > points).
+  // The Nth failure within the window blocks the address (a counter blocks once consumed > points).
   const failed = make('failed', { ...limits.failedAttempts, points: limits.failedAttempts.points - 1 });
 
   function clientLimiter(override: Pick<Limit, 'points' | 'durationMs'>): Limiter {

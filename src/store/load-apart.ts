@@ -1,5 +1,5 @@
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import type { Limiter, RequestCounters, RequestLoad, StateQuery, Store } from './store.js';
+import type { Limiter, RequestCounters, RequestLoad, RequestStateStore, StateQuery } from './types.js';
 
 /** One point of a counter: over the limit is a result (`allowed: false`); a store failure rejects. */
 export function consumeCounter(limiter: Limiter, key: string): Promise<RequestLoad['consumed']> {
@@ -16,7 +16,7 @@ export function consumeCounter(limiter: Limiter, key: string): Promise<RequestLo
  * {@link Store.loadRequest} as three concurrent calls, for a store (or a Redis deployment) where
  * they cannot be one. Over the limit is a result; a store failure rejects.
  */
-export async function loadRequestApart(store: Store, query: StateQuery, counters: RequestCounters): Promise<RequestLoad> {
+export async function loadRequestApart(store: Pick<RequestStateStore, 'loadRequestState'>, query: StateQuery, counters: RequestCounters): Promise<RequestLoad> {
   const [state, consumed, peeked] = await Promise.all([
     store.loadRequestState(query),
     consumeCounter(counters.consume.limiter, counters.consume.key),

@@ -1,44 +1,49 @@
-import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { Limiter, LimiterOptions } from './store.js';
+import { addPoints, counterRes } from './counter.js';
+import type { Count } from './counter.js';
+import { TtlMap } from './ttl-map.js';
+import type { Limiter, LimiterOptions } from './types.js';
 
 /**
- * rate-limiter-flexible's memory limiter with a bound on its keys. Its own storage keeps every key
- * until the window ends, and keys come from the network (source addresses): without a bound a
- * flood of addresses would grow it freely. Past `maxKeys` the oldest key is forgotten.
+ * A rate limiter of the memory store: counter.ts's algorithm (the twin of the Redis script) on
+ * the injected clock, its counts in a bounded map. Keys come from the network (source addresses):
+ * past `maxKeys` the least recently counted key is forgotten, so a flood cannot grow it.
  */
-export function boundedMemoryLimiter(options: LimiterOptions, maxKeys: number): Limiter {
-  const limiter = new RateLimiterMemory({ keyPrefix: options.keyPrefix, points: options.points, duration: options.durationMs / 1000, blockDuration: (options.blockMs ?? 0) / 1000 });
-  // Keys in first-use order, with when they can be forgotten anyway.
-  const keys = new Map<string, number>();
-  const lifetime = Math.max(options.durationMs, options.blockMs ?? 0);
+export function memoryLimiter(options: LimiterOptions, maxKeys: number, clock: () => number): Limiter {
+  // Points consumed per key; the entry's expiry is the count's resetAt.
+  const counts = new TtlMap<number>(maxKeys);
 
-  function track(key: string): void {
-    const now = Date.now();
-    keys.delete(key);
-    keys.set(key, now + lifetime);
-    for (const [oldest, until] of keys) {
-      if (keys.size <= maxKeys && until > now) break;
-      keys.delete(oldest);
-      void limiter.delete(oldest);
-    }
+  const read = (key: string, now: number): Count | null => {
+    const consumed = counts.get(key, now);
+    const resetAt = counts.expiresAt(key, now);
+    return consumed === undefined || resetAt === undefined ? null : { consumed, resetAt };
+  };
+
+  function add(key: string, change: number) {
+    const now = clock();
+    const count = addPoints(read(key, now), change, now, options);
+    counts.set(key, count.consumed, count.resetAt);
+    return counterRes(count, now, options.points, change);
   }
 
   return {
-    consume(key) {
-      track(key);
-      return limiter.consume(key);
+    async consume(key) {
+      const res = add(key, 1);
+      if (res.consumedPoints > options.points) throw res;
+      return res;
     },
-    get: (key) => limiter.get(key),
-    reward: async (key) => {
-      await limiter.reward(key, 1);
+    async get(key) {
+      const now = clock();
+      const count = read(key, now);
+      return count ? counterRes(count, now, options.points) : null;
     },
-    keys: async () => {
-      const now = Date.now();
-      return [...keys].filter(([, until]) => until > now).map(([key]) => key);
+    async reward(key) {
+      add(key, -1);
     },
-    delete: async (key) => {
-      keys.delete(key);
-      await limiter.delete(key);
+    async keys() {
+      return [...counts.keys('', clock())];
+    },
+    async delete(key) {
+      counts.delete(key);
     },
   };
 }

@@ -1,86 +1,13 @@
-import { WardenError } from '../errors.js';
 import { loadRequestApart } from './load-apart.js';
-import { boundedMemoryLimiter } from './memory-limiter.js';
+import { memoryLimiter } from './memory-limiter.js';
+import { TtlMap } from './ttl-map.js';
+
+export { TtlMap } from './ttl-map.js';
 import { decodeSession, decodeUpstream, encodeSession, evictedSession, grantTag, keyLayout, upstreamField } from './keys.js';
 import type {
   CreateResult, EvictedSession, Limiter, LimiterOptions, RefreshRecord, RefreshUse, RequestState, SessionInfo, SessionLimits, SessionRecord,
   StateQuery, Store, StoredClient, StoredKey, TrackedUpstream,
-} from './store.js';
-
-interface Entry {
-  value: string;
-  expiresAt: number;
-}
-
-/**
- * A Map with per-entry expiry and a size bound: the oldest entries go first when it is full, so
- * traffic can never grow it without limit. Expired entries are dropped on read and by sweeps.
- */
-export class TtlMap {
-  readonly #entries = new Map<string, Entry>();
-  readonly #max: number;
-  readonly #refuseWhenFull: boolean;
-
-  /**
-   * `refuseWhenFull`: at the bound, expired entries are swept and, if it is still full, the new
-   * entry is refused rather than an older live one dropped (for revocations, which must outlive
-   * everything they revoke).
-   */
-  constructor(max: number, refuseWhenFull = false) {
-    this.#max = max;
-    this.#refuseWhenFull = refuseWhenFull;
-  }
-
-  get size(): number {
-    return this.#entries.size;
-  }
-
-  get(key: string, now: number): string | undefined {
-    const entry = this.#entries.get(key);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= now) {
-      this.#entries.delete(key);
-      return undefined;
-    }
-    return entry.value;
-  }
-
-  expiresAt(key: string, now: number): number | undefined {
-    return this.get(key, now) === undefined ? undefined : this.#entries.get(key)?.expiresAt;
-  }
-
-  set(key: string, value: string, expiresAt: number, now = 0): void {
-    if (this.#refuseWhenFull && !this.#entries.has(key) && this.#entries.size >= this.#max) {
-      this.sweep(now);
-      if (this.#entries.size >= this.#max) throw new WardenError('STORE_UNAVAILABLE', { reason: 'store', retryAfterMs: 60_000, description: 'The memory store holds as many revocations as it may; none was dropped' });
-    }
-    // Re-inserting moves the key to the end: Map order is then roughly oldest-first.
-    this.#entries.delete(key);
-    this.#entries.set(key, { value, expiresAt });
-    while (this.#entries.size > this.#max) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done) break;
-      this.#entries.delete(oldest.value);
-    }
-  }
-
-  setExpiry(key: string, expiresAt: number): void {
-    const entry = this.#entries.get(key);
-    if (entry) entry.expiresAt = expiresAt;
-  }
-
-  delete(key: string): boolean {
-    return this.#entries.delete(key);
-  }
-
-  sweep(now: number): void {
-    for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key);
-  }
-
-  *keys(prefix: string, now: number): Generator<string> {
-    for (const [key, entry] of this.#entries) if (entry.expiresAt > now && key.startsWith(prefix)) yield key;
-  }
-}
+} from './types.js';
 
 const SWEEP_INTERVAL_MS = 60_000;
 
@@ -304,7 +231,7 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     },
 
     limiter(o: LimiterOptions): Limiter {
-      return boundedMemoryLimiter(o, options.maxEntries);
+      return memoryLimiter(o, options.maxEntries, options.clock);
     },
 
     async countAllSessions(now) {

@@ -37,32 +37,64 @@ return {request_state()}
 `,
 };
 
+/** How long after its end a record's key outlives it in Redis (garbage collection only). */
+export const GC_GRACE_MS = 5_000;
+
+// The rate-limit counter: counter.ts's algorithm, line for line (the agreement test holds both to
+// rate-limiter-flexible). A count is "consumed|resetAt" on the caller's clock; the TTL only
+// collects the key, a grace after its window is over (GC_GRACE_MS: the skew between the replicas'
+// clocks and Redis's must never end a count early).
+const COUNTER = `
+local GC_GRACE_MS = ${GC_GRACE_MS}
+local function counter_read(key, now)
+  local value = redis.call('GET', key)
+  if not value then return nil end
+  local consumed, reset_at = string.match(value, '^(%-?%d+)|(%d+)$')
+  if not consumed or tonumber(reset_at) <= now then return nil end
+  return tonumber(consumed), tonumber(reset_at)
+end
+
+local function counter_add(key, now, change, points, duration, block)
+  local consumed, reset_at = counter_read(key, now)
+  if consumed then
+    consumed = consumed + change
+  else
+    consumed, reset_at = change, now + duration
+  end
+  if change > 0 and block > 0 and consumed > points and consumed <= points + change then reset_at = now + block end
+  redis.call('SET', key, string.format('%d|%d', consumed, reset_at), 'PX', string.format('%d', reset_at - now + GC_GRACE_MS))
+  return consumed, reset_at - now
+end
+`;
+
+/** Adds points to a counter (negative: a reward). KEYS: counter. ARGV: now, change, points, window ms, block ms. */
+export const COUNTER_ADD = {
+  numberOfKeys: 1,
+  lua: `${COUNTER}
+local consumed, ms = counter_add(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+return {consumed, ms}
+`,
+};
+
 /**
  * The hot path in one command: the state, one point of the client's request counter, and on a
- * single node the address's failed-attempt counter read. The counter is rate-limiter-flexible's
- * fixed window (value = points consumed, TTL = the window), without a block (the client limit has none).
+ * single node the address's failed-attempt counter read.
  */
 export const LOAD_REQUEST = {
   // Variable: 5 keys, or 6 with the counter to read (it may live in another Cluster slot).
   numberOfKeys: undefined,
   // KEYS: as request_state, then the counter to consume, [the counter to read].
-  // ARGV: as request_state, then window ms.
-  lua: `${REQUEST_STATE}
+  // ARGV: as request_state, then the consumed counter's points, window ms, block ms.
+  lua: `${REQUEST_STATE}${COUNTER}
 local revoked, cutoff, session = request_state()
-local consumed = redis.call('INCR', KEYS[5])
-local ttl = -1
-if consumed > 1 then ttl = redis.call('PTTL', KEYS[5]) end
--- A new window (or a counter left without one): it starts now.
-if ttl == -1 then
-  redis.call('PEXPIRE', KEYS[5], ARGV[5])
-  ttl = tonumber(ARGV[5])
-end
-local peeked, peekedTtl = '', 0
+local now = tonumber(ARGV[1])
+local consumed, ms = counter_add(KEYS[5], now, 1, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+local peeked, peeked_ms = '', 0
 if KEYS[6] then
-  peeked = redis.call('GET', KEYS[6]) or ''
-  if peeked ~= '' then peekedTtl = redis.call('PTTL', KEYS[6]) end
+  local count, reset_at = counter_read(KEYS[6], now)
+  if count then peeked, peeked_ms = count, reset_at - now end
 end
-return {revoked, cutoff, session, consumed, ttl, peeked, peekedTtl}
+return {revoked, cutoff, session, consumed, ms, peeked, peeked_ms}
 `,
 };
 
@@ -173,12 +205,12 @@ return 1
 `,
 };
 
-/** A rate-limiter counter and its remaining time, read in one command ('' when absent). */
+/** A counter read without consuming. KEYS: counter. ARGV: now. Returns {'', 0} when absent or over. */
 export const PEEK_COUNTER = {
   numberOfKeys: 1,
-  lua: `
-local value = redis.call('GET', KEYS[1])
-if not value then return {'', 0} end
-return {value, redis.call('PTTL', KEYS[1])}
+  lua: `${COUNTER}
+local consumed, reset_at = counter_read(KEYS[1], tonumber(ARGV[1]))
+if not consumed then return {'', 0} end
+return {consumed, reset_at - tonumber(ARGV[1])}
 `,
 };

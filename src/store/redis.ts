@@ -1,26 +1,28 @@
 import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions, Result } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.js';
 import { WardenError } from '../errors.js';
 import { decodeSession, decodeUpstream, encodeSession, evictedSession, grantTag, keyLayout, upstreamField } from './keys.js';
-import { ADD_KEY, COUNT_SESSIONS, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
+import { counterRes } from './counter.js';
+import { ADD_KEY, COUNT_SESSIONS, COUNTER_ADD, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import { loadRequestApart } from './load-apart.js';
-import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey, TrackedUpstream } from './store.js';
+import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey, TrackedUpstream } from './types.js';
 
 type Reply = string | number | (string | number)[];
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     mcpwLoadState(...args: (string | number)[]): Result<[number, string, string], Context>;
-    mcpwLoadRequest(...args: (string | number)[]): Result<[number, string, string, number, number, string, number], Context>;
+    mcpwLoadRequest(...args: (string | number)[]): Result<[number, string, string, number, number, string | number, number], Context>;
+    mcpwCounterAdd(key: string, now: number, change: number, points: number, durationMs: number, blockMs: number): Result<[number, number], Context>;
     mcpwCountSessions(...args: (string | number)[]): Result<number, Context>;
     mcpwCreateSession(...args: (string | number)[]): Result<(number | string)[], Context>;
     mcpwRevokeGrant(...args: (string | number)[]): Result<number, Context>;
     mcpwRevokePrincipal(...args: (string | number)[]): Result<number, Context>;
     mcpwUseRefresh(...args: (string | number)[]): Result<[number, string], Context>;
     mcpwAddKey(...args: (string | number)[]): Result<number, Context>;
-    mcpwPeekCounter(key: string): Result<[string, number], Context>;
+    mcpwPeekCounter(key: string, now: number): Result<[string | number, number], Context>;
   }
 }
 
@@ -79,7 +81,7 @@ export function waitReady(client: RedisClient, timeoutMs: number): Promise<void>
 }
 
 function defineScripts(client: RedisClient): void {
-  const scripts = { mcpwLoadState: LOAD_STATE, mcpwLoadRequest: LOAD_REQUEST, mcpwCountSessions: COUNT_SESSIONS, mcpwCreateSession: CREATE_SESSION, mcpwRevokeGrant: REVOKE_GRANT, mcpwRevokePrincipal: REVOKE_PRINCIPAL, mcpwUseRefresh: USE_REFRESH, mcpwAddKey: ADD_KEY, mcpwPeekCounter: PEEK_COUNTER };
+  const scripts = { mcpwLoadState: LOAD_STATE, mcpwLoadRequest: LOAD_REQUEST, mcpwCountSessions: COUNT_SESSIONS, mcpwCreateSession: CREATE_SESSION, mcpwRevokeGrant: REVOKE_GRANT, mcpwRevokePrincipal: REVOKE_PRINCIPAL, mcpwUseRefresh: USE_REFRESH, mcpwAddKey: ADD_KEY, mcpwPeekCounter: PEEK_COUNTER, mcpwCounterAdd: COUNTER_ADD };
   for (const [name, s] of Object.entries(scripts)) client.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
 }
 
@@ -103,52 +105,61 @@ function writeCoalescer(client: RedisClient): () => void {
 }
 
 /**
- * A rate-limiter-flexible counter in Redis. It keeps its options and key scheme so the hot-path
- * script can consume it in place of the library (same key, value and TTL).
+ * A rate limiter whose counts live in Redis: counter.ts's algorithm in its Lua twin (COUNTER), on
+ * the injected clock. Keys are named as rate-limiter-flexible names them (`prefix:key`); a
+ * per-principal counter is in the principal's Cluster slot, so the hot-path script can consume it.
  */
 class RedisLimiter implements Limiter {
-  readonly #limiter: RateLimiterRedis;
-  readonly #peek: (key: string) => Promise<[string, number]>;
-  readonly #coalesce: () => void;
   readonly #client: RedisClient;
+  readonly #prefix: string;
+  readonly #clock: () => number;
+  readonly #coalesce: () => void;
   readonly options: LimiterOptions;
 
-  constructor(client: RedisClient, prefix: string, options: LimiterOptions, coalesce: () => void) {
+  constructor(client: RedisClient, prefix: string, options: LimiterOptions, deps: { clock: () => number; coalesce: () => void }) {
+    if (!(options.durationMs > 0)) throw new Error(`limiter ${options.keyPrefix}: the window must be positive`);
     this.options = options;
     this.#client = client;
-    this.#limiter = new RateLimiterRedis({
-      storeClient: client,
-      keyPrefix: prefix,
-      points: options.points,
-      duration: options.durationMs / 1000,
-      blockDuration: (options.blockMs ?? 0) / 1000,
-      rejectIfRedisNotReady: true,
-    });
-    this.#peek = (key) => client.mcpwPeekCounter(key);
-    this.#coalesce = coalesce;
+    this.#prefix = prefix;
+    this.#clock = deps.clock;
+    this.#coalesce = deps.coalesce;
   }
 
   /** The Redis key of a counter; a principal's is in the principal's Cluster slot. */
   keyOf(key: string): string {
-    return this.#limiter.getKey(this.options.perPrincipal ? `{${key}}` : key);
+    return `${this.#prefix}:${this.options.perPrincipal ? `{${key}}` : key}`;
   }
 
-  consume(key: string): Promise<RateLimiterRes> {
+  /** Fails at once, not after the command timeout, while the connection is down (no offline queue). */
+  #ready(): void {
+    if (this.#client.status !== 'ready') throw new Error('Redis connection is not ready');
+  }
+
+  async #add(key: string, change: number): Promise<RateLimiterRes> {
+    this.#ready();
     this.#coalesce();
-    return this.#limiter.consume(this.options.perPrincipal ? `{${key}}` : key);
+    const now = this.#clock();
+    const { points, durationMs, blockMs = 0 } = this.options;
+    const [consumed, ms] = await this.#client.mcpwCounterAdd(this.keyOf(key), now, change, points, durationMs, blockMs);
+    return this.res(consumed, ms, change);
   }
 
-  // The library reads a counter with MULTI/GET/PTTL/EXEC, a transaction of four commands that
-  // holds the connection; one script reads the same key in one command.
+  async consume(key: string): Promise<RateLimiterRes> {
+    const res = await this.#add(key, 1);
+    if (res.consumedPoints > this.options.points) throw res;
+    return res;
+  }
+
   async get(key: string): Promise<RateLimiterRes | null> {
+    this.#ready();
     this.#coalesce();
-    return this.counter(...(await this.#peek(this.keyOf(key))));
+    return this.counter(...(await this.#client.mcpwPeekCounter(this.keyOf(key), this.#clock())));
   }
 
   async keys(): Promise<string[]> {
     // Rare and operator-driven (the admin API): a SCAN of this limiter's keys on every primary.
     const nodes = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
-    const pattern = `${this.#limiter.getKey('')}*`;
+    const pattern = `${this.#prefix}:*`;
     const found = new Set<string>();
     for (const node of nodes) {
       let cursor = '0';
@@ -162,22 +173,22 @@ class RedisLimiter implements Limiter {
   }
 
   async reward(key: string): Promise<void> {
-    this.#coalesce();
-    await this.#limiter.reward(this.options.perPrincipal ? `{${key}}` : key, 1);
+    await this.#add(key, -1);
   }
 
   async delete(key: string): Promise<void> {
-    await this.#limiter.delete(this.options.perPrincipal ? `{${key}}` : key);
+    this.#ready();
+    await this.#client.del(this.keyOf(key));
   }
 
-  /** A counter's value and TTL as the library reports them. */
-  res(consumed: number, ttl: number): RateLimiterRes {
-    return new RateLimiterRes(Math.max(this.options.points - consumed, 0), ttl, consumed, consumed === 1);
+  /** A count (as the script returns it: consumed, ms left) in the library's terms. */
+  res(consumed: number, ms: number, change = 0): RateLimiterRes {
+    return counterRes({ consumed, resetAt: ms }, 0, this.options.points, change);
   }
 
   /** The same for a counter read without consuming: null when absent. */
-  counter(value: string, ttl: number): RateLimiterRes | null {
-    return value === '' ? null : this.res(Number(value), ttl);
+  counter(value: string | number, ms: number): RateLimiterRes | null {
+    return value === '' ? null : this.res(Number(value), ms);
   }
 }
 
@@ -200,7 +211,7 @@ function asText(value: Reply | undefined): string {
  * The shared store: ioredis on a standalone server, Sentinel or Cluster. Every traffic-derived
  * key has a TTL; clients, signing keys and the generated secret are durable.
  */
-export function createRedisStore(client: RedisClient, options: { keyPrefix: string; onError?: (err: unknown) => void }): Store {
+export function createRedisStore(client: RedisClient, options: { keyPrefix: string; clock: () => number; onError?: (err: unknown) => void }): Store {
   defineScripts(client);
   const keys = keyLayout(options.keyPrefix);
   const onError = options.onError ?? (() => {});
@@ -227,7 +238,8 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       keys.revokedToken(q.principal, q.jti ?? ''), keys.revokedGrant(q.principal, q.grantId ?? ''), keys.cutoff(q.principal),
       keys.session(q.principal, q.sessionKey ?? ''), consume.keyOf(consumeKey),
     ] as const;
-    const args = [q.now, q.idleTimeoutMs, q.maxLifetimeMs, q.sessionKey === null ? '0' : '1', consume.options.durationMs] as const;
+    const { points, durationMs, blockMs = 0 } = consume.options;
+    const args = [q.now, q.idleTimeoutMs, q.maxLifetimeMs, q.sessionKey === null ? '0' : '1', points, durationMs, blockMs] as const;
     // A Cluster cannot take the address's counter (another slot) in the principal's script.
     const peekApart = peek !== null && client instanceof Cluster;
     const [reply, peekedApart] = await Promise.all([
@@ -241,7 +253,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         clientCutoff: Number(cutoff || 0),
         session: q.sessionKey !== null && session ? decodeSession(q.principal, q.sessionKey, session) : null,
       },
-      consumed: { allowed: consumed <= consume.options.points, res: consume.res(consumed, ttl) },
+      consumed: { allowed: consumed <= points, res: consume.res(consumed, ttl, 1) },
       peeked: peek === null || peekApart ? peekedApart : peek.counter(peeked, peekedTtl),
     };
   }
@@ -286,8 +298,8 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
     loadRequest: (q, counters) => {
       const consume = counters.consume.limiter;
       const peek = counters.peek?.limiter ?? null;
-      // Only the store's own per-principal counters without a block can ride in the principal's script.
-      const inScript = consume instanceof RedisLimiter && consume.options.perPrincipal === true && !consume.options.blockMs;
+      // Only the store's own per-principal counters can ride in the principal's script.
+      const inScript = consume instanceof RedisLimiter && consume.options.perPrincipal === true;
       if (!inScript || (peek !== null && !(peek instanceof RedisLimiter))) return loadRequestApart(store, q, counters);
       return run(() => loadRequest(q, consume, counters.consume.key, peek, counters.peek?.key ?? ''));
     },
@@ -398,7 +410,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         return previous ?? value;
       }),
 
-    limiter: (o) => new RedisLimiter(client, keys.limiterPrefix(o.keyPrefix), o, coalesce),
+    limiter: (o) => new RedisLimiter(client, keys.limiterPrefix(o.keyPrefix), o, { clock: options.clock, coalesce }),
 
     countAllSessions: () =>
       run(async () => {

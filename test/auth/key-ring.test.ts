@@ -6,7 +6,7 @@ import t from 'tap';
 import { createKeyRing } from '../../src/auth/key-ring.js';
 import type { KeyRingOptions } from '../../src/auth/key-ring.js';
 import { createMemoryStore } from '../../src/store/memory.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/types.js';
 
 function harness() {
   let now = 1_700_000_000_000;

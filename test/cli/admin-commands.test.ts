@@ -12,7 +12,7 @@ import { publicSite } from '../../src/admin/common.js';
 import { verifySecret } from '../../src/auth/secret-hash.js';
 import { loadConfig } from '../../src/config/load.js';
 import { validateConfig } from '../../src/config/validate.js';
-import { createStore } from '../../src/store/store.js';
+import { createStore } from '../../src/store/create.js';
 import { fields, runCli, tempDir, writeConfig } from '../fixtures/admin-cli.js';
 import { startRedis } from '../fixtures/redis.js';
 import { claimsOf, kidOf } from '../fixtures/tokens.js';

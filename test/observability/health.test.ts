@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createReadiness } from '../../src/observability/health.js';
 import { createMemoryStore } from '../../src/store/memory.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/types.js';
 import { freePort } from '../fixtures/redis.js';
 
 t.test('readiness: the store must answer; upstreams only when asked', async (t) => {

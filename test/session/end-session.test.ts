@@ -17,7 +17,7 @@ import { createMemoryStore } from '../../src/store/memory.js';
 import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { randomBytes } from 'node:crypto';
-import type { SessionRecord, Store } from '../../src/store/store.js';
+import type { SessionRecord, Store } from '../../src/store/types.js';
 import { logSink } from '../fixtures/warden.js';
 
 const NOW = 1_800_000_000_000;
@@ -143,7 +143,7 @@ suite('redis', async (t) => {
   const config = result.config.store;
   const client = connectRedis(config);
   await waitReady(client, 5_000);
-  const store = createRedisStore(client, { keyPrefix: config.keyPrefix });
+  const store = createRedisStore(client, { keyPrefix: config.keyPrefix, clock: () => NOW });
   t.teardown(() => store.close());
   return store;
 });

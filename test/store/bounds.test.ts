@@ -15,7 +15,7 @@ import { createKeyRing } from '../../src/auth/key-ring.js';
 import { createStreamGauge } from '../../src/session/streams.js';
 import { createLimiters } from '../../src/store/limiters.js';
 import { createMemoryStore, TtlMap } from '../../src/store/memory.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/types.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

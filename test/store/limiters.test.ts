@@ -12,7 +12,7 @@ import { createLimiters } from '../../src/store/limiters.js';
 import type { Limiters, LimitResult } from '../../src/store/limiters.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/types.js';
 import { Redis } from 'ioredis';
 import { startRedis } from '../fixtures/redis.js';
 
@@ -29,7 +29,7 @@ async function redisStore(url: string, onError?: (err: unknown) => void): Promis
   const store = config({ store: { type: 'redis', url, keyPrefix: `lt${randomBytes(3).toString('hex')}:` } }).store;
   const client = connectRedis(store);
   await waitReady(client, 5_000);
-  return createRedisStore(client, { keyPrefix: store.keyPrefix, ...(onError ? { onError } : {}) });
+  return createRedisStore(client, { keyPrefix: store.keyPrefix, clock: Date.now, ...(onError ? { onError } : {}) });
 }
 
 const STORES: Record<string, () => Promise<Store>> = {

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { storeContract } from '../fixtures/store-contract.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/types.js';
 import { startRedis } from '../fixtures/redis.js';
 
 const redis = await startRedis();
@@ -22,7 +22,7 @@ t.test('redis store contract', async (t) => {
     const config = storeConfig();
     const client = connectRedis(config);
     await waitReady(client, 5_000);
-    const store = createRedisStore(client, { keyPrefix: config.keyPrefix });
+    const store = createRedisStore(client, { keyPrefix: config.keyPrefix, clock: Date.now });
     return {
       store,
       now: () => Date.now(),
@@ -38,7 +38,7 @@ async function openStore(t: Test) {
   const config = storeConfig();
   const client = connectRedis(config);
   await waitReady(client, 5_000);
-  const store = createRedisStore(client, { keyPrefix: config.keyPrefix });
+  const store = createRedisStore(client, { keyPrefix: config.keyPrefix, clock: Date.now });
   t.teardown(() => store.close());
   const raw = new Redis(redis.url);
   t.teardown(() => raw.disconnect());
@@ -86,7 +86,7 @@ t.test('a dead Redis fails fast with STORE_UNAVAILABLE, and the store recovers b
   const client = connectRedis(result.config.store);
   client.on('error', () => {});
   await waitReady(client, 5_000);
-  const store = createRedisStore(client, { keyPrefix: 'x:' });
+  const store = createRedisStore(client, { keyPrefix: 'x:', clock: Date.now });
   t.teardown(() => store.close());
   await store.ping();
   await own.stop();

@@ -1,7 +1,10 @@
+/**
+ * What the store keeps, as small interfaces by concern: the records, and one interface per part
+ * of the store that a caller depends on. `Store` is their union; a caller that needs one concern
+ * takes that interface. The implementations (memory.ts, redis.ts) import only this module, and the
+ * factory (create.ts) imports them: no import circle.
+ */
 import type { RateLimiterRes } from 'rate-limiter-flexible';
-import type { Config } from '../config/schema.js';
-import { createMemoryStore } from './memory.js';
-import { connectRedis, createRedisStore, waitReady } from './redis.js';
 
 /**
  * A proxy session as stored: what the proxy needs to forward a request of this session.
@@ -104,7 +107,6 @@ export type RefreshUse =
   | { readonly status: 'reused'; readonly record: RefreshRecord }
   | { readonly status: 'unknown' };
 
-/** A client managed through the store (`mcp-warden client add`). */
 /** An upstream session the proxy made, kept apart from its session record so it outlives it. */
 export interface TrackedUpstream {
   readonly principal: string;
@@ -115,6 +117,7 @@ export interface TrackedUpstream {
 
 export type Persistence = 'aof' | 'rdb' | 'none' | 'unknown' | 'memory';
 
+/** A client managed through the store (`mcp-warden client add`). */
 export interface StoredClient {
   readonly id: string;
   readonly secretHash: string;
@@ -157,12 +160,8 @@ export interface LimiterOptions {
   readonly blockMs?: number;
 }
 
-/**
- * Everything mcp-warden keeps. One narrow interface shaped by its callers; `memory` and `redis`
- * implement it and one contract suite tests both. Every key derived from traffic expires.
- */
-export interface Store {
-  readonly kind: 'memory' | 'redis';
+/** The request path's state: revocations, the client cutoff and the session, read in one go. */
+export interface RequestStateStore {
   /** Revocation state of the token and the session, slid forward: one round trip. */
   loadRequestState(query: StateQuery): Promise<RequestState>;
   /**
@@ -171,42 +170,109 @@ export interface Store {
    * costs a second command, in the same turn.
    */
   loadRequest(query: StateQuery, counters: RequestCounters): Promise<RequestLoad>;
+}
+
+/** Rate-limit counters kept in the store. */
+export interface LimitStore {
+  /** A rate limiter whose counters live in this store. */
+  limiter(options: LimiterOptions): Limiter;
+}
+
+/** Proxy sessions of principals, capped per principal. */
+export interface SessionStore {
   /** Open sessions of a principal (dead ones pruned): the pre-check before forwarding initialize. */
   countSessions(principal: string, now: number): Promise<number>;
   /** Stores a new session, enforcing the cap atomically (reject, or evict the oldest). */
   createSession(record: SessionRecord, limits: SessionLimits): Promise<CreateResult>;
   deleteSession(principal: string, key: string): Promise<boolean>;
   listSessions(principal: string | null, now: number): Promise<SessionInfo[]>;
+  /** Open sessions across all principals (the metrics gauge); may include some not yet pruned. */
+  countAllSessions(now: number): Promise<number>;
+}
+
+/** Revoked tokens and grants, and per-principal cutoffs. */
+export interface RevocationStore {
   /** Revokes one access token until it would have expired anyway. */
   revokeToken(principal: string, jti: string, expiresAt: number, now: number): Promise<void>;
   /** Revokes a grant (all its tokens) and ends the sessions it created. */
   revokeGrant(principal: string, grantId: string, ttlMs: number, now: number): Promise<number>;
   /** Invalidates everything the principal holds: tokens issued before `cutoff` and all sessions. */
   revokePrincipal(principal: string, cutoff: number, ttlMs: number): Promise<number>;
+}
+
+export interface RefreshTokenStore {
   putRefreshToken(principal: string, hash: string, record: RefreshRecord, now: number): Promise<void>;
   /** Marks a refresh token used; a second use reports `reused` (the caller then revokes the grant). */
   useRefreshToken(principal: string, hash: string, now: number): Promise<RefreshUse>;
+}
+
+/** Operator-managed clients (durable: traffic never evicts them). */
+export interface ClientStore {
   getClient(id: string): Promise<StoredClient | null>;
   putClient(client: StoredClient): Promise<void>;
   deleteClient(id: string): Promise<boolean>;
   listClients(): Promise<StoredClient[]>;
+}
+
+/** The shared signing key ring (durable). */
+export interface KeyStore {
   getKeys(): Promise<StoredKey[]>;
   /** Adds a key; with `onlyIfNone`, only when the ring is empty (replicas racing at first start). */
   addKey(key: StoredKey, onlyIfNone: boolean): Promise<boolean>;
-  /**
-   * The upstream session behind a proxy session, noted before the record is made: when the record
-   * ends (idle, lifetime, revocation, eviction, a lost race), the sweeper still knows what to end
-   * upstream. `owner` is the replica whose upstream it is (sidecar layout), '' when shared.
-   */
+  /** Removes a key from the shared ring (retired: tokens it signed stop verifying); false when unknown. */
+  deleteKey(kid: string): Promise<boolean>;
+}
+
+/** Values every replica must agree on (the session-id secret, the store's generation marker). */
+export interface SecretStore {
+  /** Stores `value` under `name` unless one exists (SET NX); returns the value that won. */
+  initSecret(name: string, value: string): Promise<string>;
+}
+
+/**
+ * The upstream session behind each proxy session, noted before the record is made: when the record
+ * ends (idle, lifetime, revocation, eviction, a lost race), the sweeper still knows what to end
+ * upstream. `owner` is the replica whose upstream it is (sidecar layout), '' when shared.
+ */
+export interface UpstreamLedger {
   trackUpstream(owner: string, upstream: TrackedUpstream): Promise<void>;
   /** Forgets one; true only for the caller that removed it (so one replica ends it upstream). */
   untrackUpstream(owner: string, principal: string, key: string): Promise<boolean>;
   /** A page of tracked upstream sessions whose proxy session is gone; cursor '0' starts and ends. */
   goneUpstreams(owner: string, cursor: string, count: number, now: number): Promise<{ cursor: string; gone: TrackedUpstream[] }>;
-  /** Appends audit trail lines to a replica's stream (Redis Stream; an array in the memory store). */
+}
+
+/** Audit trails, one per replica (a Redis Stream; an array in the memory store). */
+export interface AuditStore {
   auditAppend(replica: string, lines: readonly string[]): Promise<void>;
   /** A replica's audit trail lines, oldest first (for `audit verify`). */
   auditRead(replica: string): Promise<string[]>;
+}
+
+/**
+ * Short-lived sign-in state (pending logins, authorization codes, remembered consents): a value
+ * under a name, gone after `ttlMs`. Names are built by the caller from random or hashed parts.
+ */
+export interface TransientStore {
+  putTransient(name: string, value: string, ttlMs: number): Promise<void>;
+  getTransient(name: string): Promise<string | null>;
+  /** Reads and deletes in one step: what is taken once (a code, a login) cannot be taken twice. */
+  takeTransient(name: string): Promise<string | null>;
+}
+
+/** Sidecar layout: where each live replica is reachable. */
+export interface ReplicaRegistry {
+  /** This replica is reachable at `url` for `ttlMs` (refreshed while it runs). */
+  announceReplica(id: string, url: string, ttlMs: number): Promise<void>;
+  /** Where a live replica is reachable, or null when it is gone (no announcement within its TTL). */
+  replicaUrl(id: string): Promise<string | null>;
+  /** A replica that stops says so at once, so its sessions end now rather than at the TTL. */
+  forgetReplica(id: string): Promise<void>;
+}
+
+/** The store as a connection: what it is, whether it answers and keeps its data, and its end. */
+export interface StoreConnection {
+  readonly kind: 'memory' | 'redis';
   /**
    * Whether the store keeps its data on disk: `aof` or `rdb`, `none` (a restart empties it),
    * `unknown` (the server would not say), `memory` (the process is the store).
@@ -214,53 +280,15 @@ export interface Store {
   persistence(): Promise<Persistence>;
   /** Calls `listener` each time the connection to the store is (re)established; never for the memory store. */
   onReconnect(listener: () => void): void;
-  /** Removes a key from the shared ring (retired: tokens it signed stop verifying); false when unknown. */
-  deleteKey(kid: string): Promise<boolean>;
-  /** Stores `value` under `name` unless one exists (SET NX); returns the value that won. */
-  initSecret(name: string, value: string): Promise<string>;
-  /** A rate limiter whose counters live in this store. */
-  limiter(options: LimiterOptions): Limiter;
-  /** Open sessions across all principals (the metrics gauge); may include some not yet pruned. */
-  countAllSessions(now: number): Promise<number>;
-  /**
-   * Short-lived sign-in state (pending logins, authorization codes, remembered consents): a value
-   * under a name, gone after `ttlMs`. Names are built by the caller from random or hashed parts.
-   */
-  putTransient(name: string, value: string, ttlMs: number): Promise<void>;
-  getTransient(name: string): Promise<string | null>;
-  /** Reads and deletes in one step: what is taken once (a code, a login) cannot be taken twice. */
-  takeTransient(name: string): Promise<string | null>;
-  /** Sidecar layout: this replica is reachable at `url` for `ttlMs` (refreshed while it runs). */
-  announceReplica(id: string, url: string, ttlMs: number): Promise<void>;
-  /** Where a live replica is reachable, or null when it is gone (no announcement within its TTL). */
-  replicaUrl(id: string): Promise<string | null>;
-  /** A replica that stops says so at once, so its sessions end now rather than at the TTL. */
-  forgetReplica(id: string): Promise<void>;
   /** For /readyz: resolves when the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Builds the configured store; for Redis, waits until it answers (startup fails clearly if not). */
-export async function createStore(config: Config['store'], deps: { clock: () => number; onError?: (err: unknown) => void }): Promise<Store> {
-  switch (config.type) {
-    case 'memory':
-      return createMemoryStore({ maxEntries: config.maxEntries, clock: deps.clock });
-    case 'redis': {
-      const client = connectRedis(config);
-      // Connection errors are retried in the background; each one is surfaced as a store error.
-      client.on('error', (err: unknown) => deps.onError?.(err));
-      try {
-        await waitReady(client, 10_000);
-      } catch (err) {
-        client.disconnect();
-        throw err;
-      }
-      return createRedisStore(client, { keyPrefix: config.keyPrefix, onError: deps.onError });
-    }
-    default: {
-      const never: never = config.type;
-      throw new Error(`unknown store ${String(never)}`);
-    }
-  }
-}
+/**
+ * Everything mcp-warden keeps: every concern above on one connection. `memory` and `redis`
+ * implement it and one contract suite per concern tests both. Every key derived from traffic expires.
+ */
+export interface Store
+  extends StoreConnection, RequestStateStore, LimitStore, SessionStore, RevocationStore, RefreshTokenStore, ClientStore,
+    KeyStore, SecretStore, UpstreamLedger, AuditStore, TransientStore, ReplicaRegistry {}
