@@ -49,6 +49,7 @@ function checkAdmin({ admin }: Config, problems: Problem[]): void {
 
 function checkStore({ store }: Config, problems: Problem[]): void {
   if (store.password !== null && store.passwordFile !== null) problems.push({ path: 'store.password', message: 'give either "password" or "passwordFile", not both' });
+  if (store.clientCache && (store.type !== 'redis' || store.cluster !== null)) problems.push({ path: 'store.clientCache', message: 'needs a standalone or Sentinel Redis store (each Cluster node tracks its own keys; not supported)' });
   if (store.type !== 'redis') return;
   const given = [store.url, store.sentinels, store.cluster].filter((x) => x !== null).length;
   if (given !== 1) problems.push({ path: 'store', message: 'a redis store needs exactly one of "url", "sentinels" or "cluster"' });

@@ -18,7 +18,7 @@ export async function createStore(config: Config['store'], deps: { clock: () => 
         client.disconnect();
         throw err;
       }
-      return createRedisStore(client, { keyPrefix: config.keyPrefix, clock: deps.clock, onError: deps.onError });
+      return createRedisStore(client, { keyPrefix: config.keyPrefix, clock: deps.clock, onError: deps.onError, clientCache: config.clientCache });
     }
     default: {
       const never: never = config.type;

@@ -267,6 +267,7 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     },
 
     async ping() {},
+    clientCache: () => null,
 
     async close() {
       clearInterval(sweeper);

@@ -15,8 +15,20 @@ local function request_state()
     -- The idle expiry slides in the same key lookup as the read (one lookup and one command
     -- fewer per request); a record nearer its lifetime's end than that is then capped at it.
     local idle_end = tonumber(ARGV[1]) + tonumber(ARGV[2])
-    session = redis.call('GETEX', KEYS[4], 'PXAT', string.format('%d', idle_end))
-    if session then
+    -- ARGV[9] (client cache): slide only once the record has lost this fraction of its idle
+    -- window, so that a cached caller's reads do not write (every write is an invalidation).
+    local lazy = tonumber(ARGV[9] or '0')
+    local fresh = false
+    if lazy > 0 then
+      local ok, expires = pcall(redis.call, 'PEXPIRETIME', KEYS[4])
+      fresh = ok and expires > idle_end - tonumber(ARGV[2]) * lazy
+    end
+    if fresh then
+      session = redis.call('GET', KEYS[4])
+    else
+      session = redis.call('GETEX', KEYS[4], 'PXAT', string.format('%d', idle_end))
+    end
+    if session and not fresh then
       local created = tonumber(string.match(session, '^(%w+)|') or '', 36)
       if not created then
         -- Unreadable (no session to the caller either): it must not live on by being used.
@@ -84,11 +96,12 @@ export const LOAD_REQUEST = {
   // Variable: 5 keys, or 6 with the counter to read (it may live in another Cluster slot).
   numberOfKeys: undefined,
   // KEYS: as request_state, then the counter to consume, [the counter to read].
-  // ARGV: as request_state, then the consumed counter's points, window ms, block ms.
+  // ARGV: as request_state, then the consumed counter's points, window ms, block ms, the points
+  // to take (1; more when the client cache takes a lease of them), and request_state's lazy slide.
   lua: `${REQUEST_STATE}${COUNTER}
 local revoked, cutoff, session = request_state()
 local now = tonumber(ARGV[1])
-local consumed, ms = counter_add(KEYS[5], now, 1, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+local consumed, ms = counter_add(KEYS[5], now, tonumber(ARGV[8] or '1'), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
 local peeked, peeked_ms = '', 0
 if KEYS[6] then
   local count, reset_at = counter_read(KEYS[6], now)

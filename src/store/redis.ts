@@ -7,6 +7,7 @@ import { decodeSession, decodeUpstream, encodeSession, evictedSession, grantTag,
 import { counterRes } from './counter.js';
 import { ADD_KEY, COUNT_SESSIONS, COUNTER_ADD, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import { loadRequestApart } from './load-apart.js';
+import { createClientCache, SLIDE_FRACTION } from './client-cache.js';
 import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey, TrackedUpstream } from './types.js';
 
 type Reply = string | number | (string | number)[];
@@ -211,7 +212,7 @@ function asText(value: Reply | undefined): string {
  * The shared store: ioredis on a standalone server, Sentinel or Cluster. Every traffic-derived
  * key has a TTL; clients, signing keys and the generated secret are durable.
  */
-export function createRedisStore(client: RedisClient, options: { keyPrefix: string; clock: () => number; onError?: (err: unknown) => void }): Store {
+export function createRedisStore(client: RedisClient, options: { keyPrefix: string; clock: () => number; onError?: (err: unknown) => void; clientCache?: boolean }): Store {
   defineScripts(client);
   const keys = keyLayout(options.keyPrefix);
   const onError = options.onError ?? (() => {});
@@ -233,13 +234,13 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
     return out;
   }
 
-  async function loadRequest(q: StateQuery, consume: RedisLimiter, consumeKey: string, peek: RedisLimiter | null, peekKey: string): Promise<RequestLoad> {
+  async function loadRequest(q: StateQuery, consume: RedisLimiter, consumeKey: string, peek: RedisLimiter | null, peekKey: string, take = 1, lazySlide = 0): Promise<RequestLoad> {
     const state = [
       keys.revokedToken(q.principal, q.jti ?? ''), keys.revokedGrant(q.principal, q.grantId ?? ''), keys.cutoff(q.principal),
       keys.session(q.principal, q.sessionKey ?? ''), consume.keyOf(consumeKey),
     ] as const;
     const { points, durationMs, blockMs = 0 } = consume.options;
-    const args = [q.now, q.idleTimeoutMs, q.maxLifetimeMs, q.sessionKey === null ? '0' : '1', points, durationMs, blockMs] as const;
+    const args = [q.now, q.idleTimeoutMs, q.maxLifetimeMs, q.sessionKey === null ? '0' : '1', points, durationMs, blockMs, take, lazySlide] as const;
     // A Cluster cannot take the address's counter (another slot) in the principal's script.
     const peekApart = peek !== null && client instanceof Cluster;
     const [reply, peekedApart] = await Promise.all([
@@ -253,10 +254,22 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         clientCutoff: Number(cutoff || 0),
         session: q.sessionKey !== null && session ? decodeSession(q.principal, q.sessionKey, session) : null,
       },
-      consumed: { allowed: consumed <= points, res: consume.res(consumed, ttl, 1) },
+      consumed: { allowed: consumed <= points, res: consume.res(consumed, ttl, take) },
       peeked: peek === null || peekApart ? peekedApart : peek.counter(peeked, peekedTtl),
     };
   }
+
+  // Issue 21: most requests served without a round trip (store.clientCache; not on a Cluster).
+  const cache = options.clientCache && !(client instanceof Cluster)
+    ? createClientCache({
+      client,
+      keyPrefix: options.keyPrefix,
+      keyOf: (counter) => (counter.limiter as RedisLimiter).keyOf(counter.key),
+      optionsOf: (counter) => (counter.limiter as RedisLimiter).options,
+      load: (q, counters, take) => run(() => loadRequest(q, counters.consume.limiter as RedisLimiter, counters.consume.key, (counters.peek?.limiter ?? null) as RedisLimiter | null, counters.peek?.key ?? '', take, SLIDE_FRACTION)),
+      onError,
+    })
+    : null;
 
   async function allPrincipals(): Promise<string[]> {
     const nodes = client instanceof Cluster ? client.nodes('master') : [client];
@@ -301,6 +314,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       // Only the store's own per-principal counters can ride in the principal's script.
       const inScript = consume instanceof RedisLimiter && consume.options.perPrincipal === true;
       if (!inScript || (peek !== null && !(peek instanceof RedisLimiter))) return loadRequestApart(store, q, counters);
+      if (cache) return cache.loadRequest(q, counters);
       return run(() => loadRequest(q, consume, counters.consume.key, peek, counters.peek?.key ?? ''));
     },
 
@@ -427,7 +441,9 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
     forgetReplica: (id) => run(async () => void (await client.del(keys.replica(id)))),
     ping: () => run(async () => void (await client.ping())),
 
+    clientCache: () => cache && { healthy: cache.healthy },
     close: async () => {
+      await cache?.close();
       client.disconnect();
     },
   };

@@ -282,6 +282,8 @@ export interface StoreConnection {
   onReconnect(listener: () => void): void;
   /** For /readyz: resolves when the store answers. */
   ping(): Promise<void>;
+  /** The Redis client-side cache (store.clientCache): whether its invalidation channel is up; null without one. */
+  clientCache(): { readonly healthy: boolean } | null;
   close(): Promise<void>;
 }
 

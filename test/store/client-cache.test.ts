@@ -1,0 +1,160 @@
+/**
+ * The Redis store's client-side cache (store.clientCache, issue 21) on a private redis-server:
+ * most requests need no round trip, yet a revocation or a session end on one replica is refused
+ * on another within the stated bound, a lost invalidation channel drops everything at once (no
+ * stale revocation is ever served), a killed Redis still fails closed, and leased rate-limit
+ * points never let two replicas together past the limit.
+ */
+import t from 'tap';
+import type { Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { validateConfig } from '../../src/config/validate.js';
+import { createLimiters } from '../../src/store/limiters.js';
+import type { Limiters } from '../../src/store/limiters.js';
+import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
+import type { Store, StateQuery } from '../../src/store/types.js';
+import { startRedis } from '../fixtures/redis.js';
+
+const redis = await startRedis();
+t.teardown(() => redis.stop());
+
+const IDLE = 60_000;
+const LIFETIME = 3_600_000;
+// The bound the issue states for a revocation or session end to reach every replica.
+const PROPAGATION_MS = 50;
+
+interface Replica {
+  readonly store: Store;
+  readonly limiters: Limiters;
+  load(query: Partial<StateQuery>): ReturnType<Limiters['forRequest']>;
+}
+
+async function replicas(t: Test, count: number, raw: Record<string, unknown> = {}, keyPrefix = `t${randomBytes(4).toString('hex')}:`): Promise<Replica[]> {
+  const result = validateConfig({ store: { type: 'redis', url: redis.url, keyPrefix, clientCache: true }, ...raw });
+  if (!result.ok || result.config.store.type !== 'redis') throw new Error(JSON.stringify(result.ok ? 'not redis' : result.problems));
+  const { config } = result;
+  const out: Replica[] = [];
+  for (let i = 0; i < count; i++) {
+    const client = connectRedis(config.store);
+    await waitReady(client, 5_000);
+    const store = createRedisStore(client, { keyPrefix: config.store.keyPrefix, clock: Date.now, clientCache: true });
+    t.teardown(() => store.close());
+    const limiters = createLimiters(store, config.rateLimits);
+    out.push({
+      store,
+      limiters,
+      load: (q) => limiters.forRequest({ principal: 'alice', jti: 'j1', grantId: 'g1', sessionKey: null, now: Date.now(), idleTimeoutMs: IDLE, maxLifetimeMs: LIFETIME, ...q }, null, '10.0.0.1'),
+    });
+  }
+  await until(() => out.every((r) => healthyOf(r.store)), 2_000, 'every replica\'s invalidation channel is up');
+  return out;
+}
+
+const healthyOf = (store: Store): boolean => store.clientCache()?.healthy === true;
+
+async function until(check: () => boolean | Promise<boolean>, ms: number, what: string, everyMs = 1): Promise<number> {
+  const start = performance.now();
+  while (!(await check())) {
+    if (performance.now() - start > ms) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+  return performance.now() - start;
+}
+
+/** Scripts Redis has run so far: the hot path's round trips (each request without the cache is one). */
+async function roundTrips(admin: Redis): Promise<number> {
+  const info = await admin.info('commandstats');
+  return [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
+async function adminClient(t: Test): Promise<Redis> {
+  const admin = new Redis(redis.url);
+  t.teardown(() => admin.disconnect());
+  return admin;
+}
+
+t.test('a warm caller costs Redis almost nothing: 200 requests, a handful of commands', async (t) => {
+  const [a] = await replicas(t, 1, { rateLimits: { client: { points: 100_000, duration: '1m' } } });
+  if (!a) throw new Error('one replica');
+  const admin = await adminClient(t);
+  const minted = 'k-warm';
+  await a.store.createSession({ key: minted, principal: 'alice', grantId: 'g1', upstream: 0, upstreamSessionId: 'up', fingerprint: '', createdAt: Date.now(), owner: null }, { maxConcurrent: 10, onLimit: 'reject', now: Date.now(), idleTimeoutMs: IDLE, maxLifetimeMs: LIFETIME });
+  await a.load({ sessionKey: minted });
+  const before = await roundTrips(admin);
+  for (let i = 0; i < 200; i++) {
+    const r = await a.load({ sessionKey: minted });
+    t.equal(r.state.session?.key, minted);
+    t.equal(r.limit.allowed, true);
+  }
+  // Without the cache each of the 200 would be one script.
+  const used = (await roundTrips(admin)) - before;
+  t.ok(used <= 12, `${used} round trips (scripts) for 200 requests: a lease of 32 points lasts 32 requests`);
+});
+
+t.test(`a revocation or session end on one replica is refused on the other within ${PROPAGATION_MS} ms`, async (t) => {
+  // A large limit makes a large lease (32 points): B could serve from its cache for 32 requests,
+  // far more than it is asked within the bound (one every 5 ms), so only invalidation can end it.
+  const [a, b] = await replicas(t, 2, { rateLimits: { client: { points: 100_000, duration: '1m' } } });
+  if (!a || !b) throw new Error('two replicas');
+  const now = Date.now();
+  await a.store.createSession({ key: 'k1', principal: 'alice', grantId: 'g1', upstream: 0, upstreamSessionId: 'up1', fingerprint: '', createdAt: now, owner: null }, { maxConcurrent: 10, onLimit: 'reject', now, idleTimeoutMs: IDLE, maxLifetimeMs: LIFETIME });
+  // B has the caller cached.
+  for (let i = 0; i < 3; i++) t.equal((await b.load({ sessionKey: 'k1' })).state.session?.key, 'k1');
+
+  await a.store.deleteSession('alice', 'k1');
+  const ended = await until(async () => (await b.load({ sessionKey: 'k1' })).state.session === null, PROPAGATION_MS, 'B sees the session end', 5);
+  t.ok(ended <= PROPAGATION_MS, `session end seen by B after ${ended.toFixed(1)} ms`);
+
+  for (let i = 0; i < 3; i++) t.equal((await b.load({})).state.revoked, false);
+  await a.store.revokeGrant('alice', 'g1', 60_000, Date.now());
+  const revoked = await until(async () => (await b.load({})).state.revoked, PROPAGATION_MS, 'B sees the revocation', 5);
+  t.ok(revoked <= PROPAGATION_MS, `grant revocation seen by B after ${revoked.toFixed(1)} ms`);
+
+  for (let i = 0; i < 3; i++) t.equal((await b.load({ jti: 'j2', grantId: 'g2' })).state.clientCutoff, 0);
+  const cutoff = Date.now();
+  await a.store.revokePrincipal('alice', cutoff, 60_000);
+  const cut = await until(async () => (await b.load({ jti: 'j2', grantId: 'g2' })).state.clientCutoff === cutoff, PROPAGATION_MS, 'B sees the client cutoff', 5);
+  t.ok(cut <= PROPAGATION_MS, `client revocation seen by B after ${cut.toFixed(1)} ms`);
+});
+
+t.test('a lost invalidation channel drops the whole cache at once: a change made meanwhile is never served stale', async (t) => {
+  const [a, b] = await replicas(t, 2);
+  if (!a || !b) throw new Error('two replicas');
+  const admin = await adminClient(t);
+  for (let i = 0; i < 3; i++) t.equal((await b.load({})).state.revoked, false);
+  // Every subscriber connection goes: B's channel among them (A's too).
+  await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+  await until(() => !healthyOf(b.store), 100, 'B notices its channel is gone');
+  // Written while B could not hear of it.
+  await a.store.revokeGrant('alice', 'g1', 60_000, Date.now());
+  t.equal((await b.load({})).state.revoked, true, 'B reads Redis while its channel is down, so it sees the revocation');
+  await until(() => healthyOf(b.store), 2_000, 'the channel comes back by itself');
+  t.equal((await b.load({})).state.revoked, true, 'and nothing stale came back with it');
+});
+
+t.test('Redis killed: a warm cache still fails closed (503) within 2 s, and works again when Redis is back', async (t) => {
+  const [a] = await replicas(t, 1);
+  if (!a) throw new Error('one replica');
+  for (let i = 0; i < 3; i++) t.equal((await a.load({})).limit.allowed, true);
+  await redis.stop();
+  const started = performance.now();
+  const failed = await until(async () => a.load({}).then(() => false, (err: { code?: string }) => err.code === 'STORE_UNAVAILABLE'), 2_000, 'a request needing the store is refused');
+  t.ok(failed < 2_000, `refused (STORE_UNAVAILABLE) ${(performance.now() - started).toFixed(0)} ms after the kill`);
+  await redis.start();
+  await until(async () => a.load({}).then((r) => r.limit.allowed, () => false), 5_000, 'served again');
+  t.pass('served again after Redis came back');
+});
+
+t.test('leased rate-limit points: two replicas together never admit more than the limit', async (t) => {
+  const [a, b] = await replicas(t, 2, { rateLimits: { client: { points: 100, duration: '1m' } } });
+  if (!a || !b) throw new Error('two replicas');
+  let allowed = 0;
+  for (let i = 0; i < 150; i++) {
+    const replica = i % 3 === 0 ? b : a;
+    if ((await replica.load({})).limit.allowed) allowed++;
+  }
+  t.ok(allowed <= 100, `${allowed} of 150 admitted with a limit of 100: no overshoot`);
+  // Points leased by one replica and unused are lost to the other until the window ends: at most one lease.
+  t.ok(allowed >= 100 - 5, `${allowed} admitted: at most one lease (5 points here) held back`);
+});
