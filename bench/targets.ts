@@ -14,7 +14,7 @@ import type { PrivateRedis } from './redis-server.js';
 import { writeWardenConfig } from './warden-config.js';
 
 /** In round-1 order. */
-export type TargetName = 'direct' | 'bare' | 'bare-undici' | 'warden-memory' | 'warden-redis';
+export type TargetName = 'direct' | 'bare' | 'bare-undici' | 'warden-memory' | 'warden-redis' | 'warden-redis-cached';
 
 export interface Target {
   readonly name: TargetName;
@@ -41,11 +41,11 @@ function profileArgs(name: TargetName, profileDir: string | null): string[] {
   return profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profileDir, name)}`] : [];
 }
 
-function startWarden(name: TargetName, port: number, upstream: string, config: string, storeArgs: string[], profileDir: string | null): Child {
+function startWarden(name: TargetName, port: number, upstream: string, config: string, storeArgs: string[], profileDir: string | null, env: Record<string, string> = {}): Child {
   return startChild(name, process.execPath, [
     ...profileArgs(name, profileDir), 'dist/cli/index.js', 'serve',
     '--host', HOST, '--port', String(port), '--upstream', upstream, '--config', config, '--log-level', 'warn', ...storeArgs,
-  ]);
+  ], { env: { ...process.env, ...env } });
 }
 
 /** The started targets, and a way to start more mcp-warden processes like `warden-redis`. */
@@ -57,7 +57,7 @@ export interface Rig {
 
 /** Starts every target and resolves once each answers its health check, in round order. */
 export async function startTargets(options: RigOptions): Promise<Rig> {
-  const [upstreamPort, barePort, undiciPort, memoryPort, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [upstreamPort, barePort, undiciPort, memoryPort, redisPort, cachedPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   const origin = (port: number): string => `http://${HOST}:${port}`;
   const upstreamOrigin = origin(upstreamPort);
   const upstream = startScript('upstream', 'upstream.ts', [String(upstreamPort)], { leash: true });
@@ -68,7 +68,12 @@ export async function startTargets(options: RigOptions): Promise<Rig> {
   const bareUndici = startScript('bare-undici', 'bare-undici.ts', [String(undiciPort), upstreamOrigin], { leash: true, nodeArgs: profileArgs('bare-undici', options.profileDir) });
   const memory = startWarden('warden-memory', memoryPort, `${upstreamOrigin}/mcp`, file, [], options.profileDir);
   const redis = startWarden('warden-redis', redisPort, `${upstreamOrigin}/mcp`, file, ['--store', 'redis', '--redis-url', options.redis.url], options.profileDir);
+  // Issue 21's design: the same Redis, its own keys, store.clientCache on.
+  const cached = startWarden('warden-redis-cached', cachedPort, `${upstreamOrigin}/mcp`, file, ['--store', 'redis', '--redis-url', options.redis.url], options.profileDir, {
+    MCP_WARDEN_REDIS_CLIENT_CACHE: 'true', MCP_WARDEN_REDIS_KEY_PREFIX: 'mcpw-cached:',
+  });
   await Promise.all([
+    waitHealthy(`${origin(cachedPort)}/healthz`, cached),
     waitHealthy(`${origin(barePort)}/healthz`, bare),
     waitHealthy(`${origin(undiciPort)}/healthz`, bareUndici),
     waitHealthy(`${origin(memoryPort)}/healthz`, memory),
@@ -90,6 +95,7 @@ export async function startTargets(options: RigOptions): Promise<Rig> {
     reference('bare-undici', bareUndici, undiciPort),
     warden('warden-memory', memory, memoryPort, null),
     warden('warden-redis', redis, redisPort, options.redis),
+    warden('warden-redis-cached', cached, cachedPort, options.redis),
   ];
   return {
     targets,
