@@ -77,6 +77,8 @@ export function createClientCache(deps: ClientCacheDeps): ClientCache {
   const principals = new Map<string, PrincipalEntry>();
   const addresses = new Map<string, { consumed: number; resetAt: number } | null>();
   const leases = new Map<string, Lease>();
+  // Lease refills on their way, per counter.
+  const refills = new Map<string, Promise<void>>();
   // Sequence of invalidations, and the last one seen per tag (principal or address key): a read
   // that started before its tag's last invalidation is not kept. `lost` counts channel losses.
   let sequence = 0;
@@ -262,8 +264,16 @@ export function createClientCache(deps: ClientCacheDeps): ClientCache {
     }
     const counterKey = deps.keyOf(counters.consume);
     if (take > 1 && (granted > 1 || granted === 0)) {
+      const resetAt = q.now + load.consumed.res.msBeforeNext;
+      const held = leases.get(counterKey);
+      // Points of a lease still held (same window) are added to, never dropped: the counter in
+      // Redis has counted them as used.
+      if (held && held.left > 0 && Math.abs(held.resetAt - resetAt) < 1_000 && granted > 1) {
+        leases.set(counterKey, { left: held.left + granted - 1, granted: held.granted + granted - 1, resetAt: held.resetAt, base: held.base });
+        return;
+      }
       if (leases.size >= MAX_ENTRIES) leases.delete(leases.keys().next().value as string);
-      leases.set(counterKey, { left: granted - 1, granted, resetAt: q.now + load.consumed.res.msBeforeNext, base: load.consumed.res.consumedPoints - take + 1 });
+      leases.set(counterKey, { left: granted - 1, granted, resetAt, base: load.consumed.res.consumedPoints - take + 1 });
     }
   }
 
@@ -274,6 +284,15 @@ export function createClientCache(deps: ClientCacheDeps): ClientCache {
     async loadRequest(q, counters) {
       const cached = hit(q, counters);
       if (cached) return cached;
+      const counterKey = deps.keyOf(counters.consume);
+      // Concurrent requests that find the lease spent wait for the one refill on its way instead
+      // of each taking a lease (one round trip, not one per request in flight).
+      const refill = refills.get(counterKey);
+      if (refill) {
+        await refill;
+        const after = hit(q, counters);
+        if (after) return after;
+      }
       const { points, blockMs = 0 } = deps.optionsOf(counters.consume);
       // A blocking counter is taken point by point (a lease crossing its limit would start a block),
       // and so is a spent one (until its window ends, each refusal counts one point, as without leases).
@@ -282,7 +301,15 @@ export function createClientCache(deps: ClientCacheDeps): ClientCache {
       const take = healthy && blockMs === 0 && !exhausted ? leaseSize(points) : 1;
       const startedAt = sequence;
       const lostAt = lost;
-      const load = await deps.load(q, counters, take);
+      const loading = deps.load(q, counters, take);
+      if (take > 1 && !refills.has(counterKey)) {
+        const settled = loading.then(() => undefined, () => undefined);
+        refills.set(counterKey, settled);
+        void settled.then(() => {
+          if (refills.get(counterKey) === settled) refills.delete(counterKey);
+        });
+      }
+      const load = await loading;
       const consumed = load.consumed.res.consumedPoints;
       // Of the points taken, those within the limit are this replica's to use.
       const granted = Math.max(0, Math.min(take, points - (consumed - take)));

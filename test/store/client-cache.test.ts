@@ -158,3 +158,19 @@ t.test('leased rate-limit points: two replicas together never admit more than th
   // Points leased by one replica and unused are lost to the other until the window ends: at most one lease.
   t.ok(allowed >= 100 - 5, `${allowed} admitted: at most one lease (5 points here) held back`);
 });
+
+t.test('requests in flight together share one lease refill: one round trip, and no leased points thrown away', async (t) => {
+  const prefix = `t${randomBytes(4).toString('hex')}:`;
+  const [a] = await replicas(t, 1, { rateLimits: { client: { points: 10_000, duration: '1m' } } }, prefix);
+  if (!a) throw new Error('one replica');
+  const admin = await adminClient(t);
+  await a.load({});
+  const before = await roundTrips(admin);
+  const results = await Promise.all(Array.from({ length: 64 }, () => a.load({})));
+  t.ok(results.every((r) => r.limit.allowed), 'all 64 admitted');
+  const used = (await roundTrips(admin)) - before;
+  t.ok(used <= 4, `${used} round trips for 64 requests in flight at once (a lease is 32 points)`);
+  // What Redis counted is what was admitted plus at most one lease not used yet.
+  const counted = Number(String(await admin.get((await admin.keys(`${prefix}rl:client*`))[0] ?? '')).split('|')[0]);
+  t.ok(counted <= 65 + 32, `Redis counted ${counted} points for 65 admitted requests`);
+});
