@@ -1,3 +1,5 @@
+import { GC_GRACE_MS } from './deadline.js';
+
 /**
  * Lua scripts of the Redis store. Each touches only keys of one principal (one `{principal}` hash
  * tag, so one Cluster slot), and each is one round trip. Timestamps are epoch milliseconds; they
@@ -37,13 +39,9 @@ return {request_state()}
 `,
 };
 
-/** How long after its end a record's key outlives it in Redis (garbage collection only). */
-export const GC_GRACE_MS = 5_000;
-
 // The rate-limit counter: counter.ts's algorithm, line for line (the agreement test holds both to
 // rate-limiter-flexible). A count is "consumed|resetAt" on the caller's clock; the TTL only
-// collects the key, a grace after its window is over (GC_GRACE_MS: the skew between the replicas'
-// clocks and Redis's must never end a count early).
+// collects the key, a grace after its window is over (deadline.ts, GC_GRACE_MS).
 const COUNTER = `
 local GC_GRACE_MS = ${GC_GRACE_MS}
 local function counter_read(key, now)

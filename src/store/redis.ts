@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { WardenError } from '../errors.js';
 import { decodeSession, decodeUpstream, encodeSession, evictedSession, grantTag, keyLayout, upstreamField } from './keys.js';
 import { counterRes } from './counter.js';
+import { collectAfter, stamp, unstamp } from './deadline.js';
 import { ADD_KEY, COUNT_SESSIONS, COUNTER_ADD, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import { loadRequestApart } from './load-apart.js';
 import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey, TrackedUpstream } from './types.js';
@@ -345,14 +346,15 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
 
     putRefreshToken: (principal, hash, record: RefreshRecord, now) =>
       run(async () => {
-        if (record.expiresAt > now) await client.set(keys.refreshToken(principal, hash), `0|${JSON.stringify(record)}`, 'PXAT', record.expiresAt);
+        if (record.expiresAt > now) await client.set(keys.refreshToken(principal, hash), `0|${JSON.stringify(record)}`, 'PX', collectAfter(record.expiresAt, now));
       }),
 
-    useRefreshToken: (principal, hash) =>
+    useRefreshToken: (principal, hash, now) =>
       run(async () => {
         const [status, body] = await client.mcpwUseRefresh(keys.refreshToken(principal, hash));
-        if (status === 0) return { status: 'unknown' as const };
-        const record = JSON.parse(body) as RefreshRecord;
+        const record = status === 0 ? null : (JSON.parse(body) as RefreshRecord);
+        // The record's own end decides (its key only outlives it for collection).
+        if (record === null || record.expiresAt <= now) return { status: 'unknown' as const };
         return status === 2 ? { status: 'reused' as const, record } : { status: 'ok' as const, record };
       }),
 
@@ -419,11 +421,19 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         return counts.reduce((a, b) => a + b, 0);
       }),
 
-    putTransient: (name, value, ttlMs) => run(async () => void (await client.set(keys.transient(name), value, 'PX', ttlMs))),
-    getTransient: (name) => run(() => client.get(keys.transient(name))),
-    takeTransient: (name) => run(() => client.getdel(keys.transient(name))),
-    announceReplica: (id, url, ttlMs) => run(async () => void (await client.set(keys.replica(id), url, 'PX', ttlMs))),
-    replicaUrl: (id) => run(() => client.get(keys.replica(id))),
+    putTransient: (name, value, ttlMs) =>
+      run(async () => {
+        const now = options.clock();
+        await client.set(keys.transient(name), stamp(now + ttlMs, value), 'PX', collectAfter(now + ttlMs, now));
+      }),
+    getTransient: (name) => run(async () => unstamp(await client.get(keys.transient(name)), options.clock())),
+    takeTransient: (name) => run(async () => unstamp(await client.getdel(keys.transient(name)), options.clock())),
+    announceReplica: (id, url, ttlMs) =>
+      run(async () => {
+        const now = options.clock();
+        await client.set(keys.replica(id), stamp(now + ttlMs, url), 'PX', collectAfter(now + ttlMs, now));
+      }),
+    replicaUrl: (id) => run(async () => unstamp(await client.get(keys.replica(id)), options.clock())),
     forgetReplica: (id) => run(async () => void (await client.del(keys.replica(id)))),
     ping: () => run(async () => void (await client.ping())),
 
