@@ -6,25 +6,39 @@ import { GC_GRACE_MS } from './deadline.js';
  * fit Lua's doubles exactly and are formatted with %d before going back to Redis.
  */
 
+// Records whose end is on the caller's clock: the end is written as the key's absolute expiry plus
+// GC_GRACE_MS, so Redis only collects a key a grace after its end, and whether a record is still
+// there is decided against the caller's now (the memory store's semantics, on the same clock).
+const ENDS = `
+local GRACE = ${GC_GRACE_MS}
+local function alive(key, now)
+  local at = redis.call('PEXPIRETIME', key)
+  return at == -1 or (at >= 0 and at - GRACE > now)
+end
+local function expire_at(ends) return string.format('%d', ends + GRACE) end
+`;
+
 // Revocation state of a token plus the session, slid to its next idle expiry.
 // KEYS: revoked token, revoked grant, cutoff, session. ARGV: now, idle ms, max lifetime ms, has session.
-const REQUEST_STATE = `
+const REQUEST_STATE = `${ENDS}
 local function request_state()
-  local revoked = redis.call('EXISTS', KEYS[1], KEYS[2])
-  local cutoff = redis.call('GET', KEYS[3])
+  local now = tonumber(ARGV[1])
+  local revoked = 0
+  if alive(KEYS[1], now) or alive(KEYS[2], now) then revoked = 1 end
+  local cutoff = alive(KEYS[3], now) and redis.call('GET', KEYS[3])
   local session = false
-  if ARGV[4] == '1' then
+  if ARGV[4] == '1' and alive(KEYS[4], now) then
     -- The idle expiry slides in the same key lookup as the read (one lookup and one command
     -- fewer per request); a record nearer its lifetime's end than that is then capped at it.
-    local idle_end = tonumber(ARGV[1]) + tonumber(ARGV[2])
-    session = redis.call('GETEX', KEYS[4], 'PXAT', string.format('%d', idle_end))
+    local idle_end = now + tonumber(ARGV[2])
+    session = redis.call('GETEX', KEYS[4], 'PXAT', expire_at(idle_end))
     if session then
       local created = tonumber(string.match(session, '^(%w+)|') or '', 36)
       if not created then
         -- Unreadable (no session to the caller either): it must not live on by being used.
         redis.call('DEL', KEYS[4])
       elseif created + tonumber(ARGV[3]) < idle_end then
-        redis.call('PEXPIREAT', KEYS[4], string.format('%d', created + tonumber(ARGV[3])))
+        redis.call('PEXPIREAT', KEYS[4], expire_at(created + tonumber(ARGV[3])))
       end
     end
   end
@@ -96,13 +110,13 @@ return {revoked, cutoff, session, consumed, ms, peeked, peeked_ms}
 `,
 };
 
-// Shared by the session scripts: members of the index whose record expired are pruned, live ones
-// returned oldest first. Records are built from ARGV[1] (the principal's session key prefix).
-const LIVE_SESSIONS = `
-local function live_sessions(index, prefix)
+// Shared by the session scripts: members of the index whose record ended (at `now`) are pruned,
+// live ones returned oldest first. Records are built from ARGV[1] (the principal's session key prefix).
+const LIVE_SESSIONS = `${ENDS}
+local function live_sessions(index, prefix, now)
   local live = {}
   for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    if redis.call('EXISTS', prefix .. member) == 1 then
+    if alive(prefix .. member, tonumber(now)) then
       live[#live + 1] = member
     else
       redis.call('ZREM', index, member)
@@ -114,9 +128,9 @@ end
 
 export const COUNT_SESSIONS = {
   numberOfKeys: 1,
-  // KEYS: index. ARGV: session key prefix.
+  // KEYS: index. ARGV: session key prefix, now.
   lua: `${LIVE_SESSIONS}
-return #live_sessions(KEYS[1], ARGV[1])
+return #live_sessions(KEYS[1], ARGV[1], ARGV[2])
 `,
 };
 
@@ -126,9 +140,9 @@ return #live_sessions(KEYS[1], ARGV[1])
  */
 export const CREATE_SESSION = {
   numberOfKeys: 2,
-  // KEYS: index, new session. ARGV: prefix, member, value, expire-at, created, max, evict?, index ttl.
+  // KEYS: index, new session. ARGV: prefix, member, value, ends, created, max, evict?, index ttl, now.
   lua: `${LIVE_SESSIONS}
-local live = live_sessions(KEYS[1], ARGV[1])
+local live = live_sessions(KEYS[1], ARGV[1], ARGV[9])
 local max = tonumber(ARGV[6])
 local result = {1}
 if #live >= max then
@@ -140,7 +154,7 @@ if #live >= max then
     result[#result + 1] = record or ''
   end
 end
-redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[3], 'PXAT', expire_at(tonumber(ARGV[4])))
 redis.call('ZADD', KEYS[1], ARGV[5], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return result
@@ -150,11 +164,11 @@ return result
 /** Revokes a grant and ends the sessions it created (bounded by the session cap). */
 export const REVOKE_GRANT = {
   numberOfKeys: 2,
-  // KEYS: revoked grant, index. ARGV: prefix, grant id, ttl ms.
+  // KEYS: revoked grant, index. ARGV: prefix, grant id, ends, now.
   lua: `${LIVE_SESSIONS}
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+redis.call('SET', KEYS[1], '1', 'PXAT', expire_at(tonumber(ARGV[3])))
 local ended = 0
-for _, member in ipairs(live_sessions(KEYS[2], ARGV[1])) do
+for _, member in ipairs(live_sessions(KEYS[2], ARGV[1], ARGV[4])) do
   local record = redis.call('GET', ARGV[1] .. member)
   if record and string.match(record, '^%w+|[^|]+|([^|]*)|') == ARGV[2] then
     redis.call('DEL', ARGV[1] .. member)
@@ -169,10 +183,10 @@ return ended
 /** Sets the principal's cutoff and ends all its sessions. */
 export const REVOKE_PRINCIPAL = {
   numberOfKeys: 2,
-  // KEYS: cutoff, index. ARGV: prefix, cutoff, ttl ms.
+  // KEYS: cutoff, index. ARGV: prefix, cutoff, ends, now.
   lua: `${LIVE_SESSIONS}
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-local live = live_sessions(KEYS[2], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', expire_at(tonumber(ARGV[3])))
+local live = live_sessions(KEYS[2], ARGV[1], ARGV[4])
 for _, member in ipairs(live) do redis.call('DEL', ARGV[1] .. member) end
 redis.call('DEL', KEYS[2])
 return #live

@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { WardenError } from '../errors.js';
 import { decodeSession, decodeUpstream, encodeSession, evictedSession, grantTag, keyLayout, upstreamField } from './keys.js';
 import { counterRes } from './counter.js';
-import { collectAfter, stamp, unstamp } from './deadline.js';
+import { collectAfter, GC_GRACE_MS, stamp, unstamp } from './deadline.js';
 import { ADD_KEY, COUNT_SESSIONS, COUNTER_ADD, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import { loadRequestApart } from './load-apart.js';
 import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey, TrackedUpstream } from './types.js';
@@ -223,13 +223,17 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
   };
   const sessionPrefix = (principal: string): string => keys.session(principal, '');
 
+  /** When a record ends on the caller's clock (its key's expiry less the grace); null when it has none. */
+  const endOf = (expireTime: number): number | null => (expireTime >= 0 ? expireTime - GC_GRACE_MS : expireTime === -1 ? Number.MAX_SAFE_INTEGER : null);
+
   async function sessionsOf(principal: string, now: number): Promise<SessionInfo[]> {
     const members = await client.zrange(keys.sessionIndex(principal), '0', '-1');
     const out: SessionInfo[] = [];
     for (const key of members) {
-      const [value, ttl] = await Promise.all([client.get(keys.session(principal, key)), client.pttl(keys.session(principal, key))]);
+      const [value, expireTime] = await Promise.all([client.get(keys.session(principal, key)), client.pexpiretime(keys.session(principal, key))]);
       const record = value ? decodeSession(principal, key, value) : null;
-      if (record && ttl > 0) out.push({ ...record, expiresAt: now + ttl });
+      const expiresAt = endOf(expireTime);
+      if (record && expiresAt !== null && expiresAt > now) out.push({ ...record, expiresAt });
     }
     return out;
   }
@@ -305,7 +309,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       return run(() => loadRequest(q, consume, counters.consume.key, peek, counters.peek?.key ?? ''));
     },
 
-    countSessions: (principal) => run(() => client.mcpwCountSessions(keys.sessionIndex(principal), sessionPrefix(principal))),
+    countSessions: (principal, now) => run(() => client.mcpwCountSessions(keys.sessionIndex(principal), sessionPrefix(principal), now)),
 
     createSession: (record, limits) =>
       run(async () => {
@@ -313,7 +317,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         const reply = await client.mcpwCreateSession(
           keys.sessionIndex(record.principal), keys.session(record.principal, record.key),
           sessionPrefix(record.principal), record.key, encodeSession(record), expiresAt, record.createdAt,
-          limits.maxConcurrent, limits.onLimit === 'evict-oldest' ? '1' : '0', limits.maxLifetimeMs,
+          limits.maxConcurrent, limits.onLimit === 'evict-oldest' ? '1' : '0', limits.maxLifetimeMs + GC_GRACE_MS, limits.now,
         );
         if (reply[0] !== 1) return { created: false as const };
         const evicted = [];
@@ -335,14 +339,14 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
 
     revokeToken: (principal, jti, expiresAt, now) =>
       run(async () => {
-        if (expiresAt > now) await client.set(keys.revokedToken(principal, jti), '1', 'PXAT', expiresAt);
+        if (expiresAt > now) await client.set(keys.revokedToken(principal, jti), '1', 'PXAT', expiresAt + GC_GRACE_MS);
       }),
 
-    revokeGrant: (principal, grantId, ttlMs) =>
-      run(() => client.mcpwRevokeGrant(keys.revokedGrant(principal, grantId), keys.sessionIndex(principal), sessionPrefix(principal), grantTag(grantId), ttlMs)),
+    revokeGrant: (principal, grantId, ttlMs, now) =>
+      run(() => client.mcpwRevokeGrant(keys.revokedGrant(principal, grantId), keys.sessionIndex(principal), sessionPrefix(principal), grantTag(grantId), now + ttlMs, now)),
 
     revokePrincipal: (principal, cutoff, ttlMs) =>
-      run(() => client.mcpwRevokePrincipal(keys.cutoff(principal), keys.sessionIndex(principal), sessionPrefix(principal), cutoff, ttlMs)),
+      run(() => client.mcpwRevokePrincipal(keys.cutoff(principal), keys.sessionIndex(principal), sessionPrefix(principal), cutoff, cutoff + ttlMs, options.clock())),
 
     putRefreshToken: (principal, hash, record: RefreshRecord, now) =>
       run(async () => {
@@ -379,7 +383,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       }),
     trackUpstream: (owner, u) => run(async () => void (await client.hset(keys.upstreams(owner), upstreamField(u.principal, u.key), `${u.index}\n${u.sessionId}`))),
     untrackUpstream: (owner, principal, key) => run(async () => (await client.hdel(keys.upstreams(owner), upstreamField(principal, key))) === 1),
-    goneUpstreams: (owner, cursor, count) =>
+    goneUpstreams: (owner, cursor, count, now) =>
       run(async () => {
         const [next, flat] = await client.hscan(keys.upstreams(owner), cursor, 'COUNT', count);
         const tracked: TrackedUpstream[] = [];
@@ -387,9 +391,9 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
           const u = decodeUpstream(flat[i] ?? '', flat[i + 1] ?? '');
           if (u) tracked.push(u);
         }
-        // One EXISTS per record, each in its principal's slot (a Cluster spreads them).
-        const alive = await Promise.all(tracked.map((u) => client.exists(keys.session(u.principal, u.key))));
-        return { cursor: next, gone: tracked.filter((_, i) => alive[i] === 0) };
+        // One PEXPIRETIME per record, each in its principal's slot (a Cluster spreads them).
+        const ends = await Promise.all(tracked.map(async (u) => endOf(await client.pexpiretime(keys.session(u.principal, u.key)))));
+        return { cursor: next, gone: tracked.filter((_, i) => (ends[i] ?? null) === null || Number(ends[i]) <= now) };
       }),
     auditAppend: (replica, lines) =>
       run(async () => {
