@@ -23,9 +23,12 @@ local function expire_at(ends) return string.format('%d', ends + GRACE) end
 const REQUEST_STATE = `${ENDS}
 local function request_state()
   local now = tonumber(ARGV[1])
+  -- Looked up first, ends checked only for what is there: a request without revocations pays
+  -- the two lookups it always did.
   local revoked = 0
-  if alive(KEYS[1], now) or alive(KEYS[2], now) then revoked = 1 end
-  local cutoff = alive(KEYS[3], now) and redis.call('GET', KEYS[3])
+  if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 and (alive(KEYS[1], now) or alive(KEYS[2], now)) then revoked = 1 end
+  local cutoff = redis.call('GET', KEYS[3])
+  if cutoff and not alive(KEYS[3], now) then cutoff = false end
   local session = false
   if ARGV[4] == '1' and alive(KEYS[4], now) then
     -- The idle expiry slides in the same key lookup as the read (one lookup and one command
@@ -54,27 +57,37 @@ return {request_state()}
 };
 
 // The rate-limit counter: counter.ts's algorithm, line for line (the agreement test holds both to
-// rate-limiter-flexible). A count is "consumed|resetAt" on the caller's clock; the TTL only
-// collects the key, a grace after its window is over (deadline.ts, GC_GRACE_MS).
+// rate-limiter-flexible). The value is the points consumed (as the library keeps it); the count's
+// end is on the caller's clock, kept like every record's (ENDS: the key's expiry less the grace).
+// Needs ENDS before it.
 const COUNTER = `
-local GC_GRACE_MS = ${GC_GRACE_MS}
+local function counter_end(key, now)
+  local at = redis.call('PEXPIRETIME', key)
+  if at >= 0 and at - GRACE > now then return at - GRACE end
+  return nil
+end
+
 local function counter_read(key, now)
   local value = redis.call('GET', key)
   if not value then return nil end
-  local consumed, reset_at = string.match(value, '^(%-?%d+)|(%d+)$')
-  if not consumed or tonumber(reset_at) <= now then return nil end
-  return tonumber(consumed), tonumber(reset_at)
+  local reset_at = counter_end(key, now)
+  if not reset_at then return nil end
+  return tonumber(value), reset_at
 end
 
 local function counter_add(key, now, change, points, duration, block)
-  local consumed, reset_at = counter_read(key, now)
-  if consumed then
-    consumed = consumed + change
+  local reset_at = counter_end(key, now)
+  local consumed
+  if reset_at then
+    consumed = redis.call('INCRBY', key, change)
   else
     consumed, reset_at = change, now + duration
+    redis.call('SET', key, change, 'PXAT', expire_at(reset_at))
   end
-  if change > 0 and block > 0 and consumed > points and consumed <= points + change then reset_at = now + block end
-  redis.call('SET', key, string.format('%d|%d', consumed, reset_at), 'PX', string.format('%d', reset_at - now + GC_GRACE_MS))
+  if change > 0 and block > 0 and consumed > points and consumed <= points + change then
+    reset_at = now + block
+    redis.call('PEXPIREAT', key, expire_at(reset_at))
+  end
   return consumed, reset_at - now
 end
 `;
@@ -82,7 +95,7 @@ end
 /** Adds points to a counter (negative: a reward). KEYS: counter. ARGV: now, change, points, window ms, block ms. */
 export const COUNTER_ADD = {
   numberOfKeys: 1,
-  lua: `${COUNTER}
+  lua: `${ENDS}${COUNTER}
 local consumed, ms = counter_add(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
 return {consumed, ms}
 `,
@@ -220,7 +233,7 @@ return 1
 /** A counter read without consuming. KEYS: counter. ARGV: now. Returns {'', 0} when absent or over. */
 export const PEEK_COUNTER = {
   numberOfKeys: 1,
-  lua: `${COUNTER}
+  lua: `${ENDS}${COUNTER}
 local consumed, reset_at = counter_read(KEYS[1], tonumber(ARGV[1]))
 if not consumed then return {'', 0} end
 return {consumed, reset_at - tonumber(ARGV[1])}

@@ -19,9 +19,9 @@ import { startRedis } from '../fixtures/redis.js';
 const redis = await startRedis();
 t.teardown(() => redis.stop());
 
-// Both stores count on this clock (counters keep their end in the record): a block runs out by
-// moving it, not by sleeping. Years behind Redis's own clock, so nothing can lean on that.
-let now = 1_600_000_000_000;
+// Both stores count on this clock (a count ends on it; Redis only collects the key a grace
+// later): a block runs out by moving it, not by sleeping. It starts at Redis's time and only moves ahead.
+let now = Date.now();
 const clock = (): number => now;
 
 function config(raw: Record<string, unknown>): Config {
