@@ -1,7 +1,10 @@
 /**
- * Values whose end is kept with them, for the Redis store: the end is on the injected clock (the
- * same one the memory store reads), and the key's TTL only collects the value a grace after it
- * (the skew between the replicas' clocks and Redis's must never end a value early).
+ * Every record of the Redis store ends on the injected clock (the one the memory store reads);
+ * Redis's own clock only collects a key, GC_GRACE_MS after the record's end, so the skew between
+ * the replicas' clocks and Redis's never ends a record early. Two ways to keep the end:
+ * - in the key's expiry, less the grace (sessions, revocations, counters: the scripts read it with
+ *   PEXPIRETIME and decide against the caller's now, without touching the value's format);
+ * - in the value, stamped (below: sign-in state and replica announcements).
  */
 
 /** How long after its end a value's key outlives it in Redis (garbage collection only). */
