@@ -9,8 +9,8 @@ import type { LimiterOptions } from './types.js';
  * - once more than `points` are consumed, the request is refused; the point that first goes over
  *   starts a block of `blockMs` (when set), which replaces the window's end;
  * - a reward is a negative point, counted the same way (it can open a window too).
- * Unlike the library, a count keeps its own end (`resetAt`) and is read against the injected
- * clock: on Redis the key's TTL only collects it, so time in tests can be a fake clock.
+ * Unlike the library, a count's end (`resetAt`) is on the injected clock and decided against it:
+ * on Redis the key expires a grace after that end (only collecting it), so time can be a fake clock.
  */
 export interface Count {
   readonly consumed: number;
@@ -36,14 +36,4 @@ export function addPoints(count: Count | null, change: number, now: number, opti
 /** A count as rate-limiter-flexible reports it. */
 export function counterRes(count: Count, now: number, points: number, change = 0): RateLimiterRes {
   return new RateLimiterRes(Math.max(points - count.consumed, 0), count.resetAt - now, count.consumed, change !== 0 && count.consumed === change);
-}
-
-/** Stored form of a count, shared by both stores' encodings (and the Lua twin). */
-export function encodeCount(count: Count): string {
-  return `${count.consumed}|${count.resetAt}`;
-}
-
-export function decodeCount(value: string | null | undefined): Count | null {
-  const match = value ? /^(-?\d+)\|(\d+)$/.exec(value) : null;
-  return match ? { consumed: Number(match[1]), resetAt: Number(match[2]) } : null;
 }

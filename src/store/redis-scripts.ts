@@ -1,32 +1,50 @@
+import { GC_GRACE_MS } from './deadline.js';
+
 /**
  * Lua scripts of the Redis store. Each touches only keys of one principal (one `{principal}` hash
  * tag, so one Cluster slot), and each is one round trip. Timestamps are epoch milliseconds; they
  * fit Lua's doubles exactly and are formatted with %d before going back to Redis.
  */
 
+// Records whose end is on the caller's clock: the end is written as the key's absolute expiry plus
+// GC_GRACE_MS, so Redis only collects a key a grace after its end, and whether a record is still
+// there is decided against the caller's now (the memory store's semantics, on the same clock).
+const ENDS = `
+local GRACE = ${GC_GRACE_MS}
+local function alive(key, now)
+  local at = redis.call('PEXPIRETIME', key)
+  return at == -1 or (at >= 0 and at - GRACE > now)
+end
+local function expire_at(ends) return string.format('%d', ends + GRACE) end
+`;
+
 // Revocation state of a token plus the session, slid to its next idle expiry.
 // KEYS: revoked token, revoked grant, cutoff, session. ARGV: now, idle ms, max lifetime ms, has session.
-const REQUEST_STATE = `
+const REQUEST_STATE = `${ENDS}
 local function request_state()
-  local revoked = redis.call('EXISTS', KEYS[1], KEYS[2])
+  local now = tonumber(ARGV[1])
+  -- Looked up first, ends checked only for what is there: a request without revocations pays
+  -- the two lookups it always did.
+  local revoked = 0
+  if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 and (alive(KEYS[1], now) or alive(KEYS[2], now)) then revoked = 1 end
   local cutoff = redis.call('GET', KEYS[3])
+  if cutoff and not alive(KEYS[3], now) then cutoff = false end
   local session = false
-  if ARGV[4] == '1' then
+  if ARGV[4] == '1' and alive(KEYS[4], now) then
     -- The idle expiry slides in the same key lookup as the read (one lookup and one command
     -- fewer per request); a record nearer its lifetime's end than that is then capped at it.
-    local idle_end = tonumber(ARGV[1]) + tonumber(ARGV[2])
+    local idle_end = now + tonumber(ARGV[2])
     -- ARGV[9] (client cache): slide only once the record has lost this fraction of its idle
     -- window, so that a cached caller's reads do not write (every write is an invalidation).
     local lazy = tonumber(ARGV[9] or '0')
     local fresh = false
     if lazy > 0 then
-      local ok, expires = pcall(redis.call, 'PEXPIRETIME', KEYS[4])
-      fresh = ok and expires > idle_end - tonumber(ARGV[2]) * lazy
+      fresh = redis.call('PEXPIRETIME', KEYS[4]) - GRACE > idle_end - tonumber(ARGV[2]) * lazy
     end
     if fresh then
       session = redis.call('GET', KEYS[4])
     else
-      session = redis.call('GETEX', KEYS[4], 'PXAT', string.format('%d', idle_end))
+      session = redis.call('GETEX', KEYS[4], 'PXAT', expire_at(idle_end))
     end
     if session and not fresh then
       local created = tonumber(string.match(session, '^(%w+)|') or '', 36)
@@ -34,7 +52,7 @@ local function request_state()
         -- Unreadable (no session to the caller either): it must not live on by being used.
         redis.call('DEL', KEYS[4])
       elseif created + tonumber(ARGV[3]) < idle_end then
-        redis.call('PEXPIREAT', KEYS[4], string.format('%d', created + tonumber(ARGV[3])))
+        redis.call('PEXPIREAT', KEYS[4], expire_at(created + tonumber(ARGV[3])))
       end
     end
   end
@@ -49,32 +67,38 @@ return {request_state()}
 `,
 };
 
-/** How long after its end a record's key outlives it in Redis (garbage collection only). */
-export const GC_GRACE_MS = 5_000;
-
 // The rate-limit counter: counter.ts's algorithm, line for line (the agreement test holds both to
-// rate-limiter-flexible). A count is "consumed|resetAt" on the caller's clock; the TTL only
-// collects the key, a grace after its window is over (GC_GRACE_MS: the skew between the replicas'
-// clocks and Redis's must never end a count early).
+// rate-limiter-flexible). The value is the points consumed (as the library keeps it); the count's
+// end is on the caller's clock, kept like every record's (ENDS: the key's expiry less the grace).
+// Needs ENDS before it.
 const COUNTER = `
-local GC_GRACE_MS = ${GC_GRACE_MS}
+local function counter_end(key, now)
+  local at = redis.call('PEXPIRETIME', key)
+  if at >= 0 and at - GRACE > now then return at - GRACE end
+  return nil
+end
+
 local function counter_read(key, now)
   local value = redis.call('GET', key)
   if not value then return nil end
-  local consumed, reset_at = string.match(value, '^(%-?%d+)|(%d+)$')
-  if not consumed or tonumber(reset_at) <= now then return nil end
-  return tonumber(consumed), tonumber(reset_at)
+  local reset_at = counter_end(key, now)
+  if not reset_at then return nil end
+  return tonumber(value), reset_at
 end
 
 local function counter_add(key, now, change, points, duration, block)
-  local consumed, reset_at = counter_read(key, now)
-  if consumed then
-    consumed = consumed + change
+  local reset_at = counter_end(key, now)
+  local consumed
+  if reset_at then
+    consumed = redis.call('INCRBY', key, change)
   else
     consumed, reset_at = change, now + duration
+    redis.call('SET', key, change, 'PXAT', expire_at(reset_at))
   end
-  if change > 0 and block > 0 and consumed > points and consumed <= points + change then reset_at = now + block end
-  redis.call('SET', key, string.format('%d|%d', consumed, reset_at), 'PX', string.format('%d', reset_at - now + GC_GRACE_MS))
+  if change > 0 and block > 0 and consumed > points and consumed <= points + change then
+    reset_at = now + block
+    redis.call('PEXPIREAT', key, expire_at(reset_at))
+  end
   return consumed, reset_at - now
 end
 `;
@@ -82,7 +106,7 @@ end
 /** Adds points to a counter (negative: a reward). KEYS: counter. ARGV: now, change, points, window ms, block ms. */
 export const COUNTER_ADD = {
   numberOfKeys: 1,
-  lua: `${COUNTER}
+  lua: `${ENDS}${COUNTER}
 local consumed, ms = counter_add(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
 return {consumed, ms}
 `,
@@ -111,13 +135,13 @@ return {revoked, cutoff, session, consumed, ms, peeked, peeked_ms}
 `,
 };
 
-// Shared by the session scripts: members of the index whose record expired are pruned, live ones
-// returned oldest first. Records are built from ARGV[1] (the principal's session key prefix).
-const LIVE_SESSIONS = `
-local function live_sessions(index, prefix)
+// Shared by the session scripts: members of the index whose record ended (at `now`) are pruned,
+// live ones returned oldest first. Records are built from ARGV[1] (the principal's session key prefix).
+const LIVE_SESSIONS = `${ENDS}
+local function live_sessions(index, prefix, now)
   local live = {}
   for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    if redis.call('EXISTS', prefix .. member) == 1 then
+    if alive(prefix .. member, tonumber(now)) then
       live[#live + 1] = member
     else
       redis.call('ZREM', index, member)
@@ -129,9 +153,9 @@ end
 
 export const COUNT_SESSIONS = {
   numberOfKeys: 1,
-  // KEYS: index. ARGV: session key prefix.
+  // KEYS: index. ARGV: session key prefix, now.
   lua: `${LIVE_SESSIONS}
-return #live_sessions(KEYS[1], ARGV[1])
+return #live_sessions(KEYS[1], ARGV[1], ARGV[2])
 `,
 };
 
@@ -141,9 +165,9 @@ return #live_sessions(KEYS[1], ARGV[1])
  */
 export const CREATE_SESSION = {
   numberOfKeys: 2,
-  // KEYS: index, new session. ARGV: prefix, member, value, expire-at, created, max, evict?, index ttl.
+  // KEYS: index, new session. ARGV: prefix, member, value, ends, created, max, evict?, index ttl, now.
   lua: `${LIVE_SESSIONS}
-local live = live_sessions(KEYS[1], ARGV[1])
+local live = live_sessions(KEYS[1], ARGV[1], ARGV[9])
 local max = tonumber(ARGV[6])
 local result = {1}
 if #live >= max then
@@ -155,7 +179,7 @@ if #live >= max then
     result[#result + 1] = record or ''
   end
 end
-redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[3], 'PXAT', expire_at(tonumber(ARGV[4])))
 redis.call('ZADD', KEYS[1], ARGV[5], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return result
@@ -165,11 +189,11 @@ return result
 /** Revokes a grant and ends the sessions it created (bounded by the session cap). */
 export const REVOKE_GRANT = {
   numberOfKeys: 2,
-  // KEYS: revoked grant, index. ARGV: prefix, grant id, ttl ms.
+  // KEYS: revoked grant, index. ARGV: prefix, grant id, ends, now.
   lua: `${LIVE_SESSIONS}
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+redis.call('SET', KEYS[1], '1', 'PXAT', expire_at(tonumber(ARGV[3])))
 local ended = 0
-for _, member in ipairs(live_sessions(KEYS[2], ARGV[1])) do
+for _, member in ipairs(live_sessions(KEYS[2], ARGV[1], ARGV[4])) do
   local record = redis.call('GET', ARGV[1] .. member)
   if record and string.match(record, '^%w+|[^|]+|([^|]*)|') == ARGV[2] then
     redis.call('DEL', ARGV[1] .. member)
@@ -184,10 +208,10 @@ return ended
 /** Sets the principal's cutoff and ends all its sessions. */
 export const REVOKE_PRINCIPAL = {
   numberOfKeys: 2,
-  // KEYS: cutoff, index. ARGV: prefix, cutoff, ttl ms.
+  // KEYS: cutoff, index. ARGV: prefix, cutoff, ends, now.
   lua: `${LIVE_SESSIONS}
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-local live = live_sessions(KEYS[2], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', expire_at(tonumber(ARGV[3])))
+local live = live_sessions(KEYS[2], ARGV[1], ARGV[4])
 for _, member in ipairs(live) do redis.call('DEL', ARGV[1] .. member) end
 redis.call('DEL', KEYS[2])
 return #live
@@ -221,7 +245,7 @@ return 1
 /** A counter read without consuming. KEYS: counter. ARGV: now. Returns {'', 0} when absent or over. */
 export const PEEK_COUNTER = {
   numberOfKeys: 1,
-  lua: `${COUNTER}
+  lua: `${ENDS}${COUNTER}
 local consumed, reset_at = counter_read(KEYS[1], tonumber(ARGV[1]))
 if not consumed then return {'', 0} end
 return {consumed, reset_at - tonumber(ARGV[1])}

@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { WardenError } from '../errors.js';
 import { decodeSession, decodeUpstream, encodeSession, evictedSession, grantTag, keyLayout, upstreamField } from './keys.js';
 import { counterRes } from './counter.js';
+import { collectAfter, GC_GRACE_MS, stamp, unstamp } from './deadline.js';
 import { ADD_KEY, COUNT_SESSIONS, COUNTER_ADD, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import { loadRequestApart } from './load-apart.js';
 import { createClientCache, SLIDE_FRACTION } from './client-cache.js';
@@ -223,13 +224,17 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
   };
   const sessionPrefix = (principal: string): string => keys.session(principal, '');
 
+  /** When a record ends on the caller's clock (its key's expiry less the grace); null when it has none. */
+  const endOf = (expireTime: number): number | null => (expireTime >= 0 ? expireTime - GC_GRACE_MS : expireTime === -1 ? Number.MAX_SAFE_INTEGER : null);
+
   async function sessionsOf(principal: string, now: number): Promise<SessionInfo[]> {
     const members = await client.zrange(keys.sessionIndex(principal), '0', '-1');
     const out: SessionInfo[] = [];
     for (const key of members) {
-      const [value, ttl] = await Promise.all([client.get(keys.session(principal, key)), client.pttl(keys.session(principal, key))]);
+      const [value, expireTime] = await Promise.all([client.get(keys.session(principal, key)), client.pexpiretime(keys.session(principal, key))]);
       const record = value ? decodeSession(principal, key, value) : null;
-      if (record && ttl > 0) out.push({ ...record, expiresAt: now + ttl });
+      const expiresAt = endOf(expireTime);
+      if (record && expiresAt !== null && expiresAt > now) out.push({ ...record, expiresAt });
     }
     return out;
   }
@@ -318,7 +323,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       return run(() => loadRequest(q, consume, counters.consume.key, peek, counters.peek?.key ?? ''));
     },
 
-    countSessions: (principal) => run(() => client.mcpwCountSessions(keys.sessionIndex(principal), sessionPrefix(principal))),
+    countSessions: (principal, now) => run(() => client.mcpwCountSessions(keys.sessionIndex(principal), sessionPrefix(principal), now)),
 
     createSession: (record, limits) =>
       run(async () => {
@@ -326,7 +331,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         const reply = await client.mcpwCreateSession(
           keys.sessionIndex(record.principal), keys.session(record.principal, record.key),
           sessionPrefix(record.principal), record.key, encodeSession(record), expiresAt, record.createdAt,
-          limits.maxConcurrent, limits.onLimit === 'evict-oldest' ? '1' : '0', limits.maxLifetimeMs,
+          limits.maxConcurrent, limits.onLimit === 'evict-oldest' ? '1' : '0', limits.maxLifetimeMs + GC_GRACE_MS, limits.now,
         );
         if (reply[0] !== 1) return { created: false as const };
         const evicted = [];
@@ -348,25 +353,26 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
 
     revokeToken: (principal, jti, expiresAt, now) =>
       run(async () => {
-        if (expiresAt > now) await client.set(keys.revokedToken(principal, jti), '1', 'PXAT', expiresAt);
+        if (expiresAt > now) await client.set(keys.revokedToken(principal, jti), '1', 'PXAT', expiresAt + GC_GRACE_MS);
       }),
 
-    revokeGrant: (principal, grantId, ttlMs) =>
-      run(() => client.mcpwRevokeGrant(keys.revokedGrant(principal, grantId), keys.sessionIndex(principal), sessionPrefix(principal), grantTag(grantId), ttlMs)),
+    revokeGrant: (principal, grantId, ttlMs, now) =>
+      run(() => client.mcpwRevokeGrant(keys.revokedGrant(principal, grantId), keys.sessionIndex(principal), sessionPrefix(principal), grantTag(grantId), now + ttlMs, now)),
 
     revokePrincipal: (principal, cutoff, ttlMs) =>
-      run(() => client.mcpwRevokePrincipal(keys.cutoff(principal), keys.sessionIndex(principal), sessionPrefix(principal), cutoff, ttlMs)),
+      run(() => client.mcpwRevokePrincipal(keys.cutoff(principal), keys.sessionIndex(principal), sessionPrefix(principal), cutoff, cutoff + ttlMs, options.clock())),
 
     putRefreshToken: (principal, hash, record: RefreshRecord, now) =>
       run(async () => {
-        if (record.expiresAt > now) await client.set(keys.refreshToken(principal, hash), `0|${JSON.stringify(record)}`, 'PXAT', record.expiresAt);
+        if (record.expiresAt > now) await client.set(keys.refreshToken(principal, hash), `0|${JSON.stringify(record)}`, 'PX', collectAfter(record.expiresAt, now));
       }),
 
-    useRefreshToken: (principal, hash) =>
+    useRefreshToken: (principal, hash, now) =>
       run(async () => {
         const [status, body] = await client.mcpwUseRefresh(keys.refreshToken(principal, hash));
-        if (status === 0) return { status: 'unknown' as const };
-        const record = JSON.parse(body) as RefreshRecord;
+        const record = status === 0 ? null : (JSON.parse(body) as RefreshRecord);
+        // The record's own end decides (its key only outlives it for collection).
+        if (record === null || record.expiresAt <= now) return { status: 'unknown' as const };
         return status === 2 ? { status: 'reused' as const, record } : { status: 'ok' as const, record };
       }),
 
@@ -391,7 +397,7 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
       }),
     trackUpstream: (owner, u) => run(async () => void (await client.hset(keys.upstreams(owner), upstreamField(u.principal, u.key), `${u.index}\n${u.sessionId}`))),
     untrackUpstream: (owner, principal, key) => run(async () => (await client.hdel(keys.upstreams(owner), upstreamField(principal, key))) === 1),
-    goneUpstreams: (owner, cursor, count) =>
+    goneUpstreams: (owner, cursor, count, now) =>
       run(async () => {
         const [next, flat] = await client.hscan(keys.upstreams(owner), cursor, 'COUNT', count);
         const tracked: TrackedUpstream[] = [];
@@ -399,9 +405,9 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
           const u = decodeUpstream(flat[i] ?? '', flat[i + 1] ?? '');
           if (u) tracked.push(u);
         }
-        // One EXISTS per record, each in its principal's slot (a Cluster spreads them).
-        const alive = await Promise.all(tracked.map((u) => client.exists(keys.session(u.principal, u.key))));
-        return { cursor: next, gone: tracked.filter((_, i) => alive[i] === 0) };
+        // One PEXPIRETIME per record, each in its principal's slot (a Cluster spreads them).
+        const ends = await Promise.all(tracked.map(async (u) => endOf(await client.pexpiretime(keys.session(u.principal, u.key)))));
+        return { cursor: next, gone: tracked.filter((_, i) => (ends[i] ?? null) === null || Number(ends[i]) <= now) };
       }),
     auditAppend: (replica, lines) =>
       run(async () => {
@@ -433,11 +439,19 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         return counts.reduce((a, b) => a + b, 0);
       }),
 
-    putTransient: (name, value, ttlMs) => run(async () => void (await client.set(keys.transient(name), value, 'PX', ttlMs))),
-    getTransient: (name) => run(() => client.get(keys.transient(name))),
-    takeTransient: (name) => run(() => client.getdel(keys.transient(name))),
-    announceReplica: (id, url, ttlMs) => run(async () => void (await client.set(keys.replica(id), url, 'PX', ttlMs))),
-    replicaUrl: (id) => run(() => client.get(keys.replica(id))),
+    putTransient: (name, value, ttlMs) =>
+      run(async () => {
+        const now = options.clock();
+        await client.set(keys.transient(name), stamp(now + ttlMs, value), 'PX', collectAfter(now + ttlMs, now));
+      }),
+    getTransient: (name) => run(async () => unstamp(await client.get(keys.transient(name)), options.clock())),
+    takeTransient: (name) => run(async () => unstamp(await client.getdel(keys.transient(name)), options.clock())),
+    announceReplica: (id, url, ttlMs) =>
+      run(async () => {
+        const now = options.clock();
+        await client.set(keys.replica(id), stamp(now + ttlMs, url), 'PX', collectAfter(now + ttlMs, now));
+      }),
+    replicaUrl: (id) => run(async () => unstamp(await client.get(keys.replica(id)), options.clock())),
     forgetReplica: (id) => run(async () => void (await client.del(keys.replica(id)))),
     ping: () => run(async () => void (await client.ping())),
 
