@@ -130,7 +130,7 @@ export function adminApi(deps: AdminApiDeps) {
     revoke: action('revoke', async (ctx) => {
       const target = revokeTarget(await bodyOf(ctx));
       // A presented token is checked by this proxy's own verifier (its issuer, audience, keys).
-      const result = await adminCall(() => (target.kind === 'token' ? revokeVerifiedToken(deps.store, deps.verify, target.token, deps.clock) : revokeTokens(deps.store, deps.ender, deps.config, target, deps.clock)));
+      const result = await adminCall(() => (target.kind === 'token' ? revokeVerifiedToken(deps.store, deps.verify, target.token, deps.clock, deps.config.tokens.clockSkew) : revokeTokens(deps.store, deps.ender, deps.config, target, deps.clock)));
       return { body: result, target: result.clientId || target.kind };
     }),
 

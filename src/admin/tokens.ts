@@ -84,7 +84,7 @@ export interface RevokeResult {
 }
 
 /** Revokes a presented token, verified first (by the CLI's verifier, or the running proxy's), until its `exp`. */
-export async function revokeVerifiedToken(store: Store, verify: VerifyAccessToken, token: string, clock: () => number): Promise<RevokeResult> {
+export async function revokeVerifiedToken(store: Store, verify: VerifyAccessToken, token: string, clock: () => number, clockSkewMs: number): Promise<RevokeResult> {
   let identity;
   try {
     identity = await verify(token);
@@ -94,7 +94,8 @@ export async function revokeVerifiedToken(store: Store, verify: VerifyAccessToke
     throw new AdminError('TOKEN_INVALID', `not a token this proxy accepts (${reason})`);
   }
   if (identity.jti === null) throw new AdminError('TOKEN_INVALID', 'the token has no jti; revoke its client instead');
-  await store.revokeToken(identity.principal, identity.jti, identity.expiresAtMs, clock());
+  // Until the token stops verifying: its `exp` plus the skew the verifier allows past it.
+  await store.revokeToken(identity.principal, identity.jti, identity.expiresAtMs + clockSkewMs, clock());
   return { clientId: identity.clientId, what: 'token', sessionsEnded: 0, alreadyExpired: false };
 }
 
@@ -103,7 +104,7 @@ async function revokePresentedToken(store: Store, config: Config, token: string,
   const keyRing = await keyRingFor(store, config, clock);
   try {
     const external = createExternalIssuers(config.tokens.trustedIssuers, { clockSkewMs: config.tokens.clockSkew, clock });
-    return await revokeVerifiedToken(store, createTokenVerifier({ keyRing, issuer: site.issuer, audience: site.resource, clockSkewMs: config.tokens.clockSkew, clock, external, cacheSize: 1 }), token, clock);
+    return await revokeVerifiedToken(store, createTokenVerifier({ keyRing, issuer: site.issuer, audience: site.resource, clockSkewMs: config.tokens.clockSkew, clock, external, cacheSize: 1 }), token, clock, config.tokens.clockSkew);
   } finally {
     keyRing.close();
   }

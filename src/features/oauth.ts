@@ -54,7 +54,7 @@ export function oauthFeature(config: Config, deps: OAuthDeps): Feature {
   const scopes = [...new Set([...(tokens.requiredScope ? [tokens.requiredScope] : []), ...config.clients.flatMap((c) => c.scopes), ...(signIn ? login.scopes : [])])];
   const metadata = metadataHandlers({ site, scopes, keyRing: deps.keyRing, login: signInOn ? { dynamic: registrations !== null, metadataDocuments: metadataDocuments !== null } : null });
   const token = handlerOf([...entry, tokenEndpoint({ people, clients, limiters, store, ender, sign: deps.sign, resource: site.resource, accessTtlMs: tokens.accessTtl, refreshTtlMs: tokens.refreshTtl, issueRefreshTokens: tokens.issueRefreshTokens, clock })]);
-  const revoke = handlerOf([...entry, revokeEndpoint({ clients, limiters, store, ender, verify: deps.verify, refreshTtlMs: tokens.refreshTtl, clock })]);
+  const revoke = handlerOf([...entry, revokeEndpoint({ clients, limiters, store, ender, verify: deps.verify, refreshTtlMs: tokens.refreshTtl, clockSkewMs: tokens.clockSkew, clock })]);
   const authorize: Handler = signIn ? handlerOf([...pageEntry, signIn.authorize]) : metadata.authorize;
   const document = (path: string, template: string, get: Handler): RouteTable[number] => ({ path, template, kind: 'plain', methods: { GET: get, OPTIONS: metadata.preflight } });
   const routes: RouteTable = [

@@ -17,6 +17,8 @@ export interface RevokeDeps {
   readonly ender: SessionEnder;
   readonly verify: VerifyAccessToken;
   readonly refreshTtlMs: number;
+  /** tokens.clockSkew: a token verifies this long past its `exp`, so its revocation lasts as long. */
+  readonly clockSkewMs: number;
   readonly clock: () => number;
 }
 
@@ -44,7 +46,8 @@ export function revokeEndpoint(deps: RevokeDeps) {
       return false;
     }
     if (identity.issuer !== 'self' || identity.clientId !== clientId || identity.jti === null) return false;
-    await deps.store.revokeToken(identity.principal, identity.jti, identity.expiresAtMs, deps.clock());
+    // Until the token stops verifying: its `exp` plus the skew the verifier allows past it.
+    await deps.store.revokeToken(identity.principal, identity.jti, identity.expiresAtMs + deps.clockSkewMs, deps.clock());
     logEvent(ctx.log, 'token.revoked', { reason: 'access_token', clientId, jti: identity.jti, address: ctx.clientAddress });
     return true;
   }

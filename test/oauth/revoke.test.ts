@@ -120,3 +120,17 @@ t.test('logs: no token or secret appears', async (t) => {
   t.ok(scan.credentials >= 16, `${scan.credentials} credentials in ${scan.lines} lines`);
   t.same(scan.leaked, []);
 });
+
+t.test('a revoked access token stays refused while it would still verify (its exp plus tokens.clockSkew)', async (t) => {
+  const own = await startWarden({ upstreams: [upstream.url], rateLimits: LIMITS, tokens: { accessTtl: '2m', clockSkew: '30s' } });
+  t.teardown(() => own.close());
+  const res = await postForm(`${own.url}/oauth/token`, { grant_type: 'client_credentials' }, { authorization: ALICE });
+  const access = String(res.json().access_token);
+  leaks.add(access);
+  expectOk(t, await postForm(`${own.url}/oauth/revoke`, { token: access }, { authorization: ALICE }));
+  // Past exp, inside the skew: the signature and the times still verify; only the revocation refuses it.
+  own.advance(120_000 + 20_000);
+  const refused = await mcpPost(own.mcpUrl, `Bearer ${access}`);
+  t.equal(refused.status, 401);
+  t.match(own.logs.events('auth.failed').at(-1), { reason: 'revoked' }, 'refused as revoked, not as expired');
+});
