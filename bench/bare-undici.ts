@@ -28,7 +28,7 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (value !== undefined && !HOP.has(name)) headers[name] = value;
   }
   let resume: (() => void) | null = null;
-  const handler: Dispatcher.DispatchHandlers = {
+  const handler: Dispatcher.DispatchHandler = {
     onConnect(abort) {
       res.once('close', () => abort());
     },

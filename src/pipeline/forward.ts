@@ -110,7 +110,7 @@ function responseHeaders(raw: readonly Buffer[]): Record<string, string | string
  * upstream head (`ctx.response`). While response stages run, the upstream body is held (paused past
  * HOLD_BYTES); a stage may read a small body (`readBody`) before anything is sent.
  */
-class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
+class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
   status = 502;
   headers: Record<string, string | string[]> = {};
   body: Buffer | null = null;
