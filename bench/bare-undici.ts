@@ -27,30 +27,27 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const value = req.headers[name];
     if (value !== undefined && !HOP.has(name)) headers[name] = value;
   }
-  let resume: (() => void) | null = null;
-  const handler: Dispatcher.DispatchHandlers = {
-    onConnect(abort) {
-      res.once('close', () => abort());
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart(controller) {
+      res.once('close', () => controller.abort(new Error('client closed the connection')));
     },
-    onHeaders(status, raw, resumeBody) {
-      resume = resumeBody;
-      const out: Record<string, string> = {};
-      for (let i = 0; i + 1 < raw.length; i += 2) {
-        const name = String(raw[i]).toLowerCase();
-        if (!HOP.has(name)) out[name] = String(raw[i + 1]);
+    onResponseStart(_controller, status, parsed) {
+      const out: Record<string, string | string[]> = {};
+      for (const name in parsed) {
+        const value = parsed[name];
+        if (value !== undefined && !HOP.has(name)) out[name] = value;
       }
       res.writeHead(status, out);
-      return true;
     },
-    onData(chunk) {
-      if (res.write(chunk)) return true;
-      res.once('drain', () => resume?.());
-      return false;
+    onResponseData(controller, chunk) {
+      if (res.write(chunk)) return;
+      controller.pause();
+      res.once('drain', () => controller.resume());
     },
-    onComplete() {
+    onResponseEnd() {
       res.end();
     },
-    onError() {
+    onResponseError() {
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway');
       else res.destroy();
     },

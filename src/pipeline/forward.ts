@@ -89,17 +89,19 @@ function bodyCap(maxBytes: number): Transform {
   });
 }
 
-/** The upstream response head, rebuilt from the raw header lines without hop-by-hop and CORS headers. */
-function responseHeaders(raw: readonly Buffer[]): Record<string, string | string[]> {
+/**
+ * The upstream response head without hop-by-hop and CORS headers. undici has already decoded it
+ * from the raw lines (names lower-cased, values latin1, repeats as arrays): latin1 both ways, so the
+ * bytes go back to the client exactly as the upstream sent them. Copied, not deleted from: a delete
+ * turns the object into a slow dictionary in V8.
+ */
+function responseHeaders(parsed: IncomingHttpHeaders): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
+  for (const name in parsed) {
     // CORS is the proxy's policy (security.allowedOrigins, set by check-transport), not the upstream's.
     if (RESPONSE_DROP.has(name) || name.startsWith('access-control-')) continue;
-    // latin1 both ways: the bytes go back to the client exactly as the upstream sent them.
-    const value = (raw[i + 1] as Buffer).toString('latin1');
-    const seen = headers[name];
-    headers[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+    const value = parsed[name];
+    if (value !== undefined) headers[name] = value;
   }
   return headers;
 }
@@ -110,7 +112,7 @@ function responseHeaders(raw: readonly Buffer[]): Record<string, string | string
  * upstream head (`ctx.response`). While response stages run, the upstream body is held (paused past
  * HOLD_BYTES); a stage may read a small body (`readBody`) before anything is sent.
  */
-class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
+class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
   status = 502;
   headers: Record<string, string | string[]> = {};
   body: Buffer | null = null;
@@ -122,13 +124,13 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
    * pipe: streaming to the client; over: settled.
    */
   #mode: 'head' | 'hold' | 'pipe' | 'over' = 'head';
-  #abort: ((err?: Error) => void) | null = null;
+  /** undici's handle on the upstream request (pause, resume, abort); set once it is dispatched. */
+  #controller: Dispatcher.DispatchController | null = null;
   /**
    * An initialize whose client left while the upstream was answering: the upstream may be making
    * a session nobody will ever use or end, so its answer is still awaited, and the session ended.
    */
   #orphan = false;
-  #resume: (() => void) | null = null;
   /** Set while a response stage reads the body (`readBody`): the upstream is never paused then. */
   #reading: { readonly maxBytes: number; readonly done: (body: Buffer | null) => void } | null = null;
   /** The upstream body ended (whole) or broke (cut) before it could be piped. */
@@ -150,10 +152,21 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     // The exchange is over when the client's response is, whichever way it ended; a client that
     // leaves first takes the upstream request down with it.
     ctx.res.once('close', () => {
-      if (this.#mode === 'head' && this.#abort !== null && ctx.creating && deps.endUpstreamSession) this.#orphan = true;
-      else if (this.#mode !== 'over' && !this.#complete) this.#abort?.(new Error('client closed the connection'));
+      if (this.#mode === 'head' && this.#controller !== null && ctx.creating && deps.endUpstreamSession) this.#orphan = true;
+      else if (this.#mode !== 'over' && !this.#complete) this.#abort(new Error('client closed the connection'));
       this.#settle();
     });
+  }
+
+  /** Ends the upstream request (a no-op once it is over, or before it was dispatched). */
+  #abort(reason: Error = new Error('the proxy ended the upstream request')): void {
+    const controller = this.#controller;
+    if (controller !== null && !controller.aborted) controller.abort(reason);
+  }
+
+  /** Lets held upstream bytes flow again (after a pause for HOLD_BYTES or a slow client). */
+  #resume(): void {
+    this.#controller?.resume();
   }
 
   #settle(): void {
@@ -162,25 +175,24 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
   }
 
   #refuse(err: WardenError): void {
-    this.#abort?.(err);
+    this.#abort(err);
     this.#mode = 'over';
     this.#reject(err);
   }
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.#abort = abort;
-    if (this.#mode === 'over') abort(new Error('client closed the connection'));
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#mode === 'over') controller.abort(new Error('client closed the connection'));
   }
 
-  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
-    if (this.#orphan && status >= 200) return this.#endOrphan(raw);
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, parsed: IncomingHttpHeaders): void {
+    if (this.#orphan && status >= 200) return this.#endOrphan(parsed);
     // 1xx interim responses are the upstream's business with us, not the client's.
-    if (status < 200 || this.#mode !== 'head') return this.#mode !== 'over';
+    if (status < 200 || this.#mode !== 'head') return;
     const ctx = this.#ctx;
     ctx.timing.upstreamHead = this.#deps.stopwatch();
-    this.#resume = resume;
     this.status = status;
-    this.headers = responseHeaders(raw);
+    this.headers = responseHeaders(parsed);
     ctx.response = this;
     this.#mode = 'hold';
     let pending: void | Promise<void>;
@@ -188,41 +200,39 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       pending = runResponseStages(this.#deps.responseStages, ctx);
     } catch (err) {
       this.#failStage(err);
-      return false;
+      return;
     }
-    if (pending) {
-      pending.then(() => this.#send(), (err: unknown) => this.#failStage(err));
-      // Keep reading while the stages run, up to HOLD_BYTES: a small body (most JSON answers) is
-      // then complete when the head goes out, and leaves with it in one write.
-      return true;
-    }
-    return this.#send();
+    // Without a promise the stages are done: the head goes now. With one, reading goes on while
+    // the stages run, up to HOLD_BYTES: a small body (most JSON answers) is then complete when the
+    // head goes out, and leaves with it in one write.
+    if (pending) pending.then(() => this.#send(), (err: unknown) => this.#failStage(err));
+    else if (!this.#send()) controller.pause();
   }
 
-  #endOrphan(raw: Buffer[]): boolean {
-    const created = responseHeaders(raw)['mcp-session-id'];
+  #endOrphan(parsed: IncomingHttpHeaders): void {
+    const created = parsed['mcp-session-id'];
     const index = this.#ctx.upstreamIndex;
     if (typeof created === 'string' && index !== null) this.#deps.endUpstreamSession?.(index, created);
-    this.#abort?.(new Error('client closed the connection'));
-    return false;
+    this.#abort(new Error('client closed the connection'));
   }
 
-  onData(chunk: Buffer): boolean {
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#mode === 'pipe') {
-      if (this.#write(chunk)) return true;
-      if (this.#isOver()) return false;
+      if (this.#write(chunk) || this.#isOver()) return;
       // The client reads slower than the upstream writes: pause the upstream until it drains.
-      this.#ctx.res.once('drain', () => this.#resume?.());
-      return false;
+      controller.pause();
+      this.#ctx.res.once('drain', () => this.#resume());
+      return;
     }
-    if (this.#mode === 'over') return false;
+    if (this.#mode === 'over') return;
     this.#prefix.push(chunk);
     this.#prefixBytes += chunk.length;
     if (this.#reading && this.#prefixBytes > this.#reading.maxBytes) this.#endRead(null);
-    return this.#reading !== null || this.#prefixBytes < HOLD_BYTES;
+    // Held past HOLD_BYTES while the stages run, unless a stage is reading the body whole.
+    if (this.#reading === null && this.#prefixBytes >= HOLD_BYTES) controller.pause();
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     this.#complete = true;
     if (this.#mode === 'pipe') {
       this.#ctx.res.end();
@@ -231,7 +241,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     if (this.#reading) this.#endRead(this.#takePrefix());
   }
 
-  onError(err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     const { res } = this.#ctx;
     switch (this.#mode) {
       case 'over':
@@ -276,7 +286,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       // the stream is cut (a client sees a failed request, not a whole but unchecked answer).
       logEvent(this.#ctx.log, 'upstream.failed', { reason: 'unparseable', route: this.#ctx.route, code: 'UPSTREAM_INVALID_RESPONSE' });
       this.#ctx.log.warn({ err }, 'an upstream event could not be checked; stream cut');
-      this.#abort?.();
+      this.#abort(new Error('an upstream event could not be checked'));
       this.#mode = 'over';
       res.destroy();
       return false;
@@ -299,7 +309,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
           resolve(body);
         },
       };
-      this.#resume?.();
+      this.#resume();
     });
   }
 
@@ -328,7 +338,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
     const { res } = ctx;
     if (this.#mode === 'over') return false;
     if (res.closed || res.headersSent) {
-      this.#abort?.();
+      this.#abort(new Error('client closed the connection'));
       this.#settle();
       return false;
     }
@@ -357,7 +367,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       // other head leaves with the first body chunk, in one write instead of two.
       res.flushHeaders();
       this.#deps.onStreamStart?.(ctx, () => {
-        this.#abort?.();
+        this.#abort(new Error('the proxy is shutting down'));
         res.end();
       });
     }
@@ -368,7 +378,7 @@ class Exchange implements Dispatcher.DispatchHandlers, UpstreamResponse {
       return false;
     }
     this.#mode = 'pipe';
-    this.#resume?.();
+    this.#resume();
     return true;
   }
 }

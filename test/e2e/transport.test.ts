@@ -7,7 +7,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Agent } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { startDemoServer } from '../../demo/mcp-server.js';
 import { connectClient } from '../fixtures/mcp-client.js';
 import { startWarden, TEST_CLIENTS } from '../fixtures/warden.js';
@@ -29,9 +29,11 @@ t.test('HTTPS listener: SDK client over TLS, metadata and challenges say https',
   const pair = selfSigned();
   const upstream = await startDemoServer();
   const proxy = await startWarden({ upstreams: [upstream.url], tls: { certFile: pair.certFile, keyFile: pair.keyFile }, security: { requireSecureTransport: true } });
-  // Trusts only the test's certificate, for this client only: no global TLS switch.
+  // Trusts only the test's certificate, for this client only: no global TLS switch. undici's own
+  // fetch, not Node's global one: an Agent from the undici package is typed (and versioned) apart
+  // from the copy bundled in Node.
   const dispatcher = new Agent({ connect: { ca: pair.cert } });
-  const tlsFetch = ((url: string | URL | Request, init?: RequestInit) => fetch(url, { ...init, dispatcher } as RequestInit)) as typeof fetch;
+  const tlsFetch = ((url: string | URL, init?: RequestInit) => undiciFetch(url, { ...init, dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
   t.teardown(async () => {
     await proxy.close();
     await upstream.close();
