@@ -1,7 +1,7 @@
 /**
  * The admin commands parsed and run in-process by the real yargs instance, against a private
  * Redis: what each prints, what it leaves in the store, and the error (and exit code) of each
- * refusal. test/cli/admin-binary.test.ts runs the built binary.
+ * refusal. test/cli/admin-binary.slow.test.ts runs the built binary.
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';

@@ -2,7 +2,8 @@
  * Hostile-input properties of the pure parsers (STYLE G6): every function that reads untrusted
  * bytes is fed arbitrary strings, unicode, control characters, huge and deeply nested input, and
  * must answer with a result, never an exception. Where a naive reference is easy to write, the
- * parser must agree with it. Seeds are fixed: a failure prints the seed and the counterexample.
+ * parser must agree with it. Seeds are fixed unless FUZZ_SEED moves them (test/fixtures/fuzz.ts): a
+ * failure prints the seed and the counterexample.
  */
 import t from 'tap';
 import fc from 'fast-check';

@@ -36,7 +36,7 @@ function npm(args: string[], cwd: string): SpawnSyncReturns<string> {
   return r;
 }
 
-// `npm test` builds dist/ first (pretest); packing with --ignore-scripts reuses that build instead
+// `npm run test:slow` builds dist/ first (pretest:slow); packing with --ignore-scripts reuses that build instead
 // of running `prepare` (a second tsc run) on a machine the suite already keeps busy.
 t.ok(existsSync(join(root, 'dist/cli/index.js')), 'dist/ is built (npm run build)');
 const packed = npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], root);

@@ -128,7 +128,7 @@ t.test('arbitrary Authorization headers: never 2xx, never 5xx, never forwarded',
       .map((changes) => `${head}.${b64({ ...realClaims, ...changes })}`)
       .filter((signed) => signed !== `${head}.${payload}`)
       .map((signed) => `${signed}.${signature}`),
-    // One character changed in the signed part of the real token (not the signature: see parsers.test.ts).
+    // One character changed in the signed part of the real token (not the signature: see parsers.slow.test.ts).
     mutate(`${head}.${payload}`, fc.constantFrom(...TOKEN68))
       .filter((signed) => signed !== `${head}.${payload}`)
       .map((signed) => `${signed}.${signature}`),

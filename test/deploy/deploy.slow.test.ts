@@ -3,7 +3,7 @@
  * checked against what mcp-warden really reads (schema env names, loadConfig on the environment
  * and mounted files each setup produces, the routes a running warden serves), and the two entry
  * commands (the image's HEALTHCHECK, the demo upstream) are run for real. The Kubernetes
- * manifests have their own test (kustomize.test.ts).
+ * manifests have their own test (kustomize.slow.test.ts).
  */
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
