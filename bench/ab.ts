@@ -5,6 +5,8 @@
  * bench upstream, same config, interleaved rotated rounds. The revision is checked out into a
  * temporary git worktree (this checkout's node_modules linked in) and compiled there. For changes
  * that must cost nothing measurable (the A/B rule of the redesign issue). `npm run build` first.
+ * A change of dependencies: BASE_NODE_MODULES=<the base's node_modules> links that one instead,
+ * so each side runs on its own versions (the base may not even compile against the new ones).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -23,7 +25,7 @@ const git = (...args: string[]): string => execFileSync('git', args, { cwd: root
 const short = git('rev-parse', '--short', revision);
 git('worktree', 'add', '--detach', dir, revision);
 try {
-  symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+  symlinkSync(process.env.BASE_NODE_MODULES ?? path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
   execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: dir, stdio: 'inherit' });
   await compareConfigs({
     off: `${short} (base)`,

@@ -28,12 +28,12 @@ async function listen(server: http.Server): Promise<string> {
 }
 
 /** An upstream answering with `handler`, and a proxy forwarding every request to it through `responseStages`. */
-async function setup(t: Test, handler: Handler, responseStages: ResponseStage[] = []) {
+async function setup(t: Test, handler: Handler, responseStages: ResponseStage[] = [], timeoutMs = 5_000) {
   const upstream = http.createServer(handler);
   const upstreamUrl = await listen(upstream);
-  const agent = createUpstreamAgent(5_000);
+  const agent = createUpstreamAgent(timeoutMs);
   const transport = streamableHttp({
-    upstreamTimeoutMs: 5_000, maxBodyBytes: 1 << 20, upstreamHeaders: {}, identityHeaders: { clientId: null, scopes: null, user: null },
+    upstreamTimeoutMs: timeoutMs, maxBodyBytes: 1 << 20, upstreamHeaders: {}, identityHeaders: { clientId: null, scopes: null, user: null },
     responseStages, stopwatch: () => performance.now(), agent,
   });
   const contexts: RequestContext[] = [];
@@ -229,4 +229,15 @@ t.test('abort: a client that leaves mid-stream ends the upstream request promptl
   req.destroy();
   t.equal(await closed, true, 'the upstream response closed within 2 s');
   t.equal(upstreamReq.socket.destroyed || upstreamRes.writableFinished === false, true, 'the upstream connection was torn down, not finished');
+});
+
+t.test('timeout: an upstream that does not answer its head in time is a 504; one that resets is a 502', async (t) => {
+  const { proxyUrl } = await setup(t, (req, res) => {
+    if (req.headers['x-fault'] === 'reset') res.socket?.destroy();
+    // Otherwise: never answers.
+  }, [], 200);
+  const started = performance.now();
+  t.equal((await fetch(`${proxyUrl}/mcp`)).status, 504, 'silent upstream: gateway timeout');
+  t.ok(performance.now() - started < 2_000, 'within the upstream timeout, not later');
+  t.equal((await fetch(`${proxyUrl}/mcp`, { headers: { 'x-fault': 'reset' } })).status, 502, 'reset upstream: bad gateway');
 });
