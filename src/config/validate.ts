@@ -96,10 +96,11 @@ function checkLogin({ login, clients }: Config, problems: Problem[]): void {
 }
 
 function checkAudit({ audit, store }: Config, problems: Problem[]): void {
+  // A short key is refused whether or not a sink uses it yet (loading would refuse it too).
+  if (audit.key !== null && Buffer.byteLength(audit.key) < 32) problems.push({ path: 'audit.key', message: 'must be at least 32 bytes' });
   if (audit.sinks.length === 0) return;
   if (audit.key === null && audit.keyFile === null) problems.push({ path: 'audit.key', message: 'is needed with audit.sinks (or audit.keyFile): argument digests are HMACs with it' });
   if (audit.key !== null && audit.keyFile !== null) problems.push({ path: 'audit.key', message: 'give either "key" or "keyFile", not both' });
-  if (audit.key !== null && Buffer.byteLength(audit.key) < 32) problems.push({ path: 'audit.key', message: 'must be at least 32 bytes' });
   if (audit.sinks.includes('file') && audit.file === null) problems.push({ path: 'audit.file', message: 'is needed for the "file" sink' });
   if (audit.sinks.includes('redis') && store.type !== 'redis') problems.push({ path: 'audit.sinks', message: 'the "redis" sink needs store.type "redis"' });
 }

@@ -118,6 +118,8 @@ t.test('loadConfig on arbitrary files', async (t) => {
     t.same(await load(BASE), [], 'the base config loads (so the refusals come from the changes)');
     t.same(await load('['.repeat(100_000) + ']'.repeat(100_000)), ['(file)'], '100k nested arrays: not an object');
     t.same(await load({ ...BASE, tokens: { secretFile: files.short } }), ['tokens.secretFile']);
+    // Found by a random seed (1610529933): validateConfig passed a short audit.key that loading refused.
+    t.same(await load({ ...BASE, audit: { key: '\u0000' } }), ['audit.key'], 'a short audit key, with or without sinks');
     t.same(await load({ ...BASE, tokens: { secretFile: files.directory } }), ['tokens.secretFile']);
     t.same(await load({ ...BASE, tokens: { secretFile: files.newline } }), ['tokens.secretFile'], 'a file holding only a newline is empty');
     t.same(await load({ ...BASE, clients: [{ id: 'a', secretFile: files.missing }] }), ['clients[0].secretFile']);
