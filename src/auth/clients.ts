@@ -16,8 +16,11 @@ export interface Client {
 export interface ClientRegistry {
   /** The client if the secret is right, else null. Takes the same time for unknown clients. */
   authenticate(id: string, secret: string): Promise<Client | null>;
-  /** A client's settings (per-client overrides), cached briefly for store-managed clients. */
-  get(id: string): Promise<Client | null>;
+  /**
+   * A client's settings (per-client overrides), cached briefly for store-managed clients. A
+   * configured or cached client is answered synchronously (the hot path asks on every request).
+   */
+  get(id: string): Client | null | Promise<Client | null>;
   /**
    * Replaces the clients of the config file (SIGHUP): a removed one stops at once (its tokens are
    * refused on their next request), a new or changed one takes effect on the next request.
@@ -79,8 +82,12 @@ export async function createClientRegistry(configClients: readonly ClientConfig[
       const ok = await verifySecret(secret, hash ?? dummyHash);
       return client && hash && ok ? client : null;
     },
-    async get(id) {
-      return (await lookup(id, false)).client;
+    get(id) {
+      const configured = fromConfig.get(id);
+      if (configured) return configured.client;
+      const cached = cache.get(id);
+      if (cached && clock() - cached.at < CACHE_MS) return cached.client;
+      return lookup(id, false).then((entry) => entry.client);
     },
     replaceConfigured(list) {
       fromConfig = configured(list);

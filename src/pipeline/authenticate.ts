@@ -1,4 +1,4 @@
-import type { RequestContext } from '../context.js';
+import type { Identity, RequestContext } from '../context.js';
 import { WardenError } from '../errors.js';
 import { authorizationField, parseBearer } from '../http/headers.js';
 import type { VerifyAccessToken } from '../auth/access-token.js';
@@ -14,7 +14,21 @@ const AUTH_REFUSALS = new Set(['TOKEN_MISSING', 'TOKEN_INVALID', 'INSUFFICIENT_S
  * (load-state). A failure to verify at all (a store or an issuer down) is thrown at once.
  */
 export function authenticate(deps: { readonly verify: VerifyAccessToken; readonly requiredScope: string | null }) {
-  return async function authenticate(ctx: RequestContext): Promise<void> {
+  function accept(ctx: RequestContext, identity: Identity): void {
+    ctx.identity = identity;
+    if (deps.requiredScope !== null && !identity.scopes.includes(deps.requiredScope)) {
+      ctx.authFailure = new WardenError('INSUFFICIENT_SCOPE', { scope: deps.requiredScope });
+    }
+  }
+
+  function refuse(ctx: RequestContext, err: unknown): void {
+    if (!(err instanceof WardenError) || !AUTH_REFUSALS.has(err.code)) throw err;
+    ctx.authFailure = err;
+  }
+
+  // Not an async function: a token already verified is a synchronous answer, and the stage then
+  // returns without a promise (runStages awaits only promises).
+  return function authenticate(ctx: RequestContext): Promise<void> | void {
     // A forged relay header already decided this request.
     if (ctx.authFailure !== null) return;
     // Two Authorization lines reach the parser as two and are refused (see authorizationField).
@@ -23,16 +37,14 @@ export function authenticate(deps: { readonly verify: VerifyAccessToken; readonl
       ctx.authFailure = bearer.reason === 'missing' ? new WardenError('TOKEN_MISSING', { reason: 'missing' }) : new WardenError('TOKEN_INVALID', { reason: 'malformed' });
       return;
     }
+    let verified: Identity | Promise<Identity>;
     try {
-      ctx.identity = await deps.verify(bearer.value);
+      verified = deps.verify(bearer.value);
     } catch (err) {
-      if (!(err instanceof WardenError) || !AUTH_REFUSALS.has(err.code)) throw err;
-      ctx.authFailure = err;
-      return;
+      return refuse(ctx, err);
     }
-    if (deps.requiredScope !== null && !ctx.identity.scopes.includes(deps.requiredScope)) {
-      ctx.authFailure = new WardenError('INSUFFICIENT_SCOPE', { scope: deps.requiredScope });
-    }
+    if (!(verified instanceof Promise)) return accept(ctx, verified);
+    return verified.then((identity) => accept(ctx, identity), (err: unknown) => refuse(ctx, err));
   };
 }
 

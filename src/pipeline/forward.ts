@@ -137,6 +137,8 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
   #complete = false;
   #cut = false;
   #isStream = false;
+  /** Body bytes went to the client (the head with them): an event stream's head needs no flush of its own. */
+  #wrote = false;
   /** Set by a response stage (transformEvents): an event stream's events are rewritten on the way. */
   #events: SseRewriter | null = null;
   readonly #ctx: RequestContext;
@@ -274,10 +276,19 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
     return this.#mode === 'over';
   }
 
+  /** An event stream's head, alone, when no event went out with it (see #send). */
+  #flushHead(): void {
+    const { res } = this.#ctx;
+    if (!this.#wrote && !res.writableEnded && !res.destroyed) res.flushHeaders();
+  }
+
   /** Writes upstream bytes to the client, through the event rewriter when one is set; false: wait for 'drain' (or cut). */
   #write(chunk: Buffer): boolean {
     const { res } = this.#ctx;
-    if (!this.#events) return res.write(chunk);
+    if (!this.#events) {
+      this.#wrote = true;
+      return res.write(chunk);
+    }
     let text: string;
     try {
       text = this.#events.push(chunk);
@@ -291,7 +302,9 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
       res.destroy();
       return false;
     }
-    return text === '' || res.write(text);
+    if (text === '') return true;
+    this.#wrote = true;
+    return res.write(text);
   }
 
   /** For response stages: the body when it is at most `maxBytes`, else null (it then streams through). */
@@ -363,9 +376,10 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
     else if (this.#events && headers['content-length'] !== undefined) delete headers['content-length'];
     res.writeHead(this.status, headers);
     if (this.#isStream) {
-      // A stream's head goes now (a GET stream's headers must not wait for its first event); any
-      // other head leaves with the first body chunk, in one write instead of two.
-      res.flushHeaders();
+      // A stream's head must not wait for its first event, but an event that came in the same read
+      // as the head (undici hands it over right after this, in the same tick) leaves with it, in one
+      // write instead of two: the head is flushed on its own only if nothing was written by then.
+      if (this.#prefix.length === 0) queueMicrotask(() => this.#flushHead());
       this.#deps.onStreamStart?.(ctx, () => {
         this.#abort(new Error('the proxy is shutting down'));
         res.end();

@@ -39,7 +39,9 @@ export function loadState(deps: LoadStateDeps) {
     ctx.presentedSessionId = typeof presented === 'string' ? presented : presented === undefined ? null : presented.join(',');
     // A forged or foreign id has no key: it is refused in resolve-session without a lookup.
     ctx.sessionKey = ctx.presentedSessionId === null ? null : deps.sessionIds.check(ctx.presentedSessionId, identity.principal);
-    ctx.client = isMachineToken(identity) ? await deps.clients.get(identity.clientId) : null;
+    // Usually answered synchronously (configured or cached): awaited only when it is a promise.
+    const client = isMachineToken(identity) ? deps.clients.get(identity.clientId) : null;
+    ctx.client = client instanceof Promise ? await client : client;
     const query = {
       principal: identity.principal,
       jti: identity.jti,

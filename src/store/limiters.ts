@@ -69,8 +69,22 @@ function storeUnavailable(err: unknown, onStoreError: (err: unknown) => void): W
 }
 
 /** The address key: IPv6 clients usually hold a whole /64, so that is what is counted. */
-function addressKey(address: string): string {
+function computeAddressKey(address: string): string {
   return addressPrefix(address, 32, 64);
+}
+
+// Every MCP request asks for its address's key, and a client keeps its address: remembered, in a
+// map that is emptied when full (addresses come from the network, so it must stay bounded).
+const addressKeys = new Map<string, string>();
+const ADDRESS_KEYS_MAX = 4096;
+
+function addressKey(address: string): string {
+  let key = addressKeys.get(address);
+  if (key === undefined) {
+    if (addressKeys.size >= ADDRESS_KEYS_MAX) addressKeys.clear();
+    addressKeys.set(address, (key = computeAddressKey(address)));
+  }
+  return key;
 }
 
 /**
@@ -99,10 +113,16 @@ export function createLimiters(store: RequestStateStore & LimitStore, limits: Co
   // The Nth failure within the window blocks the address (a counter blocks once consumed > points).
   const failed = make('failed', { ...limits.failedAttempts, points: limits.failedAttempts.points - 1 });
 
+  // Per override object first (a client's settings are one object while they last), so the hot
+  // path builds no name string; by name for clients whose settings are equal.
+  const overrideObjects = new WeakMap<object, Limiter>();
   function clientLimiter(override: Pick<Limit, 'points' | 'durationMs'>): Limiter {
+    let limiter = overrideObjects.get(override);
+    if (limiter) return limiter;
     const name = `client-${override.points}-${override.durationMs}`;
-    let limiter = overrides.get(name);
+    limiter = overrides.get(name);
     if (!limiter) overrides.set(name, (limiter = make(name, { ...override, blockMs: 0 }, true)));
+    overrideObjects.set(override, limiter);
     return limiter;
   }
 

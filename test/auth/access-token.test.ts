@@ -19,9 +19,12 @@ async function setup() {
   const store = createMemoryStore({ maxEntries: 1000, clock });
   const keyRing = await createKeyRing({ store, algorithm: 'HS256', configuredSecret: SECRET, clock, refreshIntervalMs: 0 });
   const common = { keyRing, issuer: SITE.url, audience: SITE.mcpUrl, clock };
+  const verifier = createTokenVerifier({ ...common, clockSkewMs: 30_000, external: null, cacheSize: 2 });
   return {
     sign: createTokenSigner({ ...common, accessTtlMs: 60_000 }),
-    verify: createTokenVerifier({ ...common, clockSkewMs: 30_000, external: null, cacheSize: 2 }),
+    // As a promise always, for t.resolves/t.rejects (a remembered token is answered synchronously).
+    verify: async (token: string) => verifier(token),
+    verifier,
     kid: keyRing.signingKey().kid,
     advance: (ms: number) => void (now += ms),
     nowSeconds: () => Math.floor(now / 1000),
@@ -44,6 +47,20 @@ t.test('the cache never serves a token past its expiry', async (t) => {
   await t.resolves(verify(token), 'within the skew');
   advance(2_000);
   await t.rejects(verify(token), { code: 'TOKEN_INVALID', detail: { reason: 'expired' } });
+});
+
+t.test('a token verified before is answered synchronously, and not once it expired', async (t) => {
+  const { sign, verifier, advance } = await setup();
+  const { token } = await sign({ clientId: 'alice', scope: 'mcp', grantId: 'g' });
+  t.ok(verifier(token) instanceof Promise, 'first sight: the signature is checked');
+  const first = await verifier(token);
+  const again = verifier(token);
+  t.notOk(again instanceof Promise, 'remembered: no promise, no microtask turn');
+  t.equal(again, first);
+  advance(60_000 + 31_000);
+  const late = verifier(token);
+  t.ok(late instanceof Promise, 'past exp + skew: checked again, not answered from memory');
+  await t.rejects(Promise.resolve(late), { code: 'TOKEN_INVALID', detail: { reason: 'expired' } });
 });
 
 t.test('clock skew: tolerated within tokens.clockSkew, refused beyond it (exp, nbf, iat)', async (t) => {

@@ -47,6 +47,20 @@ async function setup(t: Test, handler: Handler, responseStages: ResponseStage[] 
       if (!res.headersSent) res.writeHead(err instanceof WardenError ? ERROR_CATALOG[err.code].status : 500).end();
     });
   });
+  // What the proxy hands its client's socket, one entry per write call (a corked batch is one).
+  const writes: string[] = [];
+  proxy.on('connection', (socket: net.Socket & { _write: Function; _writev: Function }) => {
+    const write = socket._write.bind(socket);
+    const writev = socket._writev.bind(socket);
+    socket._write = (chunk: Buffer | string, encoding: BufferEncoding, cb: () => void) => {
+      writes.push(String(chunk));
+      return write(chunk, encoding, cb);
+    };
+    socket._writev = (chunks: { chunk: Buffer | string }[], cb: () => void) => {
+      writes.push(chunks.map((c) => String(c.chunk)).join(''));
+      return writev(chunks, cb);
+    };
+  });
   const proxyUrl = await listen(proxy);
   t.teardown(async () => {
     proxy.closeAllConnections();
@@ -55,7 +69,7 @@ async function setup(t: Test, handler: Handler, responseStages: ResponseStage[] 
     proxy.close();
     upstream.close();
   });
-  return { proxyUrl, contexts };
+  return { proxyUrl, contexts, writes };
 }
 
 /**
@@ -166,6 +180,37 @@ t.test('pipe: a body streams to the client before the upstream finished it', asy
   finish();
   await once(res, 'end');
   t.equal(rest, 'last part');
+});
+
+t.test('event stream: a first event that came with the head leaves with it in one write', async (t) => {
+  const { proxyUrl, writes } = await setup(t, (_req, res) => {
+    // Head and first event in one write from the upstream, as an SSE server that answers at once does.
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: first\n\n');
+  });
+  const res = (await once(get(`${proxyUrl}/mcp`), 'response'))[0] as http.IncomingMessage;
+  t.equal(res.statusCode, 200);
+  const [chunk] = await once(res, 'data');
+  t.match(String(chunk), /data: first/);
+  const carrying = writes.find((w) => w.includes('data: first'));
+  t.ok(carrying?.startsWith('HTTP/1.1 200'), 'the head and the event went to the socket in one write, not two');
+  res.destroy();
+});
+
+t.test('event stream: a head without an event goes out at once, alone', async (t) => {
+  let sendEvent!: () => void;
+  const { proxyUrl, writes } = await setup(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.flushHeaders();
+    sendEvent = () => res.write('data: later\n\n');
+  });
+  const req = get(`${proxyUrl}/mcp`);
+  t.ok(await within(req, 'response', 2_000), 'the client has the head while the upstream has sent no event');
+  t.equal(writes.length, 1, 'one write: the head');
+  t.notOk(writes[0]?.includes('data:'));
+  sendEvent();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  req.destroy();
 });
 
 t.test('cut: an upstream that dies mid-body cuts the client response (never a clean end)', async (t) => {

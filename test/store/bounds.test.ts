@@ -128,7 +128,7 @@ t.test('verified-token cache: bounded by cacheSize, oldest out first; failures a
   // Bad-signature tokens for a known kid go all the way to a signature check: none may take a slot.
   const forged = (i: number) => `${valid.slice(0, valid.lastIndexOf('.'))}.${Buffer.from(`forged-${i}`).toString('base64url')}`;
   let rejected = 0;
-  for (let i = 0; i < cacheSize * 2; i++) await verify(forged(i)).catch((err: { code?: string }) => (rejected += err.code === 'TOKEN_INVALID' ? 1 : 0));
+  for (let i = 0; i < cacheSize * 2; i++) await Promise.resolve().then(() => verify(forged(i))).catch((err: { code?: string }) => (rejected += err.code === 'TOKEN_INVALID' ? 1 : 0));
   t.equal(rejected, cacheSize * 2, 'every forged token was rejected');
   t.ok(await hit(valid), 'a flood of rejected tokens evicted nothing');
   t.notOk(await hit(tokens[49] ?? ''), 'the token just past the bound had been evicted (so the cache holds at most cacheSize)');
