@@ -3,7 +3,7 @@ import type { ClientRegistry } from '../auth/clients.js';
 import type { Identity } from '../context.js';
 import type { SessionIds } from '../session/session-id.js';
 import type { Generation } from '../store/generation.js';
-import type { Limiters } from '../store/limiters.js';
+import type { Limiters, RequestLimits } from '../store/limiters.js';
 
 export interface LoadStateDeps {
   readonly limiters: Limiters;
@@ -27,21 +27,39 @@ export const isMachineToken = (identity: Identity): boolean => identity.issuer =
  * authenticated only gets its address's block read (nothing of a principal is touched).
  */
 export function loadState(deps: LoadStateDeps) {
-  return async function loadState(ctx: RequestContext): Promise<void> {
+  function keep(ctx: RequestContext, { state, limit, blockedMs }: RequestLimits): void {
+    ctx.addressBlockedMs = blockedMs;
+    ctx.state = state;
+    ctx.limit = limit;
+  }
+
+  async function blockOnly(ctx: RequestContext): Promise<void> {
+    ctx.addressBlockedMs = await deps.limiters.blockedFor(ctx.clientAddress);
+  }
+
+  // Not an async function: on the memory store, or a client-cache hit, the whole stage is
+  // synchronous and returns no promise (runStages awaits only promises).
+  return function loadState(ctx: RequestContext): Promise<void> | void {
     const identity = ctx.identity;
-    if (ctx.authFailure !== null || identity === null) {
-      ctx.addressBlockedMs = await deps.limiters.blockedFor(ctx.clientAddress);
-      return;
-    }
+    if (ctx.authFailure !== null || identity === null) return blockOnly(ctx);
     const pending = deps.generation.pending();
-    if (pending) await pending;
+    const client = isMachineToken(identity) ? deps.clients.get(identity.clientId) : null;
+    // Usually answered synchronously (no store reconnect pending, a configured or cached client).
+    if (pending || client instanceof Promise) {
+      return Promise.all([pending, client]).then(([, found]) => {
+        ctx.client = found;
+        return load(ctx, identity);
+      });
+    }
+    ctx.client = client;
+    return load(ctx, identity);
+  };
+
+  function load(ctx: RequestContext, identity: Identity): Promise<void> | void {
     const presented = ctx.req.headers['mcp-session-id'];
     ctx.presentedSessionId = typeof presented === 'string' ? presented : presented === undefined ? null : presented.join(',');
     // A forged or foreign id has no key: it is refused in resolve-session without a lookup.
     ctx.sessionKey = ctx.presentedSessionId === null ? null : deps.sessionIds.check(ctx.presentedSessionId, identity.principal);
-    // Usually answered synchronously (configured or cached): awaited only when it is a promise.
-    const client = isMachineToken(identity) ? deps.clients.get(identity.clientId) : null;
-    ctx.client = client instanceof Promise ? await client : client;
     const query = {
       principal: identity.principal,
       jti: identity.jti,
@@ -54,12 +72,13 @@ export function loadState(deps: LoadStateDeps) {
     if (ctx.relayedFrom !== null) {
       // The relaying replica already took this request's point and checked the address's block:
       // counting it again here would halve the client's limit for relayed sessions.
-      ctx.state = await deps.limiters.requestState(query);
-      return;
+      return deps.limiters.requestState(query).then((state) => {
+        ctx.state = state;
+      });
     }
-    const { state, limit, blockedMs } = await deps.limiters.forRequest(query, ctx.client?.rateLimit ?? null, ctx.clientAddress);
-    ctx.addressBlockedMs = blockedMs;
-    ctx.state = state;
-    ctx.limit = limit;
-  };
+    const limits = deps.limiters.forRequest(query, ctx.client?.rateLimit ?? null, ctx.clientAddress);
+    if (limits instanceof Promise) return limits.then((found) => keep(ctx, found));
+    keep(ctx, limits);
+    return undefined;
+  }
 }

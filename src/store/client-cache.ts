@@ -49,7 +49,8 @@ export type LoadWithTake = (query: StateQuery, counters: RequestCounters, take: 
 
 export interface ClientCache {
   /** The hot path: from the cache when everything is there, else one script call that refills it. */
-  loadRequest(query: StateQuery, counters: RequestCounters): Promise<RequestLoad>;
+  /** Synchronous on a hit. */
+  loadRequest(query: StateQuery, counters: RequestCounters): RequestLoad | Promise<RequestLoad>;
   /** Whether invalidations are known to arrive (tests, /readyz detail). */
   readonly healthy: boolean;
   close(): Promise<void>;
@@ -277,50 +278,53 @@ export function createClientCache(deps: ClientCacheDeps): ClientCache {
     }
   }
 
+  async function miss(q: StateQuery, counters: RequestCounters): Promise<RequestLoad> {
+    const counterKey = deps.keyOf(counters.consume);
+    // Concurrent requests that find the lease spent wait for the one refill on its way instead
+    // of each taking a lease (one round trip, not one per request in flight).
+    const refill = refills.get(counterKey);
+    if (refill) {
+      await refill;
+      const after = hit(q, counters);
+      if (after) return after;
+    }
+    const { points, blockMs = 0 } = deps.optionsOf(counters.consume);
+    // A blocking counter is taken point by point (a lease crossing its limit would start a block),
+    // and so is a spent one (until its window ends, each refusal counts one point, as without leases).
+    const spent = leases.get(deps.keyOf(counters.consume));
+    const exhausted = spent !== undefined && spent.granted === 0 && spent.resetAt > q.now;
+    const take = healthy && blockMs === 0 && !exhausted ? leaseSize(points) : 1;
+    const startedAt = sequence;
+    const lostAt = lost;
+    const loading = deps.load(q, counters, take);
+    if (take > 1 && !refills.has(counterKey)) {
+      const settled = loading.then(() => undefined, () => undefined);
+      refills.set(counterKey, settled);
+      void settled.then(() => {
+        if (refills.get(counterKey) === settled) refills.delete(counterKey);
+      });
+    }
+    const load = await loading;
+    const consumed = load.consumed.res.consumedPoints;
+    // Of the points taken, those within the limit are this replica's to use.
+    const granted = Math.max(0, Math.min(take, points - (consumed - take)));
+    keep(q, counters, load, take, granted, startedAt, lostAt);
+    if (take === 1) return load;
+    // The caller sees one point taken, as without a lease.
+    const used = consumed - take + 1;
+    return {
+      ...load,
+      consumed: { allowed: granted >= 1, res: new RateLimiterRes(Math.max(points - used, 0), load.consumed.res.msBeforeNext, used, false) },
+    };
+  }
+
   return {
     get healthy() {
       return healthy;
     },
-    async loadRequest(q, counters) {
-      const cached = hit(q, counters);
-      if (cached) return cached;
-      const counterKey = deps.keyOf(counters.consume);
-      // Concurrent requests that find the lease spent wait for the one refill on its way instead
-      // of each taking a lease (one round trip, not one per request in flight).
-      const refill = refills.get(counterKey);
-      if (refill) {
-        await refill;
-        const after = hit(q, counters);
-        if (after) return after;
-      }
-      const { points, blockMs = 0 } = deps.optionsOf(counters.consume);
-      // A blocking counter is taken point by point (a lease crossing its limit would start a block),
-      // and so is a spent one (until its window ends, each refusal counts one point, as without leases).
-      const spent = leases.get(deps.keyOf(counters.consume));
-      const exhausted = spent !== undefined && spent.granted === 0 && spent.resetAt > q.now;
-      const take = healthy && blockMs === 0 && !exhausted ? leaseSize(points) : 1;
-      const startedAt = sequence;
-      const lostAt = lost;
-      const loading = deps.load(q, counters, take);
-      if (take > 1 && !refills.has(counterKey)) {
-        const settled = loading.then(() => undefined, () => undefined);
-        refills.set(counterKey, settled);
-        void settled.then(() => {
-          if (refills.get(counterKey) === settled) refills.delete(counterKey);
-        });
-      }
-      const load = await loading;
-      const consumed = load.consumed.res.consumedPoints;
-      // Of the points taken, those within the limit are this replica's to use.
-      const granted = Math.max(0, Math.min(take, points - (consumed - take)));
-      keep(q, counters, load, take, granted, startedAt, lostAt);
-      if (take === 1) return load;
-      // The caller sees one point taken, as without a lease.
-      const used = consumed - take + 1;
-      return {
-        ...load,
-        consumed: { allowed: granted >= 1, res: new RateLimiterRes(Math.max(points - used, 0), load.consumed.res.msBeforeNext, used, false) },
-      };
+    // A hit is answered synchronously (see RequestStateStore.loadRequest); a miss goes to Redis.
+    loadRequest(q, counters) {
+      return hit(q, counters) ?? miss(q, counters);
     },
     async close() {
       closed = true;

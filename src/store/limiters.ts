@@ -30,7 +30,7 @@ export interface Limiters {
    * The MCP path's one store call: the request state, one request of the client's limit consumed
    * (per-client override honoured) and, when `address` is given, its failed-attempt block read.
    */
-  forRequest(query: StateQuery, override: Pick<Limit, 'points' | 'durationMs'> | null, address: string | null): Promise<RequestLimits>;
+  forRequest(query: StateQuery, override: Pick<Limit, 'points' | 'durationMs'> | null, address: string | null): RequestLimits | Promise<RequestLimits>;
   /** The request state alone, for a relayed request whose limits the relaying replica applied. */
   requestState(query: StateQuery): Promise<RequestState>;
   /** One new session of a principal. */
@@ -129,17 +129,24 @@ export function createLimiters(store: RequestStateStore & LimitStore, limits: Co
   const blockedMs = (res: RateLimiterRes | null): number => (res && res.consumedPoints >= limits.failedAttempts.points ? res.msBeforeNext : 0);
 
   return {
-    async forRequest(query, override, address) {
-      let load: RequestLoad;
+    // Synchronous when the store answered synchronously (see RequestStateStore.loadRequest).
+    forRequest(query, override, address) {
+      const failure = (err: unknown): never => {
+        throw err instanceof WardenError ? err : storeUnavailable(err, onStoreError);
+      };
+      const limitsOf = (load: RequestLoad): RequestLimits => ({
+        state: load.state, limit: result(load.consumed.res, override ?? limits.client, load.consumed.allowed), blockedMs: blockedMs(load.peeked),
+      });
+      let load: RequestLoad | Promise<RequestLoad>;
       try {
-        load = await store.loadRequest(query, {
+        load = store.loadRequest(query, {
           consume: { limiter: override ? clientLimiter(override) : client, key: query.principal },
           peek: address === null ? null : { limiter: failed, key: addressKey(address) },
         });
       } catch (err) {
-        throw err instanceof WardenError ? err : storeUnavailable(err, onStoreError);
+        return failure(err);
       }
-      return { state: load.state, limit: result(load.consumed.res, override ?? limits.client, load.consumed.allowed), blockedMs: blockedMs(load.peeked) };
+      return load instanceof Promise ? load.then(limitsOf, failure) : limitsOf(load);
     },
     async requestState(query) {
       try {

@@ -1,5 +1,6 @@
 import { addPoints, counterRes } from './counter.js';
 import type { Count } from './counter.js';
+import type { RateLimiterRes } from 'rate-limiter-flexible';
 import { TtlMap } from './ttl-map.js';
 import type { Limiter, LimiterOptions } from './types.js';
 
@@ -8,7 +9,14 @@ import type { Limiter, LimiterOptions } from './types.js';
  * the injected clock, its counts in a bounded map. Keys come from the network (source addresses):
  * past `maxKeys` the least recently counted key is forgotten, so a flood cannot grow it.
  */
-export function memoryLimiter(options: LimiterOptions, maxKeys: number, clock: () => number): Limiter {
+/** A memory limiter also answers synchronously, for the memory store's hot path. */
+export interface MemoryLimiter extends Limiter {
+  /** One point now: over the limit is a result, as in {@link consumeCounter}. */
+  consumeNow(key: string): { readonly allowed: boolean; readonly res: RateLimiterRes };
+  getNow(key: string): RateLimiterRes | null;
+}
+
+export function memoryLimiter(options: LimiterOptions, maxKeys: number, clock: () => number): MemoryLimiter {
   // Points consumed per key; the entry's expiry is the count's resetAt.
   const counts = new TtlMap<number>(maxKeys);
 
@@ -25,16 +33,25 @@ export function memoryLimiter(options: LimiterOptions, maxKeys: number, clock: (
     return counterRes(count, now, options.points, change);
   }
 
+  function getNow(key: string): RateLimiterRes | null {
+    const now = clock();
+    const count = read(key, now);
+    return count ? counterRes(count, now, options.points) : null;
+  }
+
   return {
+    consumeNow(key) {
+      const res = add(key, 1);
+      return { allowed: res.consumedPoints <= options.points, res };
+    },
+    getNow,
     async consume(key) {
       const res = add(key, 1);
       if (res.consumedPoints > options.points) throw res;
       return res;
     },
     async get(key) {
-      const now = clock();
-      const count = read(key, now);
-      return count ? counterRes(count, now, options.points) : null;
+      return getNow(key);
     },
     async reward(key) {
       add(key, -1);

@@ -1,5 +1,6 @@
 import { loadRequestApart } from './load-apart.js';
 import { memoryLimiter } from './memory-limiter.js';
+import type { MemoryLimiter } from './memory-limiter.js';
 import { TtlMap } from './ttl-map.js';
 
 export { TtlMap } from './ttl-map.js';
@@ -61,23 +62,39 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     return value === undefined ? null : decodeSession(principal, key, value);
   }
 
+  function requestState(q: StateQuery): RequestState {
+    const revoked = (q.jti !== null && revocations.get(keys.revokedToken(q.principal, q.jti), q.now) !== undefined)
+      || (q.grantId !== null && revocations.get(keys.revokedGrant(q.principal, q.grantId), q.now) !== undefined);
+    const clientCutoff = Number(revocations.get(keys.cutoff(q.principal), q.now) ?? 0);
+    let session: SessionRecord | null = null;
+    if (q.sessionKey !== null) {
+      session = readSession(q.principal, q.sessionKey, q.now);
+      if (session) data.setExpiry(keys.session(q.principal, q.sessionKey), Math.min(q.now + q.idleTimeoutMs, session.createdAt + q.maxLifetimeMs));
+    }
+    return { revoked, clientCutoff, session };
+  }
+
+  // The limiters this store made, by the handle callers pass back in RequestCounters.
+  const ownLimiters = new WeakMap<Limiter, MemoryLimiter>();
+
   const store: Store = {
     kind: 'memory',
 
     async loadRequestState(q: StateQuery): Promise<RequestState> {
-      const revoked = (q.jti !== null && revocations.get(keys.revokedToken(q.principal, q.jti), q.now) !== undefined)
-        || (q.grantId !== null && revocations.get(keys.revokedGrant(q.principal, q.grantId), q.now) !== undefined);
-      const clientCutoff = Number(revocations.get(keys.cutoff(q.principal), q.now) ?? 0);
-      let session: SessionRecord | null = null;
-      if (q.sessionKey !== null) {
-        session = readSession(q.principal, q.sessionKey, q.now);
-        if (session) data.setExpiry(keys.session(q.principal, q.sessionKey), Math.min(q.now + q.idleTimeoutMs, session.createdAt + q.maxLifetimeMs));
-      }
-      return { revoked, clientCutoff, session };
+      return requestState(q);
     },
 
+    // Synchronous (see RequestStateStore.loadRequest): every answer is in this process.
     loadRequest(q, counters) {
-      return loadRequestApart(store, q, counters);
+      const consume = ownLimiters.get(counters.consume.limiter);
+      const peek = counters.peek ? ownLimiters.get(counters.peek.limiter) : null;
+      // Counters of another store (none in practice) are asked the slow way.
+      if (!consume || peek === undefined) return loadRequestApart(store, q, counters);
+      return {
+        state: requestState(q),
+        consumed: consume.consumeNow(counters.consume.key),
+        peeked: peek && counters.peek ? peek.getNow(counters.peek.key) : null,
+      };
     },
 
     async countSessions(principal, now) {
@@ -231,7 +248,9 @@ export function createMemoryStore(options: { maxEntries: number; clock: () => nu
     },
 
     limiter(o: LimiterOptions): Limiter {
-      return memoryLimiter(o, options.maxEntries, options.clock);
+      const limiter = memoryLimiter(o, options.maxEntries, options.clock);
+      ownLimiters.set(limiter, limiter);
+      return limiter;
     },
 
     async countAllSessions(now) {

@@ -167,9 +167,11 @@ export interface RequestStateStore {
   /**
    * The hot path: {@link loadRequestState} plus one point of `consume` and a read of `peek`. One
    * round trip on a single Redis node; on a Cluster the peeked counter lives in another slot and
-   * costs a second command, in the same turn.
+   * costs a second command, in the same turn. A store that has the answer in the process (the
+   * memory store, the client cache on a hit) returns it as is, not as a promise: every MCP request
+   * asks, and callers await only a promise.
    */
-  loadRequest(query: StateQuery, counters: RequestCounters): Promise<RequestLoad>;
+  loadRequest(query: StateQuery, counters: RequestCounters): RequestLoad | Promise<RequestLoad>;
 }
 
 /** Rate-limit counters kept in the store. */

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { validateConfig } from '../../src/config/validate.js';
 import { createLimiters } from '../../src/store/limiters.js';
-import type { Limiters } from '../../src/store/limiters.js';
+import type { Limiters, RequestLimits } from '../../src/store/limiters.js';
 import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
 import type { Store, StateQuery } from '../../src/store/types.js';
 import { startRedis } from '../fixtures/redis.js';
@@ -27,7 +27,8 @@ const PROPAGATION_MS = 50;
 interface Replica {
   readonly store: Store;
   readonly limiters: Limiters;
-  load(query: Partial<StateQuery>): ReturnType<Limiters['forRequest']>;
+  /** Always a promise here (a cache hit answers synchronously). */
+  load(query: Partial<StateQuery>): Promise<RequestLimits>;
 }
 
 async function replicas(t: Test, count: number, raw: Record<string, unknown> = {}, keyPrefix = `t${randomBytes(4).toString('hex')}:`): Promise<Replica[]> {
@@ -44,7 +45,7 @@ async function replicas(t: Test, count: number, raw: Record<string, unknown> = {
     out.push({
       store,
       limiters,
-      load: (q) => limiters.forRequest({ principal: 'alice', jti: 'j1', grantId: 'g1', sessionKey: null, now: Date.now(), idleTimeoutMs: IDLE, maxLifetimeMs: LIFETIME, ...q }, null, '10.0.0.1'),
+      load: async (q) => limiters.forRequest({ principal: 'alice', jti: 'j1', grantId: 'g1', sessionKey: null, now: Date.now(), idleTimeoutMs: IDLE, maxLifetimeMs: LIFETIME, ...q }, null, '10.0.0.1'),
     });
   }
   await until(() => out.every((r) => healthyOf(r.store)), 2_000, 'every replica\'s invalidation channel is up');
@@ -90,6 +91,11 @@ t.test('a warm caller costs Redis almost nothing: 200 requests, a handful of com
   // Without the cache each of the 200 would be one script.
   const used = (await roundTrips(admin)) - before;
   t.ok(used <= 12, `${used} round trips (scripts) for 200 requests: a lease of 32 points lasts 32 requests`);
+  // A hit is answered synchronously: no promise, so the request spends no microtask turn on it.
+  const query = { principal: 'alice', jti: 'j1', grantId: 'g1', sessionKey: minted, now: Date.now(), idleTimeoutMs: IDLE, maxLifetimeMs: LIFETIME };
+  const answers = Array.from({ length: 20 }, () => a.limiters.forRequest(query, null, '10.0.0.1'));
+  t.ok(answers.filter((r) => !(r instanceof Promise)).length >= 15, 'most of a warm caller\'s answers are not promises (a refill every 32 is)');
+  await Promise.all(answers);
 });
 
 t.test(`a revocation or session end on one replica is refused on the other within ${PROPAGATION_MS} ms`, async (t) => {

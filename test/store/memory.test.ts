@@ -15,6 +15,25 @@ t.test('memory store contract', async (t) => {
   });
 });
 
+t.test('the hot path answers synchronously, with the counters as the async path counts them', async (t) => {
+  let now = 1_000_000;
+  const store = createMemoryStore({ maxEntries: 100, clock: () => now });
+  const consume = store.limiter({ keyPrefix: 'client', points: 2, durationMs: 60_000, perPrincipal: true });
+  const failed = store.limiter({ keyPrefix: 'failed', points: 5, durationMs: 60_000 });
+  await failed.consume('10.0.0.1');
+  const query = { principal: 'alice', jti: 'j', grantId: 'g', sessionKey: null, now, idleTimeoutMs: 60_000, maxLifetimeMs: 600_000 };
+  const counters = { consume: { limiter: consume, key: 'alice' }, peek: { limiter: failed, key: '10.0.0.1' } };
+  const first = store.loadRequest(query, counters);
+  t.notOk(first instanceof Promise, 'no promise: nothing to wait for');
+  const [a, b, c] = [first, store.loadRequest(query, counters), store.loadRequest(query, counters)] as const;
+  t.same([a, b, c].map((r) => !(r instanceof Promise) && r.consumed.allowed), [true, true, false], 'two points, then refused');
+  t.equal(!(a instanceof Promise) && a.peeked?.consumedPoints, 1, 'the address counter is read, not consumed');
+  t.equal((await consume.get('alice'))?.consumedPoints, 3, 'the async view counts what the sync path took');
+  now += 60_001;
+  const later = store.loadRequest({ ...query, now }, counters);
+  t.equal(!(later instanceof Promise) && later.consumed.allowed, true, 'a new window');
+});
+
 t.test('the memory store stays bounded under a flood', async (t) => {
   const map = new TtlMap(1_000);
   for (let i = 0; i < 50_000; i++) map.set(`k${i}`, 'v', Number.MAX_SAFE_INTEGER);
