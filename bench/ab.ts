@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/ab.ts <git revision> [seconds] [rounds] [memory|redis]`: this working tree's build
+ * `npx tsx bench/ab.ts <git revision> [seconds] [rounds] [memory|redis|redis-cached]`: this working tree's build
  * against another revision's, in one run: both as mcp-warden processes (memory store, or each its
  * own key prefix on the Redis at MCP_WARDEN_BENCH_REDIS, default 127.0.0.1:6379) in front of the
  * bench upstream, same config, interleaved rotated rounds. The revision is checked out into a
@@ -16,7 +16,7 @@ import { compareConfigs } from './policy.js';
 
 const revision = process.argv[2];
 if (!revision) {
-  process.stderr.write('usage: npx tsx bench/ab.ts <git revision> [seconds] [rounds] [memory|redis]\n');
+  process.stderr.write('usage: npx tsx bench/ab.ts <git revision> [seconds] [rounds] [memory|redis|redis-cached]\n');
   process.exit(2);
 }
 const root = process.cwd();
@@ -35,8 +35,10 @@ try {
     target: 0.95,
     durationSeconds: Number(process.argv[3] ?? 3),
     rounds: Number(process.argv[4] ?? 6),
-    ...(process.argv[5] === 'redis' ? {
-      shared: (target: 'off' | 'on') => ({ store: { type: 'redis', url: process.env.MCP_WARDEN_BENCH_REDIS ?? 'redis://127.0.0.1:6379', keyPrefix: `mcpw-ab-${process.pid}-${target}:` } }),
+    ...(process.argv[5] === 'redis' || process.argv[5] === 'redis-cached' ? {
+      shared: (target: 'off' | 'on') => ({
+        store: { type: 'redis', url: process.env.MCP_WARDEN_BENCH_REDIS ?? 'redis://127.0.0.1:6379', keyPrefix: `mcpw-ab-${process.pid}-${target}:`, clientCache: process.argv[5] === 'redis-cached' },
+      }),
     } : {}),
   });
 } finally {
