@@ -17,6 +17,8 @@ export interface FirstEventResult {
   readonly p90Ms: number;
   readonly minMs: number;
   readonly failures: number;
+  /** Every sample in the order taken (null: failed), so targets can be compared round by round. */
+  readonly samplesMs: readonly (number | null)[];
 }
 
 export interface FirstEventResults {
@@ -39,6 +41,7 @@ export async function measureFirstEvent(
   ping: () => Promise<unknown>,
 ): Promise<FirstEventResults> {
   const times = new Map<TargetName, number[]>(targets.map((t) => [t.name, []]));
+  const inOrder = new Map<TargetName, (number | null)[]>(targets.map((t) => [t.name, []]));
   const failures = new Map<TargetName, number>(targets.map((t) => [t.name, 0]));
   const pings: number[] = [];
   for (let i = 0; i < samples; i++) {
@@ -49,8 +52,10 @@ export async function measureFirstEvent(
         const { socket, elapsedMs } = await openEventStream(new URL(target.mcpUrl), headers, 5_000);
         socket.destroy();
         times.get(target.name)?.push(elapsedMs);
+        inOrder.get(target.name)?.push(elapsedMs);
       } catch {
         failures.set(target.name, (failures.get(target.name) ?? 0) + 1);
+        inOrder.get(target.name)?.push(null);
       }
     }
     const started = performance.now();
@@ -66,6 +71,7 @@ export async function measureFirstEvent(
       p90Ms: percentile(sorted, 90),
       minMs: sorted[0] ?? 0,
       failures: failures.get(target.name) ?? 0,
+      samplesMs: inOrder.get(target.name) ?? [],
     };
     say(`sse first event ${target.name}: median ${result.medianMs.toFixed(3)} ms (${result.failures} failed)`);
     return result;
@@ -73,4 +79,18 @@ export async function measureFirstEvent(
   const redisPingMs = median(pings);
   say(`sse first event: Redis PING at the same pacing, median ${redisPingMs.toFixed(3)} ms`);
   return { rows, redisPingMs };
+}
+
+/**
+ * The median over rounds of (target's sample - reference's sample), each pair taken one after the
+ * other in the same round: a burst of other work on the machine hits both, so this moves far less
+ * than the difference of two medians. Null when no round has both.
+ */
+export function pairedOverheadMs(target: FirstEventResult, reference: FirstEventResult): number | null {
+  const diffs: number[] = [];
+  target.samplesMs.forEach((ms, i) => {
+    const ref = reference.samplesMs[i];
+    if (ms !== null && ref !== null && ref !== undefined) diffs.push(ms - ref);
+  });
+  return diffs.length ? median(diffs.sort((a, b) => a - b)) : null;
 }

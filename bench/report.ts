@@ -1,6 +1,8 @@
 /** Renders a run as Markdown and writes bench/results/latest.md and latest.json. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pairedOverheadMs } from './first-event.js';
+import type { FirstEventResult } from './first-event.js';
 import type { GoalCheck } from './goals.js';
 import { ROOT } from './processes.js';
 import type { BenchResults } from './results.js';
@@ -57,12 +59,17 @@ function firstEventSection(results: BenchResults): string[] {
   const rows = results.firstEvent;
   if (!rows) return [];
   const direct = rows.find((r) => r.target === 'direct');
+  const undici = rows.find((r) => r.target === 'bare-undici');
+  const paired = (r: FirstEventResult): string => {
+    const ms = undici && r !== undici ? pairedOverheadMs(r, undici) : null;
+    return ms === null ? '-' : `${ms >= 0 ? '+' : ''}${fixed(ms, 3)} ms`;
+  };
   return [
     `## SSE first event (${results.options.sseSamples} sequential GETs per target, interleaved; request written -> first \`data:\` byte)`,
     '',
     table(
-      ['target', 'median ms', 'p90 ms', 'min ms', 'median vs direct', 'failures'],
-      rows.map((r) => [r.target, fixed(r.medianMs, 3), fixed(r.p90Ms, 3), fixed(r.minMs, 3), direct ? `+${fixed(r.medianMs - direct.medianMs, 3)} ms` : '-', String(r.failures)]),
+      ['target', 'median ms', 'p90 ms', 'min ms', 'median vs direct', 'vs bare-undici (median of per-round differences)', 'failures'],
+      rows.map((r) => [r.target, fixed(r.medianMs, 3), fixed(r.p90Ms, 3), fixed(r.minMs, 3), direct ? `+${fixed(r.medianMs - direct.medianMs, 3)} ms` : '-', paired(r), String(r.failures)]),
     ),
     '',
     ...(results.firstEventRedisPingMs === null
