@@ -97,6 +97,9 @@ export function createMetrics(registry: Registry = new client.Registry(), option
 
   // Label children by key: prom-client would otherwise hash the label object on every request.
   const requestSeries = new Map<string, client.Counter.Internal>();
+  // Keyed by values from closed sets (upstreams from config, MCP method labels).
+  const upstreamSeries = new Map<string, client.Histogram.Internal<string>>();
+  const messageSeries = new Map<string, client.Counter.Internal>();
   return {
     registry,
     request: (route, method, status) => {
@@ -106,9 +109,18 @@ export function createMetrics(registry: Registry = new client.Registry(), option
       if (!series) requestSeries.set(key, (series = requests.labels({ route, method: m, status: String(status) })));
       series.inc();
     },
-    upstreamLatency: (s, name) => upstream.observe({ upstream: name }, s),
+    upstreamLatency: (s, name) => {
+      let series = upstreamSeries.get(name);
+      if (!series) upstreamSeries.set(name, (series = upstream.labels({ upstream: name })));
+      series.observe(s);
+    },
     upstreamError: (name, reason) => upstreamErrors.inc({ upstream: name, reason }),
-    mcpMessage: (method) => mcpMessages.inc({ method: methodLabel(method) }),
+    mcpMessage: (method) => {
+      const label = methodLabel(method);
+      let series = messageSeries.get(label);
+      if (!series) messageSeries.set(label, (series = mcpMessages.labels({ method: label })));
+      series.inc();
+    },
     tokenRequest: (grant, refusal) => {
       const g = grant === null ? 'none' : GRANTS.has(grant) ? grant : 'other';
       if (refusal === null) tokensIssued.inc({ grant: g });
