@@ -42,18 +42,24 @@ export function loadState(deps: LoadStateDeps) {
   return function loadState(ctx: RequestContext): Promise<void> | void {
     const identity = ctx.identity;
     if (ctx.authFailure !== null || identity === null) return blockOnly(ctx);
+    // Nothing is read after a store reconnect until its marker was checked.
     const pending = deps.generation.pending();
+    if (pending) return pending.then(() => withClient(ctx, identity));
+    return withClient(ctx, identity);
+  };
+
+  function withClient(ctx: RequestContext, identity: Identity): Promise<void> | void {
+    // Usually answered synchronously (a configured or cached client): awaited only when it is not.
     const client = isMachineToken(identity) ? deps.clients.get(identity.clientId) : null;
-    // Usually answered synchronously (no store reconnect pending, a configured or cached client).
-    if (pending || client instanceof Promise) {
-      return Promise.all([pending, client]).then(([, found]) => {
+    if (client instanceof Promise) {
+      return client.then((found) => {
         ctx.client = found;
         return load(ctx, identity);
       });
     }
     ctx.client = client;
     return load(ctx, identity);
-  };
+  }
 
   function load(ctx: RequestContext, identity: Identity): Promise<void> | void {
     const presented = ctx.req.headers['mcp-session-id'];
