@@ -113,7 +113,7 @@ export const schema = {
     keyPrefix: text({ doc: 'Prefix of every Redis key.', default: 'mcpw:', env: 'MCP_WARDEN_REDIS_KEY_PREFIX' }, { pattern: /^[A-Za-z0-9:._-]{1,32}$/, message: 'must be 1-32 characters of A-Z a-z 0-9 : . _ -' }),
     commandTimeout: duration({ doc: 'Longest a Redis command may take before the request fails closed (503).', default: '1s' }, 1, MAX_TIMER_MS),
     maxEntries: int(1000, 10_000_000, { doc: 'Memory store: most entries kept (oldest dropped first).', default: 100_000 }),
-    clientCache: bool({ doc: 'Redis (standalone or Sentinel): keep revocation state, session records and address blocks in the process, invalidated by Redis (CLIENT TRACKING), and take the client rate limit in small leases, so most requests need no round trip. Idle expiry may come up to 10% early; see docs/performance.md for the bounds.', default: false, env: 'MCP_WARDEN_REDIS_CLIENT_CACHE' }),
+    clientCache: bool({ doc: 'Redis (standalone or Sentinel): keep revocation state, session records and address blocks in the process, invalidated by Redis (CLIENT TRACKING), and take the client rate limit and the budgets in small leases, so most requests need no round trip. Idle expiry may come up to 10% early; see docs/performance.md for the bounds.', default: false, env: 'MCP_WARDEN_REDIS_CLIENT_CACHE' }),
   },
   tokens: {
     issuer: optionalText({ doc: 'Token `iss`; defaults to publicUrl.', default: null, example: 'http://127.0.0.1:8080', env: 'MCP_WARDEN_TOKEN_ISSUER' }),

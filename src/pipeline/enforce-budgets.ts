@@ -45,14 +45,17 @@ const IN_FLIGHT_TTL_MS = 3_600_000;
 
 export function enforceBudgets(deps: BudgetDeps) {
   const { budgets, loopBreaker, store } = deps;
-  const counter = (name: string, keyPrefix: string, points: number, windowMs: number, blockMs = 0): Counter =>
-    ({ name, points, windowMs, limiter: store.limiter({ keyPrefix, points, durationMs: windowMs, blockMs }) });
-  const perSession = budgets.session && counter('tool calls per session', 'b-session', budgets.session.points, budgets.session.durationMs);
-  const perPrincipal = budgets.principal && counter('tool calls per client', 'b-principal', budgets.principal.points, budgets.principal.durationMs);
-  const total = budgets.sessionTotal === null ? null : counter('tool calls over the session\'s life', 'b-total', budgets.sessionTotal, deps.sessionLifetimeMs);
+  const counter = (name: string, keyPrefix: string, points: number, windowMs: number, options: { blockMs?: number; lease?: boolean } = {}): Counter =>
+    ({ name, points, windowMs, limiter: store.limiter({ keyPrefix, points, durationMs: windowMs, ...options }) });
+  // Budgets only count up, so they may be taken from a lease (store.clientCache): most tool calls
+  // then cost no round trip. Not the in-flight count (given back) nor the loop breaker (blocks).
+  const leased = { lease: true };
+  const perSession = budgets.session && counter('tool calls per session', 'b-session', budgets.session.points, budgets.session.durationMs, leased);
+  const perPrincipal = budgets.principal && counter('tool calls per client', 'b-principal', budgets.principal.points, budgets.principal.durationMs, leased);
+  const total = budgets.sessionTotal === null ? null : counter('tool calls over the session\'s life', 'b-total', budgets.sessionTotal, deps.sessionLifetimeMs, leased);
   const inFlight = budgets.concurrent === null ? null : counter('tool calls in flight per session', 'b-flight', budgets.concurrent, IN_FLIGHT_TTL_MS);
-  const tools = budgets.tools.map((b, i) => ({ globs: b.tools.map((t) => compileGlob(t)), counter: counter(`calls of ${b.tools.join(', ')}`, `b-tool${i}`, b.points, b.duration) }));
-  const loop = loopBreaker.maxRepeats === null ? null : counter('the same call repeated', 'b-loop', loopBreaker.maxRepeats, loopBreaker.window, loopBreaker.coolDown);
+  const tools = budgets.tools.map((b, i) => ({ globs: b.tools.map((t) => compileGlob(t)), counter: counter(`calls of ${b.tools.join(', ')}`, `b-tool${i}`, b.points, b.duration, leased) }));
+  const loop = loopBreaker.maxRepeats === null ? null : counter('the same call repeated', 'b-loop', loopBreaker.maxRepeats, loopBreaker.window, { blockMs: loopBreaker.coolDown });
 
   async function take(c: Counter, key: string): Promise<RateLimiterRes | null> {
     try {

@@ -51,6 +51,8 @@ export interface ClientCache {
   /** The hot path: from the cache when everything is there, else one script call that refills it. */
   /** Synchronous on a hit. */
   loadRequest(query: StateQuery, counters: RequestCounters): RequestLoad | Promise<RequestLoad>;
+  /** One point of a leased counter (see LimiterOptions.lease): synchronous from a lease. */
+  consumeLeased(counterKey: string, options: { readonly points: number; readonly blockMs?: number }, now: number, take: (points: number) => Promise<RateLimiterRes>): RateLimiterRes | Promise<RateLimiterRes>;
   /** Whether invalidations are known to arrive (tests, /readyz detail). */
   readonly healthy: boolean;
   close(): Promise<void>;
@@ -229,17 +231,68 @@ export function createClientCache(deps: ClientCacheDeps): ClientCache {
         peeked = new RateLimiterRes(Math.max(points - count.consumed, 0), count.resetAt - q.now, count.consumed, false);
       }
     }
-    const lease = leases.get(deps.keyOf(counters.consume));
-    if (!lease || lease.left <= 0 || lease.resetAt <= q.now) return null;
+    // Last: a point of the lease is used only when everything else was there.
+    const res = fromLease(deps.keyOf(counters.consume), deps.optionsOf(counters.consume).points, q.now);
+    if (!res) return null;
+    return { state: { revoked: false, clientCutoff: Number(entry.cutoff || 0), session }, consumed: { allowed: true, res }, peeked };
+  }
+
+  /** One point of this replica's lease of a counter, or null when it holds none for now. */
+  function fromLease(counterKey: string, points: number, now: number): RateLimiterRes | null {
+    const lease = leases.get(counterKey);
+    if (!lease || lease.left <= 0 || lease.resetAt <= now) return null;
     lease.left--;
-    const { points } = deps.optionsOf(counters.consume);
     // As the counter would count without leases: the lease's points used so far are consumed, the rest not yet.
     const consumed = lease.base + (lease.granted - 1 - lease.left);
-    return {
-      state: { revoked: false, clientCutoff: Number(entry.cutoff || 0), session },
-      consumed: { allowed: true, res: new RateLimiterRes(Math.max(points - consumed, 0), lease.resetAt - q.now, consumed, false) },
-      peeked,
-    };
+    return new RateLimiterRes(Math.max(points - consumed, 0), lease.resetAt - now, consumed, false);
+  }
+
+  /**
+   * Points to take from Redis for one request: a lease, unless the counter blocks (a lease crossing
+   * its limit would start a block), or is spent (until its window ends, each refusal counts one
+   * point, as without leases), or the channel is down.
+   */
+  function takeFor(counterKey: string, points: number, blockMs: number, now: number): number {
+    const spent = leases.get(counterKey);
+    const exhausted = spent !== undefined && spent.granted === 0 && spent.resetAt > now;
+    return healthy && blockMs === 0 && !exhausted ? leaseSize(points) : 1;
+  }
+
+  /** Of `take` points taken, those within the limit are this replica's to use. */
+  function grantedOf(take: number, points: number, consumed: number): number {
+    return Math.max(0, Math.min(take, points - (consumed - take)));
+  }
+
+  /** Keeps what is left of `take` points just taken (`res`: the counter after them). */
+  function keepLease(counterKey: string, take: number, granted: number, res: RateLimiterRes, now: number): void {
+    if (take <= 1 || granted === 1) return;
+    const resetAt = now + res.msBeforeNext;
+    const held = leases.get(counterKey);
+    // Points of a lease still held (same window) are added to, never dropped: the counter in
+    // Redis has counted them as used.
+    if (held && held.left > 0 && Math.abs(held.resetAt - resetAt) < 1_000 && granted > 1) {
+      leases.set(counterKey, { left: held.left + granted - 1, granted: held.granted + granted - 1, resetAt: held.resetAt, base: held.base });
+      return;
+    }
+    if (leases.size >= MAX_ENTRIES) leases.delete(leases.keys().next().value as string);
+    leases.set(counterKey, { left: granted - 1, granted, resetAt, base: res.consumedPoints - take + 1 });
+  }
+
+  /** Concurrent requests that find a lease spent wait for the one refill on its way (one round trip, not one each). */
+  function shareRefill(counterKey: string, take: number, loading: Promise<unknown>): void {
+    if (take <= 1 || refills.has(counterKey)) return;
+    const settled = loading.then(() => undefined, () => undefined);
+    refills.set(counterKey, settled);
+    void settled.then(() => {
+      if (refills.get(counterKey) === settled) refills.delete(counterKey);
+    });
+  }
+
+  /** The counter as its caller sees it after a take of `take` points: one point used, as without a lease. */
+  function asOnePoint(res: RateLimiterRes, take: number, points: number): RateLimiterRes {
+    if (take === 1) return res;
+    const used = res.consumedPoints - take + 1;
+    return new RateLimiterRes(Math.max(points - used, 0), res.msBeforeNext, used, false);
   }
 
   function keep(q: StateQuery, counters: RequestCounters, load: RequestLoad, take: number, granted: number, startedAt: number, lostAt: number): void {
@@ -263,25 +316,11 @@ export function createClientCache(deps: ClientCacheDeps): ClientCache {
         addresses.set(key, load.peeked ? { consumed: load.peeked.consumedPoints, resetAt: q.now + load.peeked.msBeforeNext } : null);
       }
     }
-    const counterKey = deps.keyOf(counters.consume);
-    if (take > 1 && (granted > 1 || granted === 0)) {
-      const resetAt = q.now + load.consumed.res.msBeforeNext;
-      const held = leases.get(counterKey);
-      // Points of a lease still held (same window) are added to, never dropped: the counter in
-      // Redis has counted them as used.
-      if (held && held.left > 0 && Math.abs(held.resetAt - resetAt) < 1_000 && granted > 1) {
-        leases.set(counterKey, { left: held.left + granted - 1, granted: held.granted + granted - 1, resetAt: held.resetAt, base: held.base });
-        return;
-      }
-      if (leases.size >= MAX_ENTRIES) leases.delete(leases.keys().next().value as string);
-      leases.set(counterKey, { left: granted - 1, granted, resetAt, base: load.consumed.res.consumedPoints - take + 1 });
-    }
+    keepLease(deps.keyOf(counters.consume), take, granted, load.consumed.res, q.now);
   }
 
   async function miss(q: StateQuery, counters: RequestCounters): Promise<RequestLoad> {
     const counterKey = deps.keyOf(counters.consume);
-    // Concurrent requests that find the lease spent wait for the one refill on its way instead
-    // of each taking a lease (one round trip, not one per request in flight).
     const refill = refills.get(counterKey);
     if (refill) {
       await refill;
@@ -289,34 +328,46 @@ export function createClientCache(deps: ClientCacheDeps): ClientCache {
       if (after) return after;
     }
     const { points, blockMs = 0 } = deps.optionsOf(counters.consume);
-    // A blocking counter is taken point by point (a lease crossing its limit would start a block),
-    // and so is a spent one (until its window ends, each refusal counts one point, as without leases).
-    const spent = leases.get(deps.keyOf(counters.consume));
-    const exhausted = spent !== undefined && spent.granted === 0 && spent.resetAt > q.now;
-    const take = healthy && blockMs === 0 && !exhausted ? leaseSize(points) : 1;
+    const take = takeFor(counterKey, points, blockMs, q.now);
     const startedAt = sequence;
     const lostAt = lost;
     const loading = deps.load(q, counters, take);
-    if (take > 1 && !refills.has(counterKey)) {
-      const settled = loading.then(() => undefined, () => undefined);
-      refills.set(counterKey, settled);
-      void settled.then(() => {
-        if (refills.get(counterKey) === settled) refills.delete(counterKey);
-      });
-    }
+    shareRefill(counterKey, take, loading);
     const load = await loading;
-    const consumed = load.consumed.res.consumedPoints;
-    // Of the points taken, those within the limit are this replica's to use.
-    const granted = Math.max(0, Math.min(take, points - (consumed - take)));
+    const granted = grantedOf(take, points, load.consumed.res.consumedPoints);
     keep(q, counters, load, take, granted, startedAt, lostAt);
-    if (take === 1) return load;
-    // The caller sees one point taken, as without a lease.
-    const used = consumed - take + 1;
-    return {
-      ...load,
-      consumed: { allowed: granted >= 1, res: new RateLimiterRes(Math.max(points - used, 0), load.consumed.res.msBeforeNext, used, false) },
-    };
+    return take === 1 ? load : { ...load, consumed: { allowed: granted >= 1, res: asOnePoint(load.consumed.res, take, points) } };
   }
+
+  /**
+   * One point of a counter outside the hot path (a budget): from this replica's lease when it
+   * holds one (synchronously), else `take(n)` points from Redis, of which the rest is kept as the
+   * next lease. The result is the counter as one point would leave it (over the limit when its
+   * consumedPoints pass `points`).
+   */
+  function consumeLeased(counterKey: string, options: { readonly points: number; readonly blockMs?: number }, now: number, take: (points: number) => Promise<RateLimiterRes>): RateLimiterRes | Promise<RateLimiterRes> {
+    const { points, blockMs = 0 } = options;
+    const leased = healthy ? fromLease(counterKey, points, now) : null;
+    return leased ?? refillLease(counterKey, points, blockMs, now, take);
+  }
+
+  async function refillLease(counterKey: string, points: number, blockMs: number, now: number, take: (points: number) => Promise<RateLimiterRes>): Promise<RateLimiterRes> {
+    const refill = refills.get(counterKey);
+    if (refill) {
+      await refill;
+      const after = healthy ? fromLease(counterKey, points, now) : null;
+      if (after) return after;
+    }
+    const size = takeFor(counterKey, points, blockMs, now);
+    const lostAt = lost;
+    const taking = take(size);
+    shareRefill(counterKey, size, taking);
+    const res = await taking;
+    const granted = grantedOf(size, points, res.consumedPoints);
+    if (healthy && lost === lostAt) keepLease(counterKey, size, granted, res, now);
+    return asOnePoint(res, size, points);
+  }
+
 
   return {
     get healthy() {
@@ -326,6 +377,7 @@ export function createClientCache(deps: ClientCacheDeps): ClientCache {
     loadRequest(q, counters) {
       return hit(q, counters) ?? miss(q, counters);
     },
+    consumeLeased,
     async close() {
       closed = true;
       clearInterval(heartbeat);

@@ -9,6 +9,7 @@ import { collectAfter, GC_GRACE_MS, stamp, unstamp } from './deadline.js';
 import { ADD_KEY, COUNT_SESSIONS, COUNTER_ADD, CREATE_SESSION, LOAD_REQUEST, LOAD_STATE, PEEK_COUNTER, REVOKE_GRANT, REVOKE_PRINCIPAL, USE_REFRESH } from './redis-scripts.js';
 import { loadRequestApart } from './load-apart.js';
 import { createClientCache, SLIDE_FRACTION } from './client-cache.js';
+import type { ClientCache } from './client-cache.js';
 import type { Limiter, LimiterOptions, RefreshRecord, RequestCounters, RequestLoad, SessionInfo, StateQuery, Store, StoredClient, StoredKey, TrackedUpstream } from './types.js';
 
 type Reply = string | number | (string | number)[];
@@ -152,6 +153,11 @@ class RedisLimiter implements Limiter {
     return res;
   }
 
+  /** `points` at once (a lease), over the limit or not: the caller reads consumedPoints. */
+  take(key: string, points: number): Promise<RateLimiterRes> {
+    return this.#add(key, points);
+  }
+
   async get(key: string): Promise<RateLimiterRes | null> {
     this.#ready();
     this.#coalesce();
@@ -207,6 +213,25 @@ async function guarded<T>(work: () => Promise<T>, onError: (err: unknown) => voi
 
 function asText(value: Reply | undefined): string {
   return typeof value === 'string' ? value : '';
+}
+
+/** A limiter whose points come from this replica's lease when it holds one (LimiterOptions.lease). */
+function leasedLimiter(limiter: RedisLimiter, cache: ClientCache, clock: () => number): Limiter {
+  const { points } = limiter.options;
+  const overLimit = (res: RateLimiterRes): RateLimiterRes => {
+    if (res.consumedPoints > points) throw res;
+    return res;
+  };
+  return {
+    consume(key) {
+      const res = cache.consumeLeased(limiter.keyOf(key), limiter.options, clock(), (n) => limiter.take(key, n));
+      return res instanceof Promise ? res.then(overLimit) : Promise.resolve().then(() => overLimit(res));
+    },
+    get: (key) => limiter.get(key),
+    reward: (key) => limiter.reward(key),
+    keys: () => limiter.keys(),
+    delete: (key) => limiter.delete(key),
+  };
 }
 
 /**
@@ -430,7 +455,10 @@ export function createRedisStore(client: RedisClient, options: { keyPrefix: stri
         return previous ?? value;
       }),
 
-    limiter: (o) => new RedisLimiter(client, keys.limiterPrefix(o.keyPrefix), o, { clock: options.clock, coalesce }),
+    limiter: (o) => {
+      const limiter = new RedisLimiter(client, keys.limiterPrefix(o.keyPrefix), o, { clock: options.clock, coalesce });
+      return cache && o.lease ? leasedLimiter(limiter, cache, options.clock) : limiter;
+    },
 
     countAllSessions: () =>
       run(async () => {

@@ -155,6 +155,13 @@ export interface LimiterOptions {
    * hot path consumes them in the same script as the principal's state.
    */
   readonly perPrincipal?: boolean;
+  /**
+   * May be counted from a lease (Redis with store.clientCache): a replica takes a few points at once
+   * and uses them without a round trip. Replicas together never pass the limit; one may be refused
+   * while another still holds points (at most one lease each, see client-cache.ts leaseSize). For
+   * counters that only count up (not for one given points back with reward).
+   */
+  readonly lease?: boolean;
   readonly points: number;
   readonly durationMs: number;
   readonly blockMs?: number;

@@ -13,7 +13,9 @@ import { validateConfig } from '../../src/config/validate.js';
 import { createLimiters } from '../../src/store/limiters.js';
 import type { Limiters, RequestLimits } from '../../src/store/limiters.js';
 import { connectRedis, createRedisStore, waitReady } from '../../src/store/redis.js';
-import type { Store, StateQuery } from '../../src/store/types.js';
+import type { Limiter, Store, StateQuery } from '../../src/store/types.js';
+import { leaseSize } from '../../src/store/client-cache.js';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import { startRedis } from '../fixtures/redis.js';
 
 const redis = await startRedis();
@@ -179,4 +181,54 @@ t.test('requests in flight together share one lease refill: one round trip, and 
   // What Redis counted is what was admitted plus at most one lease not used yet.
   const counted = Number(String(await admin.get((await admin.keys(`${prefix}rl:client*`))[0] ?? '')).split('|')[0]);
   t.ok(counted <= 65 + 32, `Redis counted ${counted} points for 65 admitted requests`);
+});
+
+/** One point of `limiter`: true when admitted (a refusal rejects with the counter's state). */
+const admitted = (limiter: Limiter, key: string): Promise<boolean> => limiter.consume(key).then(() => true, (err: unknown) => {
+  if (err instanceof RateLimiterRes) return false;
+  throw err;
+});
+
+t.test('leased budget counters: no round trip for most calls, and two replicas together never pass the limit', async (t) => {
+  const [a, b] = await replicas(t, 2);
+  if (!a || !b) throw new Error('two replicas');
+  const admin = await adminClient(t);
+  const options = { keyPrefix: 'b-test', points: 100, durationMs: 60_000, lease: true };
+  const [onA, onB] = [a.store.limiter(options), b.store.limiter(options)];
+  const before = await roundTrips(admin);
+  let allowed = 0;
+  for (let i = 0; i < 150; i++) if (await admitted(i % 3 === 0 ? onB : onA, 'alice')) allowed++;
+  t.ok(allowed <= 100, `${allowed} of 150 admitted with a budget of 100: no overshoot`);
+  t.ok(allowed >= 100 - 2 * leaseSize(100), `${allowed} admitted: at most one lease per replica held back`);
+  const used = (await roundTrips(admin)) - before;
+  // Until the budget is spent each round trip takes a lease of 5 (about 20); after that each of the
+  // 50 refused calls asks Redis (a spent counter is not leased).
+  t.ok(used <= 80, `${used} round trips for 150 calls`);
+
+  const big = a.store.limiter({ ...options, keyPrefix: 'b-big', points: 100_000 });
+  await admitted(big, 'alice');
+  const warm = await roundTrips(admin);
+  for (let i = 0; i < 64; i++) t.equal(await admitted(big, 'alice'), true);
+  const warmUsed = (await roundTrips(admin)) - warm;
+  t.ok(warmUsed <= 3, `${warmUsed} round trips for 64 calls of a warm budget (a lease is 32 points)`);
+  const unleased = a.store.limiter({ ...options, keyPrefix: 'b-plain', points: 100_000, lease: false });
+  const plain = await roundTrips(admin);
+  for (let i = 0; i < 10; i++) await admitted(unleased, 'alice');
+  t.equal((await roundTrips(admin)) - plain, 10, 'a counter not marked for leases asks Redis every time');
+});
+
+t.test('a lost invalidation channel drops budget leases too: the next call asks Redis', async (t) => {
+  const [a] = await replicas(t, 1);
+  if (!a) throw new Error('one replica');
+  const admin = await adminClient(t);
+  const limiter = a.store.limiter({ keyPrefix: 'b-drop', points: 100_000, durationMs: 60_000, lease: true });
+  await admitted(limiter, 'alice');
+  const warm = await roundTrips(admin);
+  await admitted(limiter, 'alice');
+  t.equal((await roundTrips(admin)) - warm, 0, 'from the lease');
+  await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+  await until(() => !healthyOf(a.store), 2_000, 'the cache knows its channel is gone');
+  const down = await roundTrips(admin);
+  t.equal(await admitted(limiter, 'alice'), true);
+  t.equal((await roundTrips(admin)) - down, 1, 'the lease was dropped with the channel: one point asked of Redis');
 });
