@@ -1,7 +1,7 @@
 /** Command-line options of `npm run bench -- ...`. */
 import { parseArgs } from 'node:util';
 
-export const MEASUREMENTS = ['throughput', 'sse', 'streams', 'sessions', 'memory'] as const;
+export const MEASUREMENTS = ['throughput', 'features', 'sse', 'streams', 'sessions', 'memory'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 export interface BenchOptions {
@@ -25,7 +25,7 @@ export interface BenchOptions {
 }
 
 export const USAGE = `npm run bench -- [options]
-  --duration <s>          seconds per throughput measurement (default 5)
+  --duration <s>          seconds per throughput (and features) measurement (default 5)
   --connections <n>       concurrent connections of the load generator (default 10)
   --saturate <n>          connections of a second throughput run that keeps every proxy busy
                           (default 40, 0 = skip)

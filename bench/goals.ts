@@ -6,7 +6,9 @@
  * without the feature the target is about is only provisional; a miss stays a miss, since the
  * missing feature can only add work.
  */
+import { FEATURES } from './features.js';
 import type { BenchResults } from './results.js';
+import { roundRatio } from './throughput.js';
 import type { ThroughputRow } from './throughput.js';
 import type { TargetName } from './targets.js';
 import { median } from './stats.js';
@@ -44,12 +46,6 @@ function caveats(row: ThroughputRow): string | null {
   return notes.length ? notes.join('; ') : null;
 }
 
-/** Median of the per-round ratios row/floor (rounds are interleaved, so each ratio has the machine's drift of that round taken out). */
-function roundRatio(row: ThroughputRow, floor: ThroughputRow): number {
-  const ratios = row.rounds.map((r, i) => r.requestsPerSecond / Math.max(1, floor.rounds[i]?.requestsPerSecond ?? 0)).filter((x) => Number.isFinite(x) && x > 0);
-  return ratios.length > 0 ? median(ratios) : row.requestsPerSecond / Math.max(1, floor.requestsPerSecond);
-}
-
 // Issue 21 (round two): every target is against mcp-warden's own engine, a bare undici proxy.
 const FLOOR: TargetName = 'bare-undici';
 
@@ -77,6 +73,22 @@ function throughputGoals(rows: readonly ThroughputRow[] | null, connections: num
     p99Goal,
     ratioGoal('mcp-warden memory store: >= 0.95x bare-undici req/s', memory, 0.95),
   ];
+}
+
+/** Issue 21: no feature of the other open issues may take the Redis store (clientCache) below 0.80x bare-undici. */
+function featureGoals(results: BenchResults): GoalCheck[] {
+  const connections = results.options.connections;
+  const goal = (label: string): string => `>= 0.80x bare-undici req/s (${connections} connections), Redis + clientCache + ${label}`;
+  if (!results.features) return FEATURES.map((f) => notMeasured(goal(f.label)));
+  return results.features.filter((row) => row.feature !== null).map((row) => {
+    const note = caveats(row);
+    return {
+      goal: goal(row.feature ?? row.target),
+      measured: `${row.vsFloor.toFixed(2)}x (median of per-round ratios; ${row.vsFeatureOff.toFixed(2)}x feature-off, CPU ${row.cpuMicrosPerRequest.toFixed(0)} µs/req)`,
+      verdict: verdict(row.vsFloor >= 0.8, note !== null),
+      note,
+    };
+  });
 }
 
 function sessionGoals(results: BenchResults): GoalCheck[] {
@@ -173,5 +185,5 @@ export function checkGoals(results: BenchResults): GoalCheck[] {
   const [redisSaturated, , memorySaturated] = results.throughputSaturated ? throughputGoals(results.throughputSaturated, results.options.saturate) : [];
   const [flat, memory] = sessionGoals(results);
   const [sseMemory, sseCached, rss] = streamGoals(results);
-  return [redisRatio, redisSaturated, redisP99, memoryRatio, memorySaturated, flat, memory, sseMemory, sseCached, rss].filter((g): g is GoalCheck => g !== undefined);
+  return [redisRatio, redisSaturated, redisP99, memoryRatio, memorySaturated, flat, memory, sseMemory, sseCached, rss, ...featureGoals(results)].filter((g): g is GoalCheck => g !== undefined);
 }

@@ -19,6 +19,7 @@ import { median } from './stats.js';
 import { rotate } from './throughput.js';
 import { writeWardenConfig } from './warden-config.js';
 import { postHeaders, TOOLS_CALL } from './workload.js';
+import { policyConfig } from './feature-configs.js';
 import { fiftyRules } from './policy-rules.js';
 
 /**
@@ -82,6 +83,5 @@ export async function compareConfigs(opts: { off: string; on: string; extra: Rec
 
 const isMain = process.argv[1]?.endsWith('policy.ts') ?? false;
 if (isMain) {
-  const rules = fiftyRules();
-  await compareConfigs({ off: 'policy-off', on: `policy-on (${rules.length} rules)`, extra: { policy: { default: 'deny', rules } }, target: 0.9, durationSeconds: Number(process.argv[2] ?? 3), rounds: Number(process.argv[3] ?? 4) });
+  await compareConfigs({ off: 'policy-off', on: `policy-on (${fiftyRules().length} rules)`, extra: policyConfig(), target: 0.9, durationSeconds: Number(process.argv[2] ?? 3), rounds: Number(process.argv[3] ?? 4) });
 }

@@ -103,7 +103,11 @@ export function interrupted(): boolean {
   return signalled;
 }
 
-/** Stops every child still running and runs the cleanup callbacks; safe to call more than once. */
+/**
+ * Stops every child still running and runs the cleanup callbacks; safe to call more than once.
+ * Once done it can run again: a script that measures twice (bench/tracing.ts) starts new
+ * children after the first cleanup, and they must be stopped too.
+ */
 export function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     for (const fn of cleanups.splice(0).reverse()) {
@@ -127,7 +131,9 @@ export function cleanup(): Promise<void> {
           }),
       ),
     );
-  })();
+  })().finally(() => {
+    cleaning = null;
+  });
   return cleaning;
 }
 

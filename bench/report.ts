@@ -55,6 +55,38 @@ function throughputSection(results: BenchResults, saturated: boolean): string[] 
   ];
 }
 
+function featuresSection(results: BenchResults): string[] {
+  const rows = results.features;
+  if (!rows) return [];
+  const o = results.options;
+  return [
+    `## Features on Redis + clientCache: POST tools/call (median of ${o.rounds} rounds, ${o.duration} s each, ${o.connections} connections)`,
+    '',
+    'Each feature of the other open issues is on in its own mcp-warden (the private Redis, `store.clientCache`, its own key prefix), ' +
+      'measured in interleaved, rotated rounds with `bare-undici` and `warden-redis-cached` (the same store, no feature). ' +
+      'The ratios are medians of the per-round ratios. Redis counts the commands a script runs as well as the script itself ' +
+      '(a budget counter: one script call, 3 commands: EVALSHA, PEXPIRETIME, INCRBY).',
+    '',
+    table(
+      ['target', 'feature', 'req/s', 'p50 ms', 'p99 ms', 'errors+non2xx', 'CPU µs/req', 'Redis cmds/req (in scripts too)', 'vs bare-undici req/s', 'vs feature-off req/s', 'req/s per round'],
+      rows.map((r) => [
+        r.target,
+        r.feature ?? (r.store === null ? '(floor)' : 'none (feature-off)'),
+        int(r.requestsPerSecond),
+        fixed(r.p50Ms),
+        fixed(r.p99Ms),
+        String(r.failures),
+        fixed(r.cpuMicrosPerRequest, 0),
+        r.storeCommandsPerRequest === null ? '-' : fixed(r.storeCommandsPerRequest),
+        `${fixed(r.vsFloor)}x`,
+        r.store === null ? '-' : `${fixed(r.vsFeatureOff)}x`,
+        r.rounds.map((x) => int(x.requestsPerSecond)).join(' / '),
+      ]),
+    ),
+    '',
+  ];
+}
+
 function firstEventSection(results: BenchResults): string[] {
   const rows = results.firstEvent;
   if (!rows) return [];
@@ -150,6 +182,7 @@ export function renderMarkdown(results: BenchResults, goals: readonly GoalCheck[
     '',
     ...throughputSection(results, false),
     ...throughputSection(results, true),
+    ...featuresSection(results),
     ...firstEventSection(results),
     ...idleStreamsSection(results),
     ...sessionsSection(results),

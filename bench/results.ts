@@ -1,5 +1,6 @@
 /** Everything one run measured: what report.ts renders and latest.json holds. */
 import type { BenchOptions } from './args.js';
+import type { FeatureRow } from './features.js';
 import type { FirstEventResult } from './first-event.js';
 import type { IdleStreamsResult } from './idle-streams.js';
 import type { MachineInfo } from './machine.js';
@@ -20,6 +21,8 @@ export interface BenchResults {
   readonly throughput: readonly ThroughputRow[] | null;
   /** The same at `--saturate` connections; null when skipped. */
   readonly throughputSaturated: readonly ThroughputRow[] | null;
+  /** bare-undici, Redis + clientCache without a feature, then one row per feature (features.ts); null when skipped. */
+  readonly features: readonly FeatureRow[] | null;
   readonly firstEvent: readonly FirstEventResult[] | null;
   /** A Redis PING timed at the first-event pacing (median ms); null when not measured. */
   readonly firstEventRedisPingMs: number | null;

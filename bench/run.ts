@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseOptions, USAGE } from './args.js';
 import type { BenchOptions } from './args.js';
+import { measureFeatures } from './features.js';
 import { measureFirstEvent } from './first-event.js';
 import { checkGoals } from './goals.js';
 import { measureIdleStreams } from './idle-streams.js';
@@ -62,7 +63,8 @@ async function facts(credentials: ReadonlyMap<TargetName, Credentials>, redis: P
 
 /**
  * Stops the profiled children gracefully so V8 writes their profiles, then summarises them. Per
- * request figures only when throughput was the only traffic, so the request count is complete.
+ * request figures only when throughput and features were the only traffic, so the request count
+ * is complete.
  */
 async function writeProfiles(targets: readonly Target[], dir: string, options: BenchOptions, runs: readonly (readonly ThroughputRow[] | null)[]): Promise<void> {
   const sections: string[] = [
@@ -71,7 +73,7 @@ async function writeProfiles(targets: readonly Target[], dir: string, options: B
     `\`npm run bench -- ${process.argv.slice(2).join(' ')}\` on ${new Date().toISOString()}; ${os.cpus().length} cores, 1-minute load average ${os.loadavg()[0]?.toFixed(2)}.`,
     '',
   ];
-  const onlyThroughput = options.only.size === 1 && runs[0] !== null;
+  const onlyThroughput = [...options.only].every((m) => m === 'throughput' || m === 'features');
   for (const target of targets.filter((t) => t.name !== 'direct')) {
     await target.child.stop(10_000);
     const file = await mainThreadProfile(path.join(dir, target.name));
@@ -93,10 +95,10 @@ async function main(options: BenchOptions): Promise<void> {
   if (profileDir) await mkdir(profileDir, { recursive: true });
 
   const redis = await startRedis();
-  const rig = await startTargets({ dir: scratch, redis, profileDir });
+  const rig = await startTargets({ dir: scratch, redis, profileDir, features: options.only.has('features') });
   const { targets } = rig;
-  say(`targets up: ${targets.map((t) => `${t.name} ${t.mcpUrl}`).join(', ')}; redis-server ${redis.url} (pid ${redis.child.pid})`);
-  const credentials = await prepareAll(targets);
+  say(`targets up: ${[...targets, ...rig.features].map((t) => `${t.name} ${t.mcpUrl}`).join(', ')}; redis-server ${redis.url} (pid ${redis.child.pid})`);
+  const credentials = await prepareAll([...targets, ...rig.features]);
   const { warden, notes } = await facts(credentials, redis);
   const wardenMemory = byName(targets, 'warden-memory');
   const direct = byName(targets, 'direct');
@@ -110,6 +112,11 @@ async function main(options: BenchOptions): Promise<void> {
   // connections to keep every proxy busy measure what each can carry.
   const throughputSaturated = options.only.has('throughput') && options.saturate > 0
     ? await measureThroughput(targets, credentials, { durationSeconds: options.duration, connections: options.saturate, rounds: options.rounds, warmupSeconds: 0 })
+    : null;
+
+  // Each feature on Redis + clientCache, in rounds with bare-undici and the same store without it.
+  const features = options.only.has('features')
+    ? await measureFeatures(targets, rig.features, credentials, { durationSeconds: options.duration, connections: options.connections, rounds: options.rounds, warmupSeconds: options.warmup })
     : null;
 
   const firstEvent = options.only.has('sse') ? await measureFirstEvent(targets, credentials, options.sseSamples, () => redis.client.ping()) : null;
@@ -142,13 +149,14 @@ async function main(options: BenchOptions): Promise<void> {
     }
   }
 
-  if (profileDir) await writeProfiles(targets, profileDir, options, [throughput, throughputSaturated]);
+  if (profileDir) await writeProfiles([...targets, ...rig.features], profileDir, options, [throughput, throughputSaturated, features]);
 
   const results: BenchResults = {
     machine: machineInfo(redis.version),
     options: { ...options, only: [...options.only] },
     throughput,
     throughputSaturated,
+    features,
     firstEvent: firstEvent?.rows ?? null,
     firstEventRedisPingMs: firstEvent?.redisPingMs ?? null,
     idleStreams,

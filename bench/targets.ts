@@ -5,16 +5,20 @@
  * CLI with the memory store and with a private Redis.
  */
 import path from 'node:path';
+import { FEATURES } from './features.js';
+import type { FeatureTargetName } from './features.js';
+import { startOtlpSink } from './otlp-sink.js';
 import { initializeOnly, tokenThenInitialize } from './prepare.js';
 import type { Prepare } from './prepare.js';
 import { freePort, HOST } from './ports.js';
-import { startChild, startScript, waitHealthy } from './processes.js';
+import { onCleanup, startChild, startScript, waitHealthy } from './processes.js';
 import type { Child } from './processes.js';
 import type { PrivateRedis } from './redis-server.js';
 import { writeWardenConfig } from './warden-config.js';
+import type { BenchClient } from './warden-config.js';
 
-/** In round-1 order. */
-export type TargetName = 'direct' | 'bare' | 'bare-undici' | 'warden-memory' | 'warden-redis' | 'warden-redis-cached';
+/** In round-1 order; the feature targets (features.ts) are measured in rounds of their own. */
+export type TargetName = 'direct' | 'bare' | 'bare-undici' | 'warden-memory' | 'warden-redis' | 'warden-redis-cached' | FeatureTargetName;
 
 export interface Target {
   readonly name: TargetName;
@@ -33,6 +37,8 @@ export interface RigOptions {
   readonly redis: PrivateRedis;
   /** When set, the mcp-warden and bare-proxy children write a V8 CPU profile there on exit. */
   readonly profileDir: string | null;
+  /** Start one more Redis + clientCache mcp-warden per feature (`--only features`). */
+  readonly features: boolean;
 }
 
 // One directory per target and V8's default file names: a process with a tsx loader thread writes
@@ -51,6 +57,8 @@ function startWarden(name: TargetName, port: number, upstream: string, config: s
 /** The started targets, and a way to start more mcp-warden processes like `warden-redis`. */
 export interface Rig {
   readonly targets: Target[];
+  /** One per feature of features.ts, when asked for; not in `targets`, so no other measurement sees them. */
+  readonly features: Target[];
   /** Another Redis-backed mcp-warden, same upstream, config and flags, on its own Redis. */
   startRedisWarden(redis: PrivateRedis): Promise<Target>;
 }
@@ -66,6 +74,7 @@ export async function startTargets(options: RigOptions): Promise<Rig> {
   const { file, client } = await writeWardenConfig(options.dir);
   const bare = startScript('bare', 'bare-proxy.ts', [String(barePort), upstreamOrigin], { leash: true, nodeArgs: profileArgs('bare', options.profileDir) });
   const bareUndici = startScript('bare-undici', 'bare-undici.ts', [String(undiciPort), upstreamOrigin], { leash: true, nodeArgs: profileArgs('bare-undici', options.profileDir) });
+  const features = options.features ? await startFeatureWardens(options, `${upstreamOrigin}/mcp`) : [];
   const memory = startWarden('warden-memory', memoryPort, `${upstreamOrigin}/mcp`, file, [], options.profileDir);
   const redis = startWarden('warden-redis', redisPort, `${upstreamOrigin}/mcp`, file, ['--store', 'redis', '--redis-url', options.redis.url], options.profileDir);
   // Issue 21's design: the same Redis, its own keys, store.clientCache on.
@@ -99,6 +108,10 @@ export async function startTargets(options: RigOptions): Promise<Rig> {
   ];
   return {
     targets,
+    features: await Promise.all(features.map(async ({ name, child, port, client }) => {
+      await waitHealthy(`${origin(port)}/healthz`, child);
+      return { ...warden(name, child, port, options.redis), prepare: tokenThenInitialize(origin(port), client) };
+    })),
     async startRedisWarden(store) {
       const port = await freePort();
       const child = startWarden('warden-redis', port, `${upstreamOrigin}/mcp`, file, ['--store', 'redis', '--redis-url', store.url], null);
@@ -106,6 +119,26 @@ export async function startTargets(options: RigOptions): Promise<Rig> {
       return warden('warden-redis', child, port, store);
     },
   };
+}
+
+/**
+ * Starts one mcp-warden per feature, each like warden-redis-cached (the private Redis,
+ * store.clientCache on, its own key prefix) with the feature's section in its config. The
+ * tracing one exports to a receiver in this process that drops the spans.
+ */
+async function startFeatureWardens(options: RigOptions, upstream: string): Promise<{ name: TargetName; child: Child; port: number; client: BenchClient }[]> {
+  const otlp = await startOtlpSink();
+  onCleanup(() => otlp.close());
+  return Promise.all(FEATURES.map(async (feature) => {
+    const [port, { file, client }] = await Promise.all([
+      freePort(),
+      writeWardenConfig(options.dir, feature.config({ scratch: options.dir, otlpUrl: otlp.url }), `${feature.target}.config.json`),
+    ]);
+    const child = startWarden(feature.target, port, upstream, file, ['--store', 'redis', '--redis-url', options.redis.url], options.profileDir, {
+      MCP_WARDEN_REDIS_CLIENT_CACHE: 'true', MCP_WARDEN_REDIS_KEY_PREFIX: feature.keyPrefix,
+    });
+    return { name: feature.target, child, port, client };
+  }));
 }
 
 /** The target with this name; throws if it was not started (a bug in the caller). */

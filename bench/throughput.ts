@@ -43,6 +43,15 @@ export interface ThroughputRow {
   readonly warmupRequests: number;
 }
 
+/**
+ * Median of the per-round ratios row/floor: rounds are interleaved, so each ratio has the
+ * machine's drift of that round taken out.
+ */
+export function roundRatio(row: ThroughputRow, floor: ThroughputRow): number {
+  const ratios = row.rounds.map((r, i) => r.requestsPerSecond / Math.max(1, floor.rounds[i]?.requestsPerSecond ?? 0)).filter((x) => Number.isFinite(x) && x > 0);
+  return ratios.length > 0 ? median(ratios) : row.requestsPerSecond / Math.max(1, floor.requestsPerSecond);
+}
+
 /** `items` started at position `by` (wrapping): who goes first moves each round. */
 export function rotate<T>(items: readonly T[], by: number): T[] {
   const k = by % items.length;

@@ -22,8 +22,11 @@ function randomText(length: number): string {
   return randomBytes(Math.ceil((length * 3) / 4)).toString('base64url').slice(0, length);
 }
 
-/** Writes the config into `dir` and returns its path and the client's credentials. */
-export async function writeWardenConfig(dir: string): Promise<{ file: string; client: BenchClient }> {
+/**
+ * Writes the config into `dir` (as `name`, with `extra` merged in at the top level: a feature's
+ * section) and returns its path and the client's credentials.
+ */
+export async function writeWardenConfig(dir: string, extra: Record<string, unknown> = {}, name = 'warden.config.json'): Promise<{ file: string; client: BenchClient }> {
   const client = { id: 'bench', secret: randomText(32) };
   const config = {
     clients: [{ id: client.id, secret: client.secret, scopes: ['mcp'], maxSessions: MAX_SESSIONS, rateLimit: UNLIMITED }],
@@ -36,8 +39,9 @@ export async function writeWardenConfig(dir: string): Promise<{ file: string; cl
       failedAttempts: { ...UNLIMITED, block: '1s' },
       tokenEndpoint: UNLIMITED,
     },
+    ...extra,
   };
-  const file = path.join(dir, 'warden.config.json');
+  const file = path.join(dir, name);
   await writeFile(file, JSON.stringify(config, null, 2), { mode: 0o600 });
   return { file, client };
 }
