@@ -12,13 +12,20 @@ export function policyConfig(): Record<string, unknown> {
   return { policy: { default: 'deny', rules: fiftyRules() } };
 }
 
-/** Session, principal and a per-tool budget, and the loop breaker, none of which ever trips. */
+/** Session, principal and a per-tool budget, none of which ever trips. */
+export function budgetsOnlyConfig(): Record<string, unknown> {
+  return { budgets: { session: BIG, principal: BIG, tools: [{ tools: ['echo'], ...BIG }] } };
+}
+
+/** The loop breaker alone, never tripping. */
+export function loopBreakerConfig(): Record<string, unknown> {
+  // The bench repeats one call: the breaker must not trip (it is measured, not exercised).
+  return { loopBreaker: { maxRepeats: 100_000, window: '1s', coolDown: '1s' } };
+}
+
+/** The budgets and the loop breaker together (bench/agent-safety.ts). */
 export function budgetsConfig(): Record<string, unknown> {
-  return {
-    budgets: { session: BIG, principal: BIG, tools: [{ tools: ['echo'], ...BIG }] },
-    // The bench repeats one call: the breaker must not trip (it is measured, not exercised).
-    loopBreaker: { maxRepeats: 100_000, window: '1s', coolDown: '1s' },
-  };
+  return { ...budgetsOnlyConfig(), ...loopBreakerConfig() };
 }
 
 /** The audit trail to a JSON Lines file (the `file` sink). */

@@ -5,7 +5,7 @@
  * store with no feature (`warden-redis-cached`), so each feature's cost is its own row.
  */
 import path from 'node:path';
-import { auditConfig, budgetsConfig, policyConfig, tracingConfig } from './feature-configs.js';
+import { auditConfig, budgetsOnlyConfig, loopBreakerConfig, policyConfig, tracingConfig } from './feature-configs.js';
 import { fiftyRules } from './policy-rules.js';
 import { measureThroughput, roundRatio } from './throughput.js';
 import type { ThroughputOptions, ThroughputRow } from './throughput.js';
@@ -15,7 +15,7 @@ import type { Credentials } from './workload.js';
 /** Share of new traces recorded: what docs/observability.md recommends for production. */
 export const TRACING_SAMPLE_RATIO = 0.1;
 
-export type FeatureTargetName = 'warden-redis-policy' | 'warden-redis-budgets' | 'warden-redis-audit' | 'warden-redis-tracing';
+export type FeatureTargetName = 'warden-redis-policy' | 'warden-redis-budgets' | 'warden-redis-loop' | 'warden-redis-audit' | 'warden-redis-tracing';
 
 export interface Feature {
   readonly target: FeatureTargetName;
@@ -29,7 +29,9 @@ export interface Feature {
 
 export const FEATURES: readonly Feature[] = [
   { target: 'warden-redis-policy', label: `${fiftyRules().length}-rule policy`, keyPrefix: 'mcpw-policy:', config: () => policyConfig() },
-  { target: 'warden-redis-budgets', label: 'budgets (session, principal, per tool) + loop breaker', keyPrefix: 'mcpw-budgets:', config: () => budgetsConfig() },
+  // Apart: budgets are leased with the client cache, the loop breaker asks Redis on every call.
+  { target: 'warden-redis-budgets', label: 'budgets (session, principal, per tool)', keyPrefix: 'mcpw-budgets:', config: () => budgetsOnlyConfig() },
+  { target: 'warden-redis-loop', label: 'loop breaker', keyPrefix: 'mcpw-loop:', config: () => loopBreakerConfig() },
   { target: 'warden-redis-audit', label: 'audit trail (file sink)', keyPrefix: 'mcpw-audit:', config: ({ scratch }) => auditConfig(path.join(scratch, 'audit.jsonl')) },
   {
     target: 'warden-redis-tracing',
