@@ -13,6 +13,7 @@ import { createSseRewriter } from './sse-rewrite.js';
 import type { UpstreamTransport } from './upstream-transport.js';
 import type { EventTransform, SseRewriter } from './sse-rewrite.js';
 import { logEvent } from '../observability/events.js';
+import { addResponseHeaders } from '../http/reply.js';
 import type { ResponseStage } from './stage.js';
 
 /** What `forward` needs, built once at startup. */
@@ -350,6 +351,7 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
     }
     ctx.timing.clientHead = this.#deps.stopwatch();
     const { headers } = this;
+    addResponseHeaders(ctx, headers);
     if (this.body) {
       // Assigned, not spread into a copy: a spread that adds a key is a slow path in V8.
       headers['content-length'] = String(this.body.length);
