@@ -51,8 +51,9 @@ export function rateLimitHeaders(name: string, limit: NonNullable<RefusalDetail[
  * they would over `res.setHeader`).
  */
 export function addResponseHeaders(ctx: RequestContext, headers: Record<string, string | string[] | number>): void {
-  if (ctx.responseHeaders === null) return;
-  for (const [name, value] of Object.entries(ctx.responseHeaders)) headers[name] ??= value;
+  const extra = ctx.responseHeaders;
+  if (extra === null) return;
+  for (const name in extra) headers[name] ??= extra[name] as string;
 }
 
 function quoted(value: string): string {

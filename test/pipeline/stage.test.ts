@@ -46,7 +46,7 @@ t.test('the last stage promise is handed back as it is', async (t) => {
   const last = new Promise<void>((resolve) => setTimeout(resolve, 10));
   const ctx = context();
   t.equal(runStages([() => undefined, () => last], ctx), last, 'the same promise, not a wrapper');
-  // After an async stage it is reached through one then(), and still resolves with the last one.
+  // After an async stage the run's promise follows the last one's.
   t.equal(await runStages([async () => undefined, () => Promise.resolve('done' as const)], ctx), 'done');
 });
 
