@@ -95,6 +95,12 @@ export interface RequestContext {
   state: RequestState | null;
   /** load-state: the client's rate limit after this request (enforce-rate-limit refuses on it). */
   limit: LimitResult | null;
+  /**
+   * enforce-rate-limit: headers every answer to this request carries (RateLimit-*); whatever
+   * writes the head adds them (`addResponseHeaders`). Not set on `res`: Node would then keep a
+   * header table on it (a dictionary and an array per header) for as long as a stream lives.
+   */
+  responseHeaders: Readonly<Record<string, string>> | null;
   /** resolve-session: the caller's session, when it presented a valid one. */
   session: SessionRecord | null;
   /** resolve-session: an initialize without a session id; the response stage mints the proxy id. */
@@ -180,6 +186,7 @@ class Context implements RequestContext {
   sessionKey: string | null = null;
   state: RequestState | null = null;
   limit: LimitResult | null = null;
+  responseHeaders: Readonly<Record<string, string>> | null = null;
   session: SessionRecord | null = null;
   creating = false;
   upstreamSessionId: string | null = null;

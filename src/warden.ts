@@ -293,7 +293,8 @@ export async function createWarden(config: Config, options: WardenOptions = {}):
       metrics.openStreams(1);
       // GET streams never end by themselves; POST streams are in-flight requests and may finish.
       const forget = ctx.req.method === 'GET' ? drain.stream(end) : null;
-      ctx.res.once('close', () => {
+      // `on`: a response's 'close' comes once (see forward.ts); `once` would keep a wrapper per stream.
+      ctx.res.on('close', () => {
         metrics.openStreams(-1);
         forget?.();
       });

@@ -45,6 +45,17 @@ export function rateLimitHeaders(name: string, limit: NonNullable<RefusalDetail[
   };
 }
 
+/**
+ * Adds the headers an earlier stage gave every answer to this request (`ctx.responseHeaders`) to
+ * a head about to be written, where the head does not set them itself (the head's own win, as
+ * they would over `res.setHeader`).
+ */
+export function addResponseHeaders(ctx: RequestContext, headers: Record<string, string | string[] | number>): void {
+  const extra = ctx.responseHeaders;
+  if (extra === null) return;
+  for (const name in extra) headers[name] ??= extra[name] as string;
+}
+
 function quoted(value: string): string {
   return `"${value.replace(/["\\]/g, '')}"`;
 }
@@ -71,6 +82,7 @@ function refusalHeaders(ctx: RequestContext, err: WardenError): Record<string, s
   if (err.detail.allow) headers.allow = err.detail.allow;
   // A body we did not read would be taken as the next request on a kept-alive connection.
   if (!ctx.req.complete) headers.connection = 'close';
+  addResponseHeaders(ctx, headers);
   return headers;
 }
 

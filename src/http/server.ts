@@ -7,9 +7,10 @@ import type { Logger } from '../observability/logger.js';
 import { sendError } from './reply.js';
 import type { Drain } from './drain.js';
 import type { RefusalHook } from '../pipeline/refusals.js';
+import type { StageResult } from '../pipeline/stage.js';
 
-/** Handles one request on a route; throws a refusal to answer with an error. */
-export type Handler = (ctx: RequestContext) => Promise<void> | void;
+/** Handles one request on a route (its stages, see `handlerOf`); throws or rejects with a refusal to answer with an error. */
+export type Handler = (ctx: RequestContext) => StageResult;
 
 /** One path: its template for logs and metrics, how refusals are written, a handler per method. */
 export interface Route {
@@ -53,7 +54,8 @@ export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, r
   const idPrefix = `${randomBytes(4).toString('hex')}-`;
   let sequence = 0;
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** The request's context, on its route, counted in flight. */
+  function begin(req: IncomingMessage, res: ServerResponse): { ctx: RequestContext; route: Route; path: string } {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
@@ -64,34 +66,54 @@ export function createRequestHandler(deps: RouterDeps): (req: IncomingMessage, r
     ctx.kind = route.kind;
     deps.onStart?.(ctx);
     deps.drain.begin();
+    return { ctx, route, path };
+  }
+
+  /** Runs the route's handler for the request's method, or throws the refusal the route table implies. */
+  function run(ctx: RequestContext, route: Route, path: string): ReturnType<Handler> {
+    const { req, res } = ctx;
+    const handler = route.methods[req.method ?? ''];
+    if (deps.drain.draining) {
+      res.shouldKeepAlive = false;
+      throw new WardenError('SHUTTING_DOWN', { retryAfterMs: 1_000 });
+    }
+    if (route === NOT_FOUND) throw new WardenError('NOT_FOUND');
+    if (!handler) throw new WardenError('METHOD_NOT_ALLOWED', { allow: allowed.get(path) ?? '' });
+    return handler(ctx);
+  }
+
+  /** Answers with the refusal `err` maps to, after the refusal hooks; null when nobody is left to answer. */
+  async function refuse(ctx: RequestContext, err: unknown): Promise<WardenError | null> {
+    const { req } = ctx;
+    // The client hung up, or a server timeout (requestTimeout) cut it, while a stage read its
+    // body: nobody is left to answer, and it is not a bug (no 500, no error log).
+    if (!(err instanceof WardenError) && req.destroyed && !req.complete) {
+      ctx.log.debug({ err }, 'client went away mid-request');
+      return null;
+    }
+    const error = asWardenError(err);
+    if (error.code === 'INTERNAL') ctx.log.error({ err: error.detail.cause }, 'unexpected error');
+    for (const note of deps.refusals) {
+      try {
+        await note(ctx, error);
+      } catch (bookkeeping) {
+        ctx.log.error({ err: bookkeeping, hook: note.name }, 'refusal bookkeeping failed');
+      }
+    }
+    ctx.refusal = error.code;
+    sendError(ctx, error);
+    return error;
+  }
+
+  // Small on purpose: this frame stays suspended for as long as an event stream lives, and its
+  // size grows with every local (the work is in begin, run and refuse).
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { ctx, route, path } = begin(req, res);
     let error: WardenError | null = null;
     try {
-      const handler = route.methods[req.method ?? ''];
-      if (deps.drain.draining) {
-        res.shouldKeepAlive = false;
-        throw new WardenError('SHUTTING_DOWN', { retryAfterMs: 1_000 });
-      }
-      if (route === NOT_FOUND) throw new WardenError('NOT_FOUND');
-      if (!handler) throw new WardenError('METHOD_NOT_ALLOWED', { allow: allowed.get(path) ?? '' });
-      await handler(ctx);
+      await run(ctx, route, path);
     } catch (err) {
-      // The client hung up, or a server timeout (requestTimeout) cut it, while a stage read its
-      // body: nobody is left to answer, and it is not a bug (no 500, no error log).
-      if (!(err instanceof WardenError) && req.destroyed && !req.complete) {
-        ctx.log.debug({ err }, 'client went away mid-request');
-        return;
-      }
-      error = asWardenError(err);
-      if (error.code === 'INTERNAL') ctx.log.error({ err: error.detail.cause }, 'unexpected error');
-      for (const note of deps.refusals) {
-        try {
-          await note(ctx, error);
-        } catch (bookkeeping) {
-          ctx.log.error({ err: bookkeeping, hook: note.name }, 'refusal bookkeeping failed');
-        }
-      }
-      ctx.refusal = error.code;
-      sendError(ctx, error);
+      error = await refuse(ctx, err);
     } finally {
       deps.drain.done();
       deps.onDone({ ctx, error });

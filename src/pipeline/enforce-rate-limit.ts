@@ -10,8 +10,6 @@ export function enforceRateLimit() {
     if (ctx.relayedFrom !== null) return;
     const { allowed, limit } = need(ctx.limit, 'ctx.limit');
     if (!allowed) throw new WardenError('RATE_LIMITED', { reason: 'client', limit, retryAfterMs: limit.resetMs });
-    const headers = rateLimitHeaders('client', limit);
-    ctx.res.setHeader('ratelimit-policy', headers['ratelimit-policy']);
-    ctx.res.setHeader('ratelimit', headers.ratelimit);
+    ctx.responseHeaders = rateLimitHeaders('client', limit);
   };
 }

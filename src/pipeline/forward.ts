@@ -13,6 +13,7 @@ import { createSseRewriter } from './sse-rewrite.js';
 import type { UpstreamTransport } from './upstream-transport.js';
 import type { EventTransform, SseRewriter } from './sse-rewrite.js';
 import { logEvent } from '../observability/events.js';
+import { addResponseHeaders } from '../http/reply.js';
 import type { ResponseStage } from './stage.js';
 
 /** What `forward` needs, built once at startup. */
@@ -75,6 +76,8 @@ const CLIENT_CLOSED_REQUEST = 499;
 // How much of an upstream body is held while response stages run before the upstream is paused
 // (Node's own stream buffer size).
 const HOLD_BYTES = 16 * 1024;
+// What `headers` is once the response head went to the client (see Exchange#send).
+const HEAD_SENT: Record<string, string | string[]> = Object.freeze({});
 // Errors of the pool that mean "the upstream did not answer in time" rather than "it failed".
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -152,8 +155,10 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
     this.#resolve = resolve;
     this.#reject = reject;
     // The exchange is over when the client's response is, whichever way it ended; a client that
-    // leaves first takes the upstream request down with it.
-    ctx.res.once('close', () => {
+    // leaves first takes the upstream request down with it. `on`, not `once`: Node emits a
+    // response's 'close' once (guarded by `res._closed`), and `once` would keep a wrapper per
+    // listener for as long as an event stream lives.
+    ctx.res.on('close', () => {
       if (this.#mode === 'head' && this.#controller !== null && ctx.creating && deps.endUpstreamSession) this.#orphan = true;
       else if (this.#mode !== 'over' && !this.#complete) this.#abort(new Error('client closed the connection'));
       this.#settle();
@@ -363,6 +368,7 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
     }
     ctx.timing.clientHead = this.#deps.stopwatch();
     const { headers } = this;
+    addResponseHeaders(ctx, headers);
     if (this.body) {
       // Assigned, not spread into a copy: a spread that adds a key is a slow path in V8.
       headers['content-length'] = String(this.body.length);
@@ -375,6 +381,8 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
     // Rewritten events change the length (an event stream rarely declares one).
     else if (this.#events && headers['content-length'] !== undefined) delete headers['content-length'];
     res.writeHead(this.status, headers);
+    // Nothing reads the head once it is out, and an event stream would keep it for its whole life.
+    this.headers = HEAD_SENT;
     if (this.#isStream) {
       // A stream's head must not wait for its first event, but an event that came in the same read
       // as the head (undici hands it over right after this, in the same tick) leaves with it, in one

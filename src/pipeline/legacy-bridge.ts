@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { RequestContext, UpstreamResponse } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
+import { addResponseHeaders } from '../http/reply.js';
 import { firstEvent, noEndpoint, readEndpoint } from './legacy-sse.js';
 import { openUpstreamStream } from './forward.js';
 import type { ForwardDeps } from './forward.js';
@@ -181,6 +182,7 @@ export function legacySseBridge(deps: LegacyBridgeDeps): UpstreamTransport {
     ctx.response = response;
     await runResponseStages(deps.responseStages, ctx);
     ctx.timing.clientHead = deps.stopwatch();
+    addResponseHeaders(ctx, response.headers);
     if (response.body) {
       response.headers['content-length'] = String(response.body.length);
       ctx.res.writeHead(response.status, response.headers);

@@ -5,6 +5,7 @@ import type { EventTransform } from './sse-rewrite.js';
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
+import { addResponseHeaders } from '../http/reply.js';
 import { logEvent } from '../observability/events.js';
 import type { FingerprintInput } from '../session/binding.js';
 import type { SessionIds } from '../session/session-id.js';
@@ -154,7 +155,9 @@ export function openLegacyStream(deps: LegacySseDeps) {
     }
     logEvent(ctx.log, 'session.created', { clientId: identity.clientId, sessionId: minted.key, address: ctx.clientAddress });
     const { res } = ctx;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
+    const head: Record<string, string> = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' };
+    addResponseHeaders(ctx, head);
+    res.writeHead(200, head);
     res.write(`event: endpoint\ndata: ${deps.messagePath}?sessionId=${minted.id}\n\n`);
     const rewriter = deps.rewriteEvents ? createSseRewriter(deps.rewriteEvents(ctx)) : null;
     // Fail closed: an event the policy filter cannot parse cuts the stream instead of passing.

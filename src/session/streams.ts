@@ -23,7 +23,8 @@ export function createStreamGauge(maxPerPrincipal: number): StreamGauge {
       if (count >= maxPerPrincipal) return false;
       open.set(principal, count + 1);
       total++;
-      res.once('close', () => {
+      // `on`: a response's 'close' comes once (see forward.ts); `once` would keep a wrapper per stream.
+      res.on('close', () => {
         const left = (open.get(principal) ?? 1) - 1;
         if (left > 0) open.set(principal, left);
         else open.delete(principal);

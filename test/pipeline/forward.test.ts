@@ -286,3 +286,25 @@ t.test('timeout: an upstream that does not answer its head in time is a 504; one
   t.ok(performance.now() - started < 2_000, 'within the upstream timeout, not later');
   t.equal((await fetch(`${proxyUrl}/mcp`, { headers: { 'x-fault': 'reset' } })).status, 502, 'reset upstream: bad gateway');
 });
+
+t.test('idle stream: the head carries the proxy headers, and neither it nor its header table stays behind', async (t) => {
+  // What an earlier stage (enforce-rate-limit) leaves for the head, set here by a response stage.
+  const proxyHeaders: ResponseStage = (ctx) => {
+    ctx.responseHeaders = { ratelimit: '"client";r=9;t=60', 'x-from': 'proxy' };
+  };
+  const { proxyUrl, contexts } = await setup(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'x-from': 'upstream' });
+    res.write('data: {"n":1}\n\n');
+  }, [proxyHeaders]);
+  const req = get(`${proxyUrl}/mcp`);
+  const res = (await once(req, 'response'))[0] as http.IncomingMessage;
+  await once(res, 'data');
+  t.equal(res.headers.ratelimit, '"client";r=9;t=60', 'a proxy header goes out with the head');
+  t.equal(res.headers['x-from'], 'upstream', "the upstream's own header wins over the proxy's, as over res.setHeader");
+  const ctx = contexts[0] as RequestContext;
+  // Each of these would be held for as long as the stream lives (docs/performance.md).
+  t.same(ctx.res.getHeaderNames(), [], 'no header table kept on the response');
+  t.same(Object.keys(ctx.response?.headers ?? { missing: true }), [], 'the sent head is let go');
+  t.ok(ctx.res.rawListeners('close').every((l) => !('listener' in l)), "no once() wrapper on the response's close");
+  req.destroy();
+});
