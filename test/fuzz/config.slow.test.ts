@@ -85,7 +85,7 @@ const fileText = fc.oneof(
 );
 
 /** Problems a good config can still get once files are read (everything else is validateConfig's). */
-const FILE_KEYS = /^(tokens\.secretFile|store\.passwordFile|clients\[\d+\]\.secretFile|tls\.(certFile|keyFile))$/;
+const FILE_KEYS = /^(tokens\.secretFile|store\.passwordFile|clients\[\d+\]\.secretFile|(admin|audit|tls)\.keyFile|tls\.certFile)$/;
 
 t.test('loadConfig on arbitrary files', async (t) => {
   const path = join(dir, 'config.json');
@@ -123,6 +123,9 @@ t.test('loadConfig on arbitrary files', async (t) => {
     t.same(await load({ ...BASE, tokens: { secretFile: files.directory } }), ['tokens.secretFile']);
     t.same(await load({ ...BASE, tokens: { secretFile: files.newline } }), ['tokens.secretFile'], 'a file holding only a newline is empty');
     t.same(await load({ ...BASE, clients: [{ id: 'a', secretFile: files.missing }] }), ['clients[0].secretFile']);
+    // Found by a commit's seed (717168088): a missing audit.keyFile is a loading problem, as it should be;
+    // the property's list of the keys loading reads files for lacked it (and admin.keyFile).
+    t.same(await load({ ...BASE, audit: { keyFile: files.missing } }), ['audit.keyFile']);
     // Regression: Node timers hold at most 2^31-1 ms; a longer one fires after 1 ms, so a valid-looking
     // "25d" upstream timeout made every forwarded request a 504 (and a Redis command timeout a 503).
     for (const timer of TIMERS) {
