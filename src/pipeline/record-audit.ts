@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey } from 'node:crypto';
 import type { RequestContext } from '../context.js';
 import { need } from '../context.js';
 import { WardenError } from '../errors.js';
@@ -28,7 +28,9 @@ export interface RecordAuditDeps {
  * cannot keep up refuses the request instead (503).
  */
 export function recordAudit(deps: RecordAuditDeps) {
-  const digest = (args: unknown): string => createHmac('sha256', deps.key).update(canonical(args ?? null)).digest('base64url').slice(0, 22);
+  // A key object made once: a string key is imported again by every createHmac.
+  const key = createSecretKey(Buffer.from(deps.key, 'utf8'));
+  const digest = (args: unknown): string => createHmac('sha256', key).update(canonical(args ?? null)).digest('base64url').slice(0, 22);
   return async function recordAudit(ctx: RequestContext): Promise<void> {
     // A relayed request was recorded by the replica that took it.
     if (ctx.req.method !== 'POST' || ctx.relayedFrom !== null) return;

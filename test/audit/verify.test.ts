@@ -7,7 +7,7 @@ import t from 'tap';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkpointMessage, lineHash, publicKeyOf } from '../../src/audit/chain.js';
+import { canonical, checkpointMessage, lineHash, publicKeyOf } from '../../src/audit/chain.js';
 import { createAuditTrail } from '../../src/audit/trail.js';
 import type { AuditSink } from '../../src/audit/trail.js';
 import { verifyTrail } from '../../src/audit/verify.js';
@@ -112,4 +112,24 @@ t.test('mcp-warden audit verify: exit 0 for a whole trail, 1 with the problems l
   t.match(failed.stdout, /FAILED: 1 problem\(s\)/);
   t.equal(process.exitCode, 1);
   process.exitCode = 0;
+});
+
+t.test('canonical JSON: JSON.stringify of the value with every object\'s keys sorted, at any depth', async (t) => {
+  const sortedDeep = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map((x) => (x === undefined ? null : sortedDeep(x)));
+    if (typeof v !== 'object' || v === null) return v;
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      out[k] = x === undefined ? null : sortedDeep(x);
+    }
+    return out;
+  };
+  const values: unknown[] = [
+    null, 0, -1.5, 'a"b\\c\n', true, [], {}, [1, [2, [3]]], { b: 1, a: { d: [{ z: 1, y: 2 }], c: null } },
+    { 'é': 1, e: 2, 'ß': [true, false], '': 'empty key' }, { u: undefined, n: null }, [undefined, 1],
+    { nested: { deeper: { deepest: ['x', { k2: 2, k1: 1 }] } } },
+  ];
+  for (const value of values) t.equal(canonical(value), JSON.stringify(sortedDeep(value)), JSON.stringify(value) ?? 'undefined');
+  t.equal(canonical({ b: 1, a: 2 }), canonical({ a: 2, b: 1 }), 'key order does not matter');
 });
