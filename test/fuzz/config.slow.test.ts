@@ -72,8 +72,11 @@ const mutatedConfig = fc
   .tuple(fc.array(fc.tuple(fc.constantFrom(...LEAVES, 'clients.0.secretFile', 'tokens.secret'), value), { maxLength: 3 }), fc.array(fc.tuple(fc.constantFrom('', 'listen', 'tokens', 'security', 'rateLimits.client'), key, value), { maxLength: 2 }))
   .map(([changes, extras]) => {
     const raw = JSON.parse(JSON.stringify(BASE)) as Record<string, unknown>;
-    for (const [path, v] of changes) setPath(raw, path, v);
-    for (const [group, k, v] of extras) setPath(raw, group ? `${group}.${k}` : k, v);
+    // Each value copied: a constant arbitrary hands out one object, and a later change that sets a
+    // path inside it would then make the config circular (FUZZ_SEED=1925280467 found it).
+    const copy = (v: unknown): unknown => JSON.parse(JSON.stringify(v)) as unknown;
+    for (const [path, v] of changes) setPath(raw, path, copy(v));
+    for (const [group, k, v] of extras) setPath(raw, group ? `${group}.${k}` : k, copy(v));
     return JSON.stringify(raw);
   });
 const fileText = fc.oneof(
