@@ -474,9 +474,13 @@ t.test('parseMessage: classification', async (t) => {
   }), { seed: 0x1502, numRuns: 6_000 });
 
   await fuzz.check(t, 'the echoed id is null unless a safe integer or a string of at most 128 characters', fc.property(rpcMessage, (message) => {
-    const got = peekMessage(Buffer.from(JSON.stringify(message)));
+    const text = JSON.stringify(message);
+    // What was sent, not what was generated: JSON has no Infinity or NaN, they go out as null
+    // (FUZZ_SEED=1689381302 found an initialize whose id Infinity was sent as null).
+    const sent = JSON.parse(text) as typeof message;
+    const got = peekMessage(Buffer.from(text));
     // The one refusal of a single object: an initialize without an id (a notification).
-    if (!got.ok) return got.reason === 'initialize_without_id' && message.method === 'initialize' && (message.id === undefined || message.id === null);
+    if (!got.ok) return got.reason === 'initialize_without_id' && sent.method === 'initialize' && (sent.id === undefined || sent.id === null);
     const { id } = got.value;
     return id === null || (typeof id === 'number' && Number.isSafeInteger(id)) || (typeof id === 'string' && id.length <= 128);
   }), { seed: 0x1503, numRuns: 6_000 });
