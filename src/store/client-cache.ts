@@ -48,8 +48,7 @@ interface Lease {
 export type LoadWithTake = (query: StateQuery, counters: RequestCounters, take: number) => Promise<RequestLoad>;
 
 export interface ClientCache {
-  /** The hot path: from the cache when everything is there, else one script call that refills it. */
-  /** Synchronous on a hit. */
+  /** The hot path: from the cache when everything is there (synchronously), else one script call that refills it. */
   loadRequest(query: StateQuery, counters: RequestCounters): RequestLoad | Promise<RequestLoad>;
   /** One point of a leased counter (see LimiterOptions.lease): synchronous from a lease. */
   consumeLeased(counterKey: string, options: { readonly points: number; readonly blockMs?: number }, now: number, take: (points: number) => Promise<RateLimiterRes>): RateLimiterRes | Promise<RateLimiterRes>;

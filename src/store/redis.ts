@@ -224,8 +224,7 @@ function leasedLimiter(limiter: RedisLimiter, cache: ClientCache, clock: () => n
   };
   return {
     consume(key) {
-      const res = cache.consumeLeased(limiter.keyOf(key), limiter.options, clock(), (n) => limiter.take(key, n));
-      return res instanceof Promise ? res.then(overLimit) : Promise.resolve().then(() => overLimit(res));
+      return Promise.resolve(cache.consumeLeased(limiter.keyOf(key), limiter.options, clock(), (n) => limiter.take(key, n))).then(overLimit);
     },
     get: (key) => limiter.get(key),
     reward: (key) => limiter.reward(key),
